@@ -1,0 +1,362 @@
+"""`Architecture`: the frozen, JSON-safe description of one candidate network.
+
+Search, compression, reports and exports all talk about networks through this one
+type. It holds no Keras objects; it can count its own parameters and
+multiply-accumulates (MACs) without building anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from keras_structopt import _checks
+
+FORMAT_VERSION = 1
+
+FAMILIES = ("dense", "conv", "recurrent", "transformer")
+TASKS = ("multiclass", "binary", "regression")
+
+# What each family accepts: block kinds, connections and options with defaults.
+_FAMILY_RULES: dict[str, dict[str, Any]] = {
+    "dense": {
+        "kinds": ("dense",),
+        "connections": ("plain", "residual", "dense"),
+        "options": {
+            "activation": "relu",
+            "dropout": 0.0,
+            "batch_norm": False,
+            "batch_norm_momentum": 0.9,
+        },
+    },
+    "conv": {
+        "kinds": ("plain", "residual", "inception", "separable"),
+        "connections": ("plain", "dense"),
+        "options": {
+            "kernel_size": 3,
+            "batch_norm_momentum": 0.9,
+            "downsample": "max_pool",
+            "pooling": "avg",
+            "dropout": 0.0,
+            "activation": "relu",
+        },
+    },
+    "recurrent": {
+        "kinds": ("lstm", "gru"),
+        "connections": ("plain", "residual"),
+        "options": {
+            "bidirectional": False,
+            "reduce": "last",
+            "dropout": 0.0,
+            "vocabulary_size": None,
+            "embedding_units": 32,
+        },
+    },
+    "transformer": {
+        "kinds": ("encoder",),
+        "connections": ("residual", "dense"),
+        "options": {
+            "model_units": 64,
+            "num_heads": 4,
+            "key_units": 16,
+            "dropout": 0.0,
+            "normalization": "pre",
+            "position_embedding": True,
+            "pooling": "mean",
+            "activation": "gelu",
+            "vocabulary_size": None,
+        },
+    },
+}
+
+_OPTION_CHOICES = {
+    "activation": ("relu", "gelu", "swish", "tanh", "elu"),
+    "downsample": ("max_pool", "avg_pool", "none"),
+    "pooling": ("avg", "max", "mean"),
+    "reduce": ("last", "mean", "max"),
+    "normalization": ("pre", "post"),
+}
+
+
+def family_defaults(family: str) -> dict[str, Any]:
+    """Returns the default options of an architecture family.
+
+    Example:
+        >>> family_defaults("dense")["batch_norm"]
+        False
+    """
+    _checks.one_of("family", family, FAMILIES)
+    return dict(_FAMILY_RULES[family]["options"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One block of an `Architecture`: its kind, its width and its stage.
+
+    Args:
+        kind: What the block is; each family accepts its own kinds (`"dense"`;
+            `"plain"`, `"residual"`, `"inception"`, `"separable"`; `"lstm"`,
+            `"gru"`; `"encoder"`).
+        units: The block's width: units, filters, recurrent units or, for an
+            encoder, feed-forward units.
+        stage: The stage the block belongs to (convolutional networks downsample
+            between stages); 0 for the other families.
+
+    Example:
+        >>> Block("dense", 64)
+        Block(kind='dense', units=64, stage=0)
+    """
+
+    kind: str
+    units: int
+    stage: int = 0
+
+    def __post_init__(self):
+        _checks.positive_int("units", self.units)
+        _checks.non_negative_int("stage", self.stage)
+        object.__setattr__(self, "units", int(self.units))
+        object.__setattr__(self, "stage", int(self.stage))
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """A frozen description of one network: family, input, blocks, connections, head.
+
+    It is what Keras Tuner's hyperparameters become in a keras-structopt HyperModel,
+    and what the bridge, compression and reports read. It round-trips through JSON
+    (`to_dict` / `from_dict`, with a format version) and counts its parameters and
+    multiply-accumulates exactly as the rendered Keras model has them.
+
+    Args:
+        family: `"dense"`, `"conv"`, `"recurrent"` or `"transformer"`.
+        input_shape: The shape of one example, without the batch axis. Token-id
+            inputs (recurrent and transformer families with a `vocabulary_size`
+            option) have shape `(timesteps,)`.
+        blocks: The ordered `Block`s (or dicts with their fields).
+        connection: How blocks connect; each family accepts its own patterns:
+            dense `"plain"`/`"residual"`/`"dense"`, conv `"plain"`/`"dense"`,
+            recurrent `"plain"`/`"residual"`, transformer `"residual"`/`"dense"`.
+        task: `"multiclass"` (softmax), `"binary"` (one sigmoid unit) or
+            `"regression"` (linear outputs).
+        outputs: Number of classes or regression targets (1 for `"binary"`).
+        options: Family-wide settings (activation, dropout, batch-norm momentum,
+            ...); missing ones take the family defaults, see `family_defaults`.
+
+    Example:
+        >>> spec = Architecture(
+        ...     family="dense", input_shape=(64,),
+        ...     blocks=[Block("dense", 32), Block("dense", 16)],
+        ...     connection="residual", task="multiclass", outputs=10)
+        >>> spec.count_params()
+        3834
+        >>> Architecture.from_dict(spec.to_dict()) == spec
+        True
+    """
+
+    family: str
+    input_shape: tuple[int, ...]
+    blocks: tuple[Block, ...]
+    connection: str = "plain"
+    task: str = "multiclass"
+    outputs: int = 10
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self):
+        _checks.one_of("family", self.family, FAMILIES)
+        rules = _FAMILY_RULES[self.family]
+        shape = _checks.shape("input_shape", self.input_shape)
+        object.__setattr__(self, "input_shape", shape)
+        blocks = tuple(
+            block if isinstance(block, Block) else Block(**dict(block))
+            for block in self.blocks
+        )
+        if not blocks:
+            raise _checks.error(
+                f"Expected at least one block. Received: blocks={list(self.blocks)}."
+            )
+        for block in blocks:
+            _checks.one_of("block kind", block.kind, rules["kinds"])
+            if block.kind == "inception" and block.units < 4:
+                raise _checks.error(
+                    "Expected units >= 4 for an inception block (four branches). "
+                    f"Received: units={block.units}."
+                )
+        if any(b.stage < a.stage for a, b in zip(blocks, blocks[1:])):
+            raise _checks.error(
+                "Expected block stages in non-decreasing order. "
+                f"Received: stages={[block.stage for block in blocks]}."
+            )
+        object.__setattr__(self, "blocks", blocks)
+        _checks.one_of("connection", self.connection, rules["connections"])
+        _checks.one_of("task", self.task, TASKS)
+        _checks.positive_int("outputs", self.outputs)
+        object.__setattr__(self, "outputs", int(self.outputs))
+        if self.task == "binary" and self.outputs != 1:
+            raise _checks.error(
+                'Expected outputs=1 for task="binary" (one sigmoid unit). '
+                f"Received: outputs={self.outputs}."
+            )
+        options = dict(rules["options"])
+        given = dict(self.options)
+        unknown = sorted(set(given) - set(options))
+        if unknown:
+            raise _checks.error(
+                f"Unknown options for family={self.family!r}: {unknown}. "
+                f"Accepted: {sorted(options)}."
+            )
+        options.update(given)
+        for name, value in options.items():
+            if name in _OPTION_CHOICES:
+                _checks.one_of(name, value, _OPTION_CHOICES[name])
+        _check_family_options(self.family, shape, options)
+        object.__setattr__(self, "options", tuple(sorted(options.items())))
+
+    # -- access ------------------------------------------------------------------
+
+    def option(self, name: str) -> Any:
+        """Returns one family option.
+
+        Example:
+            >>> Architecture("dense", (4,), [Block("dense", 8)]).option("dropout")
+            0.0
+        """
+        return dict(self.options)[name]
+
+    @property
+    def num_blocks(self) -> int:
+        """Number of blocks."""
+        return len(self.blocks)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The blocks' widths, in order."""
+        return tuple(block.units for block in self.blocks)
+
+    def replace(self, **changes: Any) -> Architecture:
+        """Returns a copy with some fields changed (options are merged).
+
+        Example:
+            >>> spec = Architecture("dense", (4,), [Block("dense", 8)], outputs=3)
+            >>> spec.replace(options={"dropout": 0.2}).option("dropout")
+            0.2
+        """
+        if "options" in changes:
+            merged = dict(self.options)
+            merged.update(dict(changes["options"]))
+            changes["options"] = merged
+        return dataclasses.replace(self, **changes)
+
+    # -- serialisation --------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-safe dict with a `"version"` key.
+
+        Example:
+            >>> Architecture("dense", (4,), [Block("dense", 8)], outputs=3).to_dict()["version"]
+            1
+        """
+        return {
+            "version": FORMAT_VERSION,
+            "family": self.family,
+            "input_shape": list(self.input_shape),
+            "blocks": [dataclasses.asdict(block) for block in self.blocks],
+            "connection": self.connection,
+            "task": self.task,
+            "outputs": self.outputs,
+            "options": dict(self.options),
+        }
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> Architecture:
+        """Builds an `Architecture` from `to_dict()` output.
+
+        Example:
+            >>> spec = Architecture("dense", (4,), [Block("dense", 8)], outputs=3)
+            >>> Architecture.from_dict(spec.to_dict()) == spec
+            True
+        """
+        config = dict(config)
+        version = config.pop("version", None)
+        if version != FORMAT_VERSION:
+            raise _checks.error(
+                f"Expected an architecture dict with version={FORMAT_VERSION}. "
+                f"Received: version={version!r}."
+            )
+        return cls(**config)
+
+    def to_json(self) -> str:
+        """Returns `to_dict()` as canonical JSON (sorted keys), usable as a key.
+
+        Example:
+            >>> Architecture("dense", (4,), [Block("dense", 8)], outputs=3).to_json()[:11]
+            '{"blocks": '
+        """
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Architecture:
+        """Inverse of `to_json`."""
+        return cls.from_dict(json.loads(text))
+
+    # -- costs --------------------------------------------------------------------
+
+    def count_params(self) -> int:
+        """Returns the parameter count, equal to Keras's `count_params()` of the render.
+
+        Example:
+            >>> Architecture("dense", (4,), [Block("dense", 8)], outputs=3).count_params()
+            67
+        """
+        from keras_structopt.space.render import count  # render imports this module
+
+        return count(self).params
+
+    def count_macs(self) -> int:
+        """Returns the multiply-accumulates of one example's forward pass.
+
+        Dense, convolution, recurrent and attention products are counted; additions,
+        normalisation and activations are not.
+
+        Example:
+            >>> Architecture("dense", (4,), [Block("dense", 8)], outputs=3).count_macs()
+            56
+        """
+        from keras_structopt.space.render import count
+
+        return count(self).macs
+
+
+def _check_family_options(family: str, shape: tuple[int, ...], options: dict) -> None:
+    if "dropout" in options:
+        _checks.fraction("dropout", options["dropout"])
+    if "batch_norm_momentum" in options:
+        _checks.fraction("batch_norm_momentum", options["batch_norm_momentum"])
+    vocabulary = options.get("vocabulary_size")
+    if family == "conv":
+        if len(shape) != 3:
+            raise _checks.error(
+                "Expected input_shape=(height, width, channels) for family='conv'. "
+                f"Received: input_shape={shape}."
+            )
+        _checks.positive_int("kernel_size", options["kernel_size"])
+    if family in ("recurrent", "transformer"):
+        if vocabulary is None and len(shape) != 2:
+            raise _checks.error(
+                f"Expected input_shape=(timesteps, features) for family={family!r} "
+                "without a vocabulary_size. "
+                f"Received: input_shape={shape}."
+            )
+        if vocabulary is not None:
+            _checks.positive_int("vocabulary_size", vocabulary)
+            if len(shape) != 1:
+                raise _checks.error(
+                    "Expected input_shape=(timesteps,) for token ids (a "
+                    f"vocabulary_size is set). Received: input_shape={shape}."
+                )
+    if family == "recurrent":
+        _checks.positive_int("embedding_units", options["embedding_units"])
+    if family == "transformer":
+        for name in ("model_units", "num_heads", "key_units"):
+            _checks.positive_int(name, options[name])

@@ -1,0 +1,511 @@
+"""Render an `Architecture` with `keras` or `tf_keras`, or count its costs.
+
+Each family is written once, against a small builder interface. `render` runs it with
+a builder that makes real layers of the Keras module it is given; `count` runs the
+same code with a builder that only follows shapes and adds up parameters and
+multiply-accumulates. So the spec's counts and the rendered model cannot drift apart,
+and the two Keras renderings have the same layer names, in the same order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from keras_structopt.space.architecture import Architecture
+
+# --------------------------------------------------------------------------------------
+# Builders
+
+
+@dataclasses.dataclass(frozen=True)
+class Counts:
+    """Parameters and multiply-accumulates (MACs) of one example's forward pass."""
+
+    params: int
+    macs: int
+
+
+class _Symbol:
+    """A shape-only stand-in for a tensor (batch axis left out)."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape):
+        self.shape = tuple(int(d) for d in shape)
+
+
+def _prod(values) -> int:
+    return int(math.prod(values))
+
+
+class _CountingBuilder:
+    """Follows shapes and counts parameters and MACs, building nothing."""
+
+    def __init__(self):
+        self.params = 0
+        self.macs = 0
+
+    def width(self, x):
+        return x.shape[-1]
+
+    def input(self, shape, dtype, name):
+        return _Symbol(shape)
+
+    def dense(self, x, units, name, activation=None, use_bias=True):
+        fan_in = x.shape[-1]
+        self.params += fan_in * units + (units if use_bias else 0)
+        self.macs += _prod(x.shape[:-1]) * fan_in * units
+        return _Symbol(x.shape[:-1] + (units,))
+
+    def conv(self, x, filters, kernel_size, name, strides=1, activation=None, use_bias=True):
+        height, width, channels = x.shape
+        out_h, out_w = math.ceil(height / strides), math.ceil(width / strides)
+        self.params += kernel_size * kernel_size * channels * filters + (filters if use_bias else 0)
+        self.macs += out_h * out_w * kernel_size * kernel_size * channels * filters
+        return _Symbol((out_h, out_w, filters))
+
+    def separable(self, x, filters, kernel_size, name, activation=None, use_bias=True):
+        height, width, channels = x.shape
+        self.params += kernel_size * kernel_size * channels + channels * filters
+        self.params += filters if use_bias else 0
+        self.macs += height * width * (kernel_size * kernel_size * channels + channels * filters)
+        return _Symbol((height, width, filters))
+
+    def batch_norm(self, x, name, momentum):
+        self.params += 4 * x.shape[-1]  # gamma, beta, moving mean, moving variance
+        return x
+
+    def layer_norm(self, x, name):
+        self.params += 2 * x.shape[-1]
+        return x
+
+    def dropout(self, x, name, rate):
+        return x
+
+    def activation(self, x, name, function):
+        return x
+
+    def add(self, xs, name):
+        return _Symbol(xs[0].shape)
+
+    def concat(self, xs, name):
+        return _Symbol(xs[0].shape[:-1] + (sum(x.shape[-1] for x in xs),))
+
+    def pool(self, x, name, kind, pool_size, strides):
+        height, width, channels = x.shape
+        return _Symbol((math.ceil(height / strides), math.ceil(width / strides), channels))
+
+    def global_pool(self, x, name, kind):
+        return _Symbol(x.shape[-1:])
+
+    def flatten(self, x, name):
+        return _Symbol((_prod(x.shape),))
+
+    def embedding(self, x, name, vocabulary_size, units):
+        self.params += vocabulary_size * units
+        return _Symbol(x.shape + (units,))
+
+    def position_embedding(self, x, name):
+        self.params += _prod(x.shape)
+        return x
+
+    def rnn(self, x, name, cell, units, return_sequences, bidirectional, unroll):
+        timesteps, features = x.shape
+        gates = 4 if cell == "lstm" else 3
+        biases = units if cell == "lstm" else 2 * units  # GRU uses reset_after=True
+        directions = 2 if bidirectional else 1
+        self.params += directions * gates * (units * (features + units) + biases)
+        self.macs += directions * timesteps * gates * units * (features + units)
+        width = directions * units
+        return _Symbol((timesteps, width) if return_sequences else (width,))
+
+    def attention(self, x, name, num_heads, key_units, dropout):
+        timesteps, units = x.shape
+        inner = num_heads * key_units
+        self.params += 3 * (units * inner + inner) + inner * units + units
+        self.macs += 4 * timesteps * units * inner + 2 * timesteps * timesteps * inner
+        return x
+
+    def model(self, inputs, outputs, name):
+        return Counts(params=self.params, macs=self.macs)
+
+
+class _KerasBuilder:
+    """Makes real layers of the Keras module `K` (`keras` or `tf_keras`)."""
+
+    def __init__(self, K, unroll=False):
+        self.K = K
+        self.layers = K.layers
+        self.unroll = unroll
+
+    def width(self, x):
+        return int(x.shape[-1])
+
+    def input(self, shape, dtype, name):
+        return self.K.Input(shape=tuple(shape), dtype=dtype, name=name)
+
+    def dense(self, x, units, name, activation=None, use_bias=True):
+        return self.layers.Dense(units, activation=activation, use_bias=use_bias, name=name)(x)
+
+    def conv(self, x, filters, kernel_size, name, strides=1, activation=None, use_bias=True):
+        return self.layers.Conv2D(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding="same",
+            activation=activation,
+            use_bias=use_bias,
+            name=name,
+        )(x)
+
+    def separable(self, x, filters, kernel_size, name, activation=None, use_bias=True):
+        return self.layers.SeparableConv2D(
+            filters,
+            kernel_size,
+            padding="same",
+            activation=activation,
+            use_bias=use_bias,
+            name=name,
+        )(x)
+
+    def batch_norm(self, x, name, momentum):
+        return self.layers.BatchNormalization(momentum=momentum, name=name)(x)
+
+    def layer_norm(self, x, name):
+        return self.layers.LayerNormalization(epsilon=1e-6, name=name)(x)
+
+    def dropout(self, x, name, rate):
+        return self.layers.Dropout(rate, name=name)(x)
+
+    def activation(self, x, name, function):
+        return self.layers.Activation(function, name=name)(x)
+
+    def add(self, xs, name):
+        return self.layers.Add(name=name)(xs)
+
+    def concat(self, xs, name):
+        return self.layers.Concatenate(name=name)(xs)
+
+    def pool(self, x, name, kind, pool_size, strides):
+        layer = self.layers.MaxPooling2D if kind == "max" else self.layers.AveragePooling2D
+        return layer(pool_size=pool_size, strides=strides, padding="same", name=name)(x)
+
+    def global_pool(self, x, name, kind):
+        if len(x.shape) == 4:
+            layer = self.layers.GlobalMaxPooling2D if kind == "max" else self.layers.GlobalAveragePooling2D
+        else:
+            layer = self.layers.GlobalMaxPooling1D if kind == "max" else self.layers.GlobalAveragePooling1D
+        return layer(name=name)(x)
+
+    def flatten(self, x, name):
+        return self.layers.Flatten(name=name)(x)
+
+    def embedding(self, x, name, vocabulary_size, units):
+        return self.layers.Embedding(vocabulary_size, units, name=name)(x)
+
+    def position_embedding(self, x, name):
+        return position_embedding_class(self.K)(name=name)(x)
+
+    def rnn(self, x, name, cell, units, return_sequences, bidirectional, unroll):
+        kwargs = {"return_sequences": return_sequences, "unroll": self.unroll or unroll}
+        if cell == "gru":
+            kwargs["reset_after"] = True
+            layer = self.layers.GRU(units, name=name if not bidirectional else f"{name}_cell", **kwargs)
+        else:
+            layer = self.layers.LSTM(units, name=name if not bidirectional else f"{name}_cell", **kwargs)
+        if bidirectional:
+            layer = self.layers.Bidirectional(layer, name=name)
+        return layer(x)
+
+    def attention(self, x, name, num_heads, key_units, dropout):
+        layer = self.layers.MultiHeadAttention(
+            num_heads=num_heads, key_dim=key_units, dropout=dropout, name=name
+        )
+        return layer(x, x)
+
+    def model(self, inputs, outputs, name):
+        return self.K.Model(inputs=inputs, outputs=outputs, name=name)
+
+
+_POSITION_EMBEDDING_CLASSES: dict[str, Any] = {}
+
+
+def position_embedding_class(K):
+    """Returns the learned position-embedding layer class for the Keras module `K`.
+
+    The layer adds a trainable `(timesteps, units)` table to its input. The same
+    class body serves `keras` and `tf_keras`, registered with each under the package
+    `keras_structopt`.
+
+    Example:
+        >>> import keras
+        >>> layer = position_embedding_class(keras)(name="positions")
+        >>> layer(keras.ops.zeros((2, 5, 3))).shape
+        (2, 5, 3)
+    """
+    key = K.__name__
+    if key not in _POSITION_EMBEDDING_CLASSES:
+
+        class PositionEmbedding(K.layers.Layer):
+            """Adds a learned embedding of each position to a `(batch, time, units)` input."""
+
+            def build(self, input_shape):
+                self.embeddings = self.add_weight(
+                    name="embeddings",
+                    shape=(int(input_shape[-2]), int(input_shape[-1])),
+                    initializer=K.initializers.RandomNormal(stddev=0.02),
+                    trainable=True,
+                )
+                self.built = True
+
+            def call(self, inputs):
+                return inputs + self.embeddings
+
+            def compute_output_shape(self, input_shape):
+                return input_shape
+
+        saving = getattr(K, "saving", None)
+        register = getattr(saving, "register_keras_serializable", None) or (
+            K.utils.register_keras_serializable
+        )
+        _POSITION_EMBEDDING_CLASSES[key] = register(package="keras_structopt")(PositionEmbedding)
+    return _POSITION_EMBEDDING_CLASSES[key]
+
+
+# --------------------------------------------------------------------------------------
+# Families
+
+
+def _head(spec: Architecture, b, x):
+    activation = {"multiclass": "softmax", "binary": "sigmoid", "regression": None}[spec.task]
+    return b.dense(x, spec.outputs, "head", activation=activation)
+
+
+def _dense_family(spec: Architecture, b):
+    inputs = x = b.input(spec.input_shape, "float32", "inputs")
+    if len(spec.input_shape) > 1:
+        x = b.flatten(x, "flatten")
+    batch_norm = spec.option("batch_norm")
+    dropout = spec.option("dropout")
+    features = [x]
+    for i, block in enumerate(spec.blocks):
+        prefix = f"block_{i}"
+        h = b.concat(features, f"{prefix}_concat") if spec.connection == "dense" and i else x
+        h = b.dense(h, block.units, f"{prefix}_dense", use_bias=not batch_norm)
+        if batch_norm:
+            h = b.batch_norm(h, f"{prefix}_batch_norm", spec.option("batch_norm_momentum"))
+        h = b.activation(h, f"{prefix}_activation", spec.option("activation"))
+        if spec.connection == "residual":
+            shortcut = x
+            if b.width(x) != block.units:
+                shortcut = b.dense(x, block.units, f"{prefix}_projection", use_bias=False)
+            h = b.add([h, shortcut], f"{prefix}_add")
+        if dropout:
+            h = b.dropout(h, f"{prefix}_dropout", dropout)
+        features.append(h)
+        x = h
+    if spec.connection == "dense":
+        x = b.concat(features, "features_concat")
+    return b.model(inputs, _head(spec, b, x), "structopt_dense")
+
+
+def _conv_unit(spec, b, x, filters, kernel_size, name, strides=1):
+    """Convolution, batch norm, activation."""
+    x = b.conv(x, filters, kernel_size, f"{name}_conv", strides=strides, use_bias=False)
+    x = b.batch_norm(x, f"{name}_batch_norm", spec.option("batch_norm_momentum"))
+    return b.activation(x, f"{name}_activation", spec.option("activation"))
+
+
+def _conv_block(spec, b, x, block, prefix):
+    kernel_size = spec.option("kernel_size")
+    momentum = spec.option("batch_norm_momentum")
+    activation = spec.option("activation")
+    filters = block.units
+    if block.kind == "plain":
+        return _conv_unit(spec, b, x, filters, kernel_size, prefix)
+    if block.kind == "separable":
+        x = b.separable(x, filters, kernel_size, f"{prefix}_separable", use_bias=False)
+        x = b.batch_norm(x, f"{prefix}_batch_norm", momentum)
+        return b.activation(x, f"{prefix}_activation", activation)
+    if block.kind == "residual":
+        h = _conv_unit(spec, b, x, filters, kernel_size, f"{prefix}_a")
+        h = b.conv(h, filters, kernel_size, f"{prefix}_b_conv", use_bias=False)
+        h = b.batch_norm(h, f"{prefix}_b_batch_norm", momentum)
+        shortcut = x
+        if b.width(x) != filters:
+            shortcut = b.conv(x, filters, 1, f"{prefix}_projection_conv", use_bias=False)
+            shortcut = b.batch_norm(shortcut, f"{prefix}_projection_batch_norm", momentum)
+        h = b.add([h, shortcut], f"{prefix}_add")
+        return b.activation(h, f"{prefix}_activation", activation)
+    # Inception: 1x1 | 1x1->kxk | 1x1->kxk->kxk | pool->1x1, concatenated to `filters`.
+    quarter = filters // 4
+    branches = [_conv_unit(spec, b, x, filters - 3 * quarter, 1, f"{prefix}_branch_1x1")]
+    h = _conv_unit(spec, b, x, quarter, 1, f"{prefix}_branch_single_reduce")
+    branches.append(_conv_unit(spec, b, h, quarter, kernel_size, f"{prefix}_branch_single"))
+    h = _conv_unit(spec, b, x, quarter, 1, f"{prefix}_branch_double_reduce")
+    h = _conv_unit(spec, b, h, quarter, kernel_size, f"{prefix}_branch_double_a")
+    branches.append(_conv_unit(spec, b, h, quarter, kernel_size, f"{prefix}_branch_double_b"))
+    h = b.pool(x, f"{prefix}_branch_pool", "max", pool_size=3, strides=1)
+    branches.append(_conv_unit(spec, b, h, quarter, 1, f"{prefix}_branch_pool_projection"))
+    return b.concat(branches, f"{prefix}_concat")
+
+
+def _conv_family(spec: Architecture, b):
+    inputs = x = b.input(spec.input_shape, "float32", "inputs")
+    downsample = spec.option("downsample")
+    stage_features = [x]
+    previous_stage = spec.blocks[0].stage
+    for i, block in enumerate(spec.blocks):
+        prefix = f"block_{i}"
+        if block.stage != previous_stage:
+            if downsample != "none":
+                kind = "max" if downsample == "max_pool" else "avg"
+                x = b.pool(x, f"stage_{block.stage}_downsample", kind, pool_size=2, strides=2)
+            stage_features = [x]
+            previous_stage = block.stage
+        h = x
+        if spec.connection == "dense" and len(stage_features) > 1:
+            h = b.concat(stage_features, f"{prefix}_concat")
+        x = _conv_block(spec, b, h, block, prefix)
+        stage_features.append(x)
+    if spec.connection == "dense" and len(stage_features) > 2:
+        x = b.concat(stage_features, "features_concat")
+    x = b.global_pool(x, "pooling", "max" if spec.option("pooling") == "max" else "avg")
+    if spec.option("dropout"):
+        x = b.dropout(x, "head_dropout", spec.option("dropout"))
+    return b.model(inputs, _head(spec, b, x), "structopt_conv")
+
+
+def _sequence_input(spec: Architecture, b, units_option: str):
+    vocabulary = spec.option("vocabulary_size")
+    inputs = b.input(spec.input_shape, "int32" if vocabulary else "float32", "inputs")
+    if vocabulary:
+        return inputs, b.embedding(inputs, "embedding", vocabulary, spec.option(units_option))
+    return inputs, inputs
+
+
+def _recurrent_family(spec: Architecture, b):
+    inputs, x = _sequence_input(spec, b, "embedding_units")
+    reduce = spec.option("reduce")
+    dropout = spec.option("dropout")
+    for i, block in enumerate(spec.blocks):
+        prefix = f"block_{i}"
+        return_sequences = not (i == len(spec.blocks) - 1 and reduce == "last")
+        h = b.rnn(
+            x,
+            f"{prefix}_{block.kind}",
+            block.kind,
+            block.units,
+            return_sequences=return_sequences,
+            bidirectional=spec.option("bidirectional"),
+            unroll=False,
+        )
+        if spec.connection == "residual" and return_sequences and b.width(h) == b.width(x):
+            h = b.add([x, h], f"{prefix}_add")
+        if dropout:
+            h = b.dropout(h, f"{prefix}_dropout", dropout)
+        x = h
+    if reduce != "last":
+        x = b.global_pool(x, "reduce", reduce)
+    return b.model(inputs, _head(spec, b, x), "structopt_recurrent")
+
+
+def _transformer_family(spec: Architecture, b):
+    units = spec.option("model_units")
+    dropout = spec.option("dropout")
+    pre_norm = spec.option("normalization") == "pre"
+    residual = spec.connection == "residual"
+    activation = spec.option("activation")
+    if spec.option("vocabulary_size"):
+        inputs, x = _sequence_input(spec, b, "model_units")
+    else:
+        inputs, x = _sequence_input(spec, b, "model_units")
+        x = b.dense(x, units, "input_projection")
+    if spec.option("position_embedding"):
+        x = b.position_embedding(x, "position_embedding")
+    if dropout:
+        x = b.dropout(x, "embedding_dropout", dropout)
+    features = [x]
+
+    def sublayer(x, name, function):
+        h = b.layer_norm(x, f"{name}_norm") if pre_norm else x
+        h = function(h)
+        if dropout:
+            h = b.dropout(h, f"{name}_dropout", dropout)
+        if residual:
+            h = b.add([x, h], f"{name}_add")
+        return h if pre_norm else b.layer_norm(h, f"{name}_norm")
+
+    for i, block in enumerate(spec.blocks):
+        prefix = f"block_{i}"
+        if not residual and i:
+            x = b.dense(b.concat(features, f"{prefix}_concat"), units, f"{prefix}_merge")
+        x = sublayer(
+            x,
+            f"{prefix}_attention",
+            lambda h, p=prefix: b.attention(
+                h, f"{p}_attention", spec.option("num_heads"), spec.option("key_units"), dropout
+            ),
+        )
+        x = sublayer(
+            x,
+            f"{prefix}_ffn",
+            lambda h, p=prefix, ffn=block.units: b.dense(
+                b.dense(h, ffn, f"{p}_ffn_1", activation=activation), units, f"{p}_ffn_2"
+            ),
+        )
+        features.append(x)
+    if not residual:
+        x = b.dense(b.concat(features, "features_concat"), units, "features_merge")
+    if pre_norm:
+        x = b.layer_norm(x, "final_norm")
+    x = b.global_pool(x, "pooling", "max" if spec.option("pooling") == "max" else "avg")
+    if dropout:
+        x = b.dropout(x, "head_dropout", dropout)
+    return b.model(inputs, _head(spec, b, x), "structopt_transformer")
+
+
+_FAMILY_BUILDERS = {
+    "dense": _dense_family,
+    "conv": _conv_family,
+    "recurrent": _recurrent_family,
+    "transformer": _transformer_family,
+}
+
+
+def render(spec: Architecture, K, *, unroll: bool = False):
+    """Builds the functional model described by `spec` with the Keras module `K`.
+
+    Args:
+        spec: The `Architecture` to build.
+        K: The Keras module, `keras` (Keras 3) or `tf_keras` (Keras 2).
+        unroll: Unroll recurrent layers (needed to convert LSTM/GRU to TFLite);
+            the weights are the same either way.
+
+    Returns:
+        An uncompiled `K.Model` whose layer names come from the spec.
+
+    Example:
+        >>> import keras
+        >>> from keras_structopt.space.architecture import Architecture, Block
+        >>> spec = Architecture("dense", (64,), [Block("dense", 32)], outputs=10)
+        >>> model = render(spec, keras)
+        >>> model.count_params() == spec.count_params()
+        True
+    """
+    if not isinstance(spec, Architecture):
+        raise TypeError(f"Expected spec to be an Architecture. Received: spec={spec!r}.")
+    return _FAMILY_BUILDERS[spec.family](spec, _KerasBuilder(K, unroll=unroll))
+
+
+def count(spec: Architecture) -> Counts:
+    """Counts the parameters and MACs of `spec` without building anything.
+
+    Example:
+        >>> from keras_structopt.space.architecture import Architecture, Block
+        >>> count(Architecture("dense", (4,), [Block("dense", 8)], outputs=3))
+        Counts(params=67, macs=56)
+    """
+    return _FAMILY_BUILDERS[spec.family](spec, _CountingBuilder())
