@@ -1,0 +1,35 @@
+"""keras-structopt: search a Keras model's structure with Keras Tuner, then compress
+and ship the winner with the TF Model Optimization Toolkit.
+
+Example:
+    >>> import keras_structopt as kso
+    >>> kso.DenseHyperModel(input_shape=(64,), outputs=10).architecture().family
+    'dense'
+"""
+
+from keras_structopt.bridge import architecture_of, to_tf_keras
+from keras_structopt.compress import CompressionReport, Stage, compress
+from keras_structopt.errors import ConfigurationError, UnsupportedModelError
+from keras_structopt.export import export_saved_model, export_tflite
+from keras_structopt.hypermodels import DenseHyperModel
+from keras_structopt.space import Architecture, Block, count, render
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Architecture",
+    "Block",
+    "CompressionReport",
+    "ConfigurationError",
+    "DenseHyperModel",
+    "Stage",
+    "UnsupportedModelError",
+    "__version__",
+    "architecture_of",
+    "compress",
+    "count",
+    "export_saved_model",
+    "export_tflite",
+    "render",
+    "to_tf_keras",
+]

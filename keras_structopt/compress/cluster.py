@@ -1,0 +1,80 @@
+"""Sparsity-preserving weight clustering of a tf_keras model with TFMOT, layer by layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_structopt.bridge import architecture_of, rerender
+from keras_structopt.compress._tfmot import tfmot
+from keras_structopt.compress.prune import KERNEL_NAMES, fresh_copy, kernels, restore_unwrapped
+
+
+def _registry():
+    tfmot()
+    from tensorflow_model_optimization.python.core.clustering.keras.clustering_registry import (
+        ClusteringRegistry,
+    )
+
+    return ClusteringRegistry
+
+
+def layer_clusters(layer, clusters: int) -> int:
+    """How many clusters a layer's kernels get, so each holds at most `clusters` values.
+
+    Zeros left by pruning stay zeros and count as one of the values. A kernel with
+    fewer non-zero weights than clusters would crash k-means++ initialisation, so
+    the count is capped by the smallest kernel's non-zero weights.
+    """
+    counts = []
+    has_zeros = False
+    for weight in layer.weights:
+        if weight.name.split("/")[-1].split(":")[0] in KERNEL_NAMES:
+            values = np.asarray(weight.numpy())
+            nonzero = int(np.count_nonzero(values))
+            has_zeros = has_zeros or nonzero < values.size
+            counts.append(len(np.unique(values[values != 0])))
+    if not counts:
+        return 0
+    return min(clusters - 1 if has_zeros else clusters, min(counts))
+
+
+def cluster(model, train, *, clusters: int, epochs: int, batch_size: int, compile_fn, validation=None, verbose=0):
+    """Clusters every kernel to at most `clusters` distinct values, keeping its zeros.
+
+    Returns a new, stripped tf_keras model (the input is not modified).
+    """
+    import tf_keras
+
+    api = tfmot().clustering.keras
+    registry = _registry()
+
+    def wrap(layer):
+        count = layer_clusters(layer, clusters) if layer.weights else 0
+        if count < 2 or not registry.supports(layer):
+            return layer.__class__.from_config(layer.get_config())
+        return api.cluster_weights(
+            fresh_copy(layer),
+            number_of_clusters=count,
+            cluster_centroids_init=api.CentroidInitialization.KMEANS_PLUS_PLUS,
+            preserve_sparsity=True,
+        )
+
+    wrapped = tf_keras.models.clone_model(model, clone_function=wrap)
+    restore_unwrapped(model, wrapped)
+    compile_fn(wrapped)
+    if epochs:
+        wrapped.fit(
+            train[0],
+            train[1],
+            batch_size=batch_size,
+            epochs=epochs,
+            validation_data=validation,
+            verbose=verbose,
+        )
+    stripped = api.strip_clustering(wrapped)
+    return rerender(stripped, tf_keras, architecture=architecture_of(model))
+
+
+def max_unique_kernel_values(model) -> int:
+    """The largest number of distinct values in any one kernel of the model."""
+    return max((len(np.unique(values)) for _, values in kernels(model)), default=0)

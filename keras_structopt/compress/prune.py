@@ -1,0 +1,152 @@
+"""Magnitude pruning of a tf_keras model with TFMOT, layer by layer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from keras_structopt.bridge import architecture_of, rerender
+from keras_structopt.compress._tfmot import tfmot
+
+# Weight names TFMOT prunes and clusters; the measurements read the same ones.
+KERNEL_NAMES = ("kernel", "recurrent_kernel", "pointwise_kernel", "embeddings")
+
+
+def fresh_copy(layer):
+    """A new layer with `layer`'s config and weights (TFMOT wrappers mutate what they wrap)."""
+    copy = layer.__class__.from_config(layer.get_config())
+    copy.build(layer.input_shape)
+    copy.set_weights(layer.get_weights())
+    return copy
+
+
+_PRUNABLE_BIDIRECTIONAL = None
+
+
+def _prunable_bidirectional_class():
+    """A tf_keras Bidirectional that tells TFMOT which weights to prune."""
+    global _PRUNABLE_BIDIRECTIONAL
+    if _PRUNABLE_BIDIRECTIONAL is None:
+        import tf_keras
+
+        class PrunableBidirectional(
+            tf_keras.layers.Bidirectional, tfmot().sparsity.keras.PrunableLayer
+        ):
+            def get_prunable_weights(self):
+                return [
+                    weight
+                    for direction in (self.forward_layer, self.backward_layer)
+                    for weight in (direction.cell.kernel, direction.cell.recurrent_kernel)
+                ]
+
+        _PRUNABLE_BIDIRECTIONAL = PrunableBidirectional
+    return _PRUNABLE_BIDIRECTIONAL
+
+
+def _is_prunable(layer) -> bool:
+    """Whether the layer has kernels TFMOT can prune (Bidirectional via our subclass)."""
+    import tf_keras
+
+    if not layer.weights:
+        return False
+    if isinstance(layer, tf_keras.layers.Bidirectional):
+        return True
+    tfmot()  # import the toolkit the careful way before its internals
+    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import (
+        PruneRegistry,
+    )
+
+    if not PruneRegistry.supports(layer):
+        return False
+    if PruneRegistry._is_rnn_layer(layer) or PruneRegistry._is_mha_layer(layer):
+        return True
+    return bool(PruneRegistry._weight_names(layer))
+
+
+def pruning_schedule(sparsity: float, steps: int):
+    """A polynomial-decay schedule that reaches `sparsity` within `steps` training steps.
+
+    TFMOT's default `frequency=100` can leave a short fine-tune at 0 % sparsity; here
+    the frequency and end step come from the real step count, and the last pruning
+    step lands before training ends.
+    """
+    events = max(1, min(8, steps - 1))
+    frequency = max(1, int(0.75 * steps) // events)
+    return tfmot().sparsity.keras.PolynomialDecay(
+        initial_sparsity=0.0,
+        final_sparsity=float(sparsity),
+        begin_step=0,
+        end_step=frequency * events,
+        frequency=frequency,
+    )
+
+
+def prune(model, train, *, sparsity: float, epochs: int, batch_size: int, compile_fn, validation=None, verbose=0):
+    """Prunes every prunable kernel of a tf_keras model to `sparsity`, fine-tuning it.
+
+    Returns a new, stripped tf_keras model (the input is not modified).
+    """
+    import tf_keras
+
+    sparsity_api = tfmot().sparsity.keras
+    steps = math.ceil(len(train[0]) / batch_size) * epochs
+    schedule = pruning_schedule(sparsity, steps)
+
+    def wrap(layer):
+        if not _is_prunable(layer):
+            return layer.__class__.from_config(layer.get_config())
+        copy = fresh_copy(layer)
+        if isinstance(layer, tf_keras.layers.Bidirectional):
+            prunable = _prunable_bidirectional_class().from_config(layer.get_config())
+            prunable.build(layer.input_shape)
+            prunable.set_weights(layer.get_weights())
+            copy = prunable
+        return sparsity_api.prune_low_magnitude(copy, pruning_schedule=schedule)
+
+    wrapped = tf_keras.models.clone_model(model, clone_function=wrap)
+    restore_unwrapped(model, wrapped)
+    compile_fn(wrapped)
+    wrapped.fit(
+        train[0],
+        train[1],
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=validation,
+        callbacks=[sparsity_api.UpdatePruningStep()],
+        verbose=verbose,
+    )
+    stripped = sparsity_api.strip_pruning(wrapped)
+    return rerender(stripped, tf_keras, architecture=architecture_of(model))
+
+
+def restore_unwrapped(source, target) -> None:
+    """`clone_model` re-initialises the layers it does not wrap: restore their weights.
+
+    TFMOT wrappers are named after the layer they wrap with a prefix, so a layer of
+    `target` whose name is in `source` is one that was copied, not wrapped.
+    """
+    names = {layer.name for layer in source.layers}
+    for layer in target.layers:
+        if layer.weights and layer.name in names:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+
+
+def kernels(model) -> list[tuple[str, np.ndarray]]:
+    """The kernels pruning and clustering act on, as `(layer/weight name, values)`."""
+    found = []
+    for layer in model.layers:
+        if type(layer).__name__ == "PositionEmbedding":
+            continue
+        for weight in layer.weights:
+            base = weight.name.split("/")[-1].split(":")[0]
+            if base in KERNEL_NAMES and weight.trainable:
+                found.append((f"{layer.name}/{weight.name}", np.asarray(weight.numpy())))
+    return found
+
+
+def kernel_sparsity(model) -> float:
+    """Fraction of zeros over all kernels of the model."""
+    values = kernels(model)
+    total = sum(v.size for _, v in values)
+    return float(sum(int(np.count_nonzero(v == 0)) for _, v in values) / total) if total else 0.0

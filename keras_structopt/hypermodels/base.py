@@ -1,0 +1,357 @@
+"""What every keras-structopt HyperModel shares.
+
+A HyperModel's constructor declares a search space. Every argument may be
+
+* a single value -- fixed (`num_layers=2`),
+* a list -- a choice among those values (`units=[32, 64, 128]`),
+* a `(min, max)` tuple -- a range, both ends included (`num_layers=(1, 4)`;
+  integer widths and learning rates are sampled on a log scale).
+
+`build(hp)` turns the hyperparameter values into an `Architecture`, renders it with
+Keras 3 and compiles it. `architecture(hp)` gives the spec without building.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import keras_tuner
+import numpy as np
+
+from keras_structopt import _checks
+from keras_structopt.space import Architecture, render
+from keras_structopt.space.architecture import TASKS
+
+ARCHITECTURE_ATTRIBUTE = "_structopt_architecture"
+
+
+class Tunable:
+    """One constructor argument parsed into fixed / choice / range form.
+
+    Example:
+        >>> Tunable.parse("units", [64, 32], kind=int).values
+        [64, 32]
+        >>> Tunable.parse("num_layers", (1, 3), kind=int).values
+        [1, 2, 3]
+    """
+
+    def __init__(self, name, form, values, low=None, high=None, log=False, step=None):
+        self.name = name
+        self.form = form  # "fixed", "choice" or "range"
+        self._values = values
+        self.low, self.high, self.log, self.step = low, high, log, step
+
+    @property
+    def values(self) -> list:
+        """Every value the argument can take (for ranges of ints, all of them)."""
+        if self.form == "range" and isinstance(self.low, int):
+            return list(range(self.low, self.high + 1, self.step or 1))
+        return list(self._values)
+
+    @property
+    def minimum(self):
+        return self.low if self.form == "range" else min(self._values)
+
+    @property
+    def maximum(self):
+        return self.high if self.form == "range" else max(self._values)
+
+    @classmethod
+    def parse(
+        cls,
+        name: str,
+        value: Any,
+        *,
+        kind: type,
+        accepted: Sequence[Any] | None = None,
+        low: float | None = None,
+        high: float | None = None,
+        high_inclusive: bool = True,
+        log: bool = False,
+        multiple: int = 1,
+    ) -> Tunable:
+        """Parses and validates one argument; raises `ConfigurationError` if bad."""
+
+        def describe() -> str:
+            what = {int: "an int", float: "a float", str: "a string", bool: "a bool"}[kind]
+            bounds = ""
+            if low is not None:
+                bounds = f" >= {low}"
+            if high is not None:
+                bounds += f"{' and' if bounds else ''} {'<=' if high_inclusive else '<'} {high}"
+            if accepted is not None:
+                bounds = f" among {list(accepted)}"
+            ranges = ", or a (min, max) range" if kind in (int, float) else ""
+            return f"Expected {name} to be {what}{bounds}, a list of them{ranges}. Received: {name}={value!r}."
+
+        def valid(item) -> bool:
+            if kind is int and not _checks.is_int(item):
+                return False
+            if kind is float and not _checks.is_number(item):
+                return False
+            if kind is str and not isinstance(item, str):
+                return False
+            if kind is bool and not isinstance(item, (bool, np.bool_)):
+                return False
+            if accepted is not None and item not in accepted:
+                return False
+            if low is not None and item < low:
+                return False
+            if high is not None and (item > high if high_inclusive else item >= high):
+                return False
+            return True
+
+        def align(item):
+            return int(math.ceil(item / multiple) * multiple) if kind is int and multiple > 1 else item
+
+        if isinstance(value, tuple):
+            if kind not in (int, float) or len(value) != 2:
+                raise _checks.error(describe() + " Use a list for a choice among values.")
+            lo, hi = value
+            if not (valid(lo) and valid(hi)) or lo > hi:
+                raise _checks.error(describe())
+            lo, hi = align(kind(lo)), align(kind(hi))
+            if lo == hi:
+                return cls(name, "fixed", [lo])
+            step = multiple if kind is int and multiple > 1 else None
+            return cls(name, "range", None, lo, hi, log=log and step is None, step=step)
+        if isinstance(value, list):
+            if not value or not all(valid(item) for item in value):
+                raise _checks.error(describe())
+            items = []
+            for item in value:
+                item = align(kind(item))
+                if item not in items:
+                    items.append(item)
+            return cls(name, "fixed" if len(items) == 1 else "choice", items)
+        if not valid(value):
+            raise _checks.error(describe())
+        return cls(name, "fixed", [align(kind(value))])
+
+    def declare(self, hp: keras_tuner.HyperParameters, name: str | None = None, **condition):
+        """Declares the hyperparameter on `hp` and returns its current value."""
+        name = name or self.name
+        if self.form == "fixed":
+            value = hp.Fixed(name, self._values[0], **condition)
+        elif self.form == "choice":
+            value = hp.Choice(name, self._values, **condition)
+        elif isinstance(self.low, int):
+            value = hp.Int(
+                name,
+                self.low,
+                self.high,
+                step=self.step,
+                sampling="log" if self.log else "linear",
+                **condition,
+            )
+        else:
+            value = hp.Float(name, self.low, self.high, sampling="log" if self.log else "linear", **condition)
+        return _plain(value)
+
+
+def _plain(value):
+    """Hyperparameter values as plain Python scalars (Keras 3 refuses numpy ints)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    return value
+
+
+def declare_per_block(hp, tunable: Tunable, depth: Tunable, name_format: str) -> list:
+    """Declares one hyperparameter per block; blocks past the minimum depth are conditional.
+
+    Returns the values of the active blocks, in order.
+    """
+    values = []
+    depth_now = hp.get(depth.name)
+    for i in range(depth.maximum):
+        name = name_format.format(i)
+        if i < depth.minimum:
+            values.append(tunable.declare(hp, name))
+            continue
+        deeper = [n for n in depth.values if n > i]
+        with hp.conditional_scope(depth.name, deeper):
+            value = tunable.declare(hp, name)
+        if i < depth_now:
+            values.append(value)
+    return values
+
+
+class StructuralHyperModel(keras_tuner.HyperModel):
+    """Base class of the keras-structopt HyperModels.
+
+    Subclasses implement `_declare(hp) -> Architecture`. This class validates the
+    task, compiles the model, seeds each trial's weights and checks the data a search
+    receives before any training.
+
+    Args:
+        input_shape: The shape of one example, without the batch axis.
+        outputs: Classes (multiclass), 1 (binary) or regression targets.
+        task: `"multiclass"`, `"binary"` or `"regression"`.
+        learning_rate: Adam's learning rate: fixed, choices or a range.
+        width_multiple: Round every width up to this multiple (8 suits GPU tensor
+            cores, 128 TPUs).
+        seed: Seeds each trial's weight initialisation and data shuffling from this
+            seed and the trial's hyperparameters, so reruns repeat (0 is a seed like
+            any other). `None` leaves them unseeded.
+        name: The HyperModel's name.
+        tunable: Whether the space's hyperparameters may be tuned (Keras Tuner's flag).
+
+    Example:
+        >>> import keras_structopt as kso
+        >>> hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, seed=0)
+        >>> isinstance(hypermodel, kso.hypermodels.StructuralHyperModel)
+        True
+    """
+
+    family: str = ""
+
+    def __init__(
+        self,
+        input_shape,
+        outputs: int | None = None,
+        *,
+        task: str = "multiclass",
+        learning_rate=(1e-3, 1e-2),
+        width_multiple: int = 1,
+        seed: int | None = None,
+        name: str | None = None,
+        tunable: bool = True,
+    ):
+        super().__init__(name=name, tunable=tunable)
+        self.input_shape = input_shape
+        self.outputs = outputs
+        self.task = task
+        self.learning_rate = learning_rate
+        self.width_multiple = width_multiple
+        self.seed = seed
+        self._shape = _checks.shape("input_shape", input_shape)
+        _checks.one_of("task", task, TASKS)
+        if task == "binary":
+            if outputs not in (None, 1):
+                raise _checks.error(
+                    f'Expected outputs=1 (or None) for task="binary". Received: outputs={outputs!r}.'
+                )
+            self._outputs = 1
+        else:
+            if outputs is None:
+                raise _checks.error(
+                    f"Expected outputs (number of classes or targets) for task={task!r}. "
+                    "Received: outputs=None."
+                )
+            self._outputs = _checks.positive_int("outputs", outputs)
+        _checks.positive_int("width_multiple", width_multiple)
+        if seed is not None:
+            _checks.non_negative_int("seed", seed)
+        self._learning_rate = Tunable.parse(
+            "learning_rate", learning_rate, kind=float, low=1e-7, high=1.0, log=True
+        )
+
+    # -- the space ----------------------------------------------------------------
+
+    def width(self, name: str, value) -> Tunable:
+        """Parses a width argument (units, filters), aligned to `width_multiple`."""
+        return Tunable.parse(name, value, kind=int, low=1, log=True, multiple=self.width_multiple)
+
+    def _declare(self, hp: keras_tuner.HyperParameters) -> Architecture:
+        raise NotImplementedError
+
+    def architecture(self, hp: keras_tuner.HyperParameters | None = None) -> Architecture:
+        """Returns the `Architecture` that `hp` selects (the defaults when `hp` is None).
+
+        Example:
+            >>> import keras_structopt as kso
+            >>> hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=2, units=32)
+            >>> hypermodel.architecture().widths
+            (32, 32)
+        """
+        hp = keras_tuner.HyperParameters() if hp is None else hp
+        return self._declare(hp)
+
+    # -- keras_tuner.HyperModel ---------------------------------------------------
+
+    def build(self, hp: keras_tuner.HyperParameters):
+        """Builds and compiles the Keras 3 model that `hp` selects."""
+        spec = self._declare(hp)
+        learning_rate = self._learning_rate.declare(hp)
+        if self.seed is not None:
+            keras.utils.set_random_seed(trial_seed(self.seed, hp.values))
+        model = render(spec, keras)
+        setattr(model, ARCHITECTURE_ATTRIBUTE, spec)
+        loss, metrics = {
+            "multiclass": ("sparse_categorical_crossentropy", ["accuracy"]),
+            "binary": ("binary_crossentropy", ["accuracy"]),
+            "regression": ("mean_squared_error", ["mean_absolute_error"]),
+        }[self.task]
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+            loss=loss,
+            metrics=metrics,
+        )
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        """Checks the training data against the space, then trains as Keras Tuner does."""
+        x = kwargs.get("x", args[0] if args else None)
+        y = kwargs.get("y", args[1] if len(args) > 1 else None)
+        check_data(self._shape, self.task, self._outputs, x, y, "x", "y")
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and len(validation) >= 2:
+            check_data(
+                self._shape, self.task, self._outputs, validation[0], validation[1],
+                "validation_data[0]", "validation_data[1]",
+            )
+        return model.fit(*args, **kwargs)
+
+    def get_config(self) -> dict[str, Any]:
+        """Returns the constructor arguments, unchanged."""
+        return {name: getattr(self, name) for name in self._config_names()}
+
+    @classmethod
+    def from_config(cls, config):
+        """Builds the HyperModel from `get_config()` output."""
+        return cls(**dict(config))
+
+    def _config_names(self):
+        import inspect
+
+        return [
+            name
+            for name, parameter in inspect.signature(type(self).__init__).parameters.items()
+            if name != "self" and parameter.kind is not parameter.VAR_KEYWORD
+        ]
+
+
+def trial_seed(seed: int, values: dict) -> int:
+    """A per-trial seed derived from the user's seed and the trial's values.
+
+    Example:
+        >>> trial_seed(0, {"units": 32}) == trial_seed(0, {"units": 32})
+        True
+    """
+    text = json.dumps({k: _plain(v) for k, v in sorted(values.items())}, sort_keys=True, default=str)
+    return zlib.crc32(f"{seed}:{text}".encode()) % (2**31 - 1)
+
+
+def check_data(shape, task, outputs, x, y, x_name, y_name) -> None:
+    """Raises a `ConfigurationError` if numpy data does not fit the space."""
+    if isinstance(x, np.ndarray) and tuple(x.shape[1:]) != tuple(shape):
+        raise _checks.error(
+            f"Expected {x_name} of shape (batch, {', '.join(map(str, shape))}) to match "
+            f"input_shape={tuple(shape)}. Received: {x_name}.shape={x.shape}."
+        )
+    if isinstance(y, np.ndarray) and y.size and task in ("multiclass", "binary"):
+        limit = outputs if task == "multiclass" else 2
+        if np.issubdtype(y.dtype, np.number) and (y.min() < 0 or y.max() >= limit):
+            raise _checks.error(
+                f"Expected {y_name} to hold class ids in [0, {limit - 1}] for task={task!r} "
+                f"with outputs={outputs}. Received: labels from {y.min()} to {y.max()}."
+            )

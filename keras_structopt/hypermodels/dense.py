@@ -1,0 +1,127 @@
+"""`DenseHyperModel`: the structure of a multilayer perceptron as a search space."""
+
+from __future__ import annotations
+
+from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block
+from keras_structopt.space import Architecture, Block
+
+
+class DenseHyperModel(StructuralHyperModel):
+    """A Keras Tuner HyperModel over multilayer perceptrons: depth, widths, connections.
+
+    Each layer's width is its own hyperparameter (`"block_2/units"`), active only
+    when the network is deep enough. Connections may be `"plain"`, `"residual"`
+    (a projection shortcut where widths differ) or `"dense"` (each layer sees the
+    concatenation of the input and all earlier layers). Inputs of more than one axis
+    are flattened. Pass it to any Keras Tuner tuner.
+
+    Every argument but `input_shape`, `outputs`, `task`, `width_multiple`, `seed`,
+    `name` and `tunable` may be fixed (a value), a choice (a list) or a range (a
+    `(min, max)` tuple); see `keras_structopt.hypermodels.base`.
+
+    Args:
+        input_shape: Shape of one example, e.g. `(64,)`.
+        outputs: Number of classes (multiclass), 1 (binary) or targets (regression).
+        task: `"multiclass"`, `"binary"` or `"regression"`.
+        num_layers: Number of hidden layers (>= 1).
+        units: Width of each hidden layer (>= 1); sampled per layer.
+        connection: `"plain"`, `"residual"` and/or `"dense"`.
+        activation: Hidden activation(s): `"relu"`, `"gelu"`, `"swish"`, `"tanh"`, `"elu"`.
+        dropout: Dropout rate after each hidden layer, in `[0, 1)`.
+        batch_norm: Whether a BatchNormalization follows each hidden Dense.
+        batch_norm_momentum: Momentum of those BatchNormalizations.
+        learning_rate: Adam learning rate.
+        width_multiple: Round widths up to this multiple (8 for GPUs, 128 for TPUs).
+        seed: Seed for each trial's weights and shuffling (0 is honoured).
+        name: Name of the HyperModel.
+        tunable: Keras Tuner's `tunable` flag.
+
+    Example:
+        >>> import keras_tuner, keras_structopt as kso
+        >>> from keras_structopt.data import load_digits_split
+        >>> data = load_digits_split(seed=0)
+        >>> hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, seed=0)
+        >>> tuner = keras_tuner.RandomSearch(
+        ...     hypermodel, objective="val_accuracy", max_trials=1, seed=1,
+        ...     directory=getfixture("tmp_path"), project_name="doc")
+        >>> tuner.search(*data.train, validation_data=data.validation, epochs=1, verbose=0)
+        >>> tuner.oracle.get_best_trials()[0].status
+        'COMPLETED'
+    """
+
+    family = "dense"
+
+    def __init__(
+        self,
+        input_shape,
+        outputs: int | None = None,
+        *,
+        task: str = "multiclass",
+        num_layers=(1, 3),
+        units=(16, 256),
+        connection=("plain", "residual", "dense"),
+        activation="relu",
+        dropout=[0.0, 0.2],
+        batch_norm=False,
+        batch_norm_momentum: float = 0.9,
+        learning_rate=(1e-3, 1e-2),
+        width_multiple: int = 1,
+        seed: int | None = None,
+        name: str | None = None,
+        tunable: bool = True,
+    ):
+        super().__init__(
+            input_shape,
+            outputs,
+            task=task,
+            learning_rate=learning_rate,
+            width_multiple=width_multiple,
+            seed=seed,
+            name=name,
+            tunable=tunable,
+        )
+        self.num_layers = num_layers
+        self.units = units
+        self.connection = connection
+        self.activation = activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.batch_norm_momentum = batch_norm_momentum
+        self._num_layers = Tunable.parse("num_layers", num_layers, kind=int, low=1)
+        self._units = self.width("units", units)
+        self._connection = Tunable.parse(
+            "connection", _as_choice(connection), kind=str, accepted=("plain", "residual", "dense")
+        )
+        self._activation = Tunable.parse(
+            "activation", _as_choice(activation), kind=str,
+            accepted=("relu", "gelu", "swish", "tanh", "elu"),
+        )
+        self._dropout = Tunable.parse("dropout", dropout, kind=float, low=0.0, high=1.0, high_inclusive=False)
+        self._batch_norm = Tunable.parse("batch_norm", _as_choice(batch_norm), kind=bool)
+        self._momentum = Tunable.parse(
+            "batch_norm_momentum", batch_norm_momentum, kind=float, low=0.0, high=1.0, high_inclusive=False
+        )
+
+    def _declare(self, hp) -> Architecture:
+        num_layers = self._num_layers.declare(hp)
+        widths = declare_per_block(hp, self._units, self._num_layers, "block_{}/units")
+        batch_norm = self._batch_norm.declare(hp)
+        return Architecture(
+            family="dense",
+            input_shape=self._shape,
+            blocks=[Block("dense", units) for units in widths[:num_layers]],
+            connection=self._connection.declare(hp),
+            task=self.task,
+            outputs=self._outputs,
+            options={
+                "activation": self._activation.declare(hp),
+                "dropout": self._dropout.declare(hp),
+                "batch_norm": batch_norm,
+                "batch_norm_momentum": self._momentum.declare(hp),
+            },
+        )
+
+
+def _as_choice(value):
+    """Tuples of strings or bools mean a choice too (they are never ranges)."""
+    return list(value) if isinstance(value, tuple) else value
