@@ -349,7 +349,7 @@ def _conv_block(spec, b, x, block, prefix):
     branches.append(_conv_unit(spec, b, h, quarter, kernel_size, f"{prefix}_branch_double_b"))
     h = b.pool(x, f"{prefix}_branch_pool", "max", pool_size=3, strides=1)
     branches.append(_conv_unit(spec, b, h, quarter, 1, f"{prefix}_branch_pool_projection"))
-    return b.concat(branches, f"{prefix}_concat")
+    return b.concat(branches, f"{prefix}_branch_concat")
 
 
 def _conv_family(spec: Architecture, b):

@@ -1,0 +1,292 @@
+"""The `keras-structopt` command.
+
+`keras-structopt run` searches a structural space on a bundled dataset, compresses
+the winner, exports it and writes a report. With no flags it runs a small real job:
+the dense family on scikit-learn's digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from keras_structopt import _checks
+
+TUNERS = ("random", "grid", "bayesian", "hyperband")
+FAMILIES = {
+    # family -> (digits view, HyperModel class name)
+    "dense": ("flat", "DenseHyperModel"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keras-structopt",
+        description="Search a Keras model's structure, compress the winner, export it.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run",
+        help="search -> compress -> export on bundled digits",
+        description=(
+            "Search the structure of a network family on scikit-learn's digits (fixed "
+            "stratified 60/20/20 split), compress the winner with TFMOT, export it as a "
+            "TF Serving SavedModel and a TFLite file, and write OUT/report.json and "
+            "OUT/report.md."
+        ),
+    )
+    run.add_argument("--family", default="dense", help=f"one of {sorted(FAMILIES)} (default: dense)")
+    run.add_argument("--view", default=None, help="digits view: flat, image, rows or tokens (default: the family's)")
+    run.add_argument("--tuner", default="random", help=f"one of {list(TUNERS)} (default: random)")
+    run.add_argument("--trials", type=int, default=10, help="max trials (default: 10; Hyperband sizes itself from --epochs)")
+    run.add_argument("--epochs", type=int, default=20, help="epochs per trial (default: 20)")
+    run.add_argument("--sparsity", type=float, default=0.8, help="target kernel sparsity (default: 0.8)")
+    run.add_argument("--clusters", type=int, default=16, help="max distinct values per kernel; 0 skips clustering (default: 16)")
+    run.add_argument("--quantization", default="dynamic", help="TFLite conversion: dynamic, float16 or none (default: dynamic)")
+    run.add_argument("--prune-epochs", type=int, default=10, help="fine-tuning epochs while pruning (default: 10)")
+    run.add_argument("--cluster-epochs", type=int, default=3, help="fine-tuning epochs while clustering (default: 3)")
+    run.add_argument("--out", default="structopt-out", help="output directory (default: structopt-out)")
+    run.add_argument("--name", default="digits", help="exported model name (default: digits)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the split, the search and the weights (default: 0)")
+    run.add_argument("--resume", action="store_true", help="continue the search already in OUT/tuner")
+    run.add_argument("--quiet", action="store_true", help="print only the summary")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `keras-structopt` command; returns the exit status.
+
+    Example:
+        >>> from keras_structopt.cli import main
+        >>> main(["run", "--tuner", "sideways"])  # bad flags fail before any work
+        Traceback (most recent call last):
+        ...
+        keras_structopt.errors.ConfigurationError: Expected --tuner to be one of ['random', 'grid', 'bayesian', 'hyperband']. Received: --tuner='sideways'.
+    """
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        _validate(args)
+        return run(args)
+    return 2  # pragma: no cover - argparse requires a command
+
+
+def _validate(args) -> None:
+    _checks.one_of("--tuner", args.tuner, TUNERS)
+    _checks.one_of("--family", args.family, tuple(FAMILIES))
+    if args.view is not None:
+        from keras_structopt.data import DIGITS_VIEWS
+
+        _checks.one_of("--view", args.view, tuple(DIGITS_VIEWS))
+    _checks.positive_int("--trials", args.trials)
+    _checks.positive_int("--epochs", args.epochs)
+    _checks.fraction("--sparsity", args.sparsity)
+    if args.clusters != 0 and not 2 <= args.clusters <= 256:
+        raise _checks.error(
+            f"Expected --clusters to be 0 (skip) or in [2, 256]. Received: --clusters={args.clusters}."
+        )
+    _checks.one_of("--quantization", args.quantization, ("dynamic", "float16", "none"))
+    _checks.positive_int("--prune-epochs", args.prune_epochs)
+    _checks.non_negative_int("--cluster-epochs", args.cluster_epochs)
+    _checks.non_negative_int("--seed", args.seed)
+    project = Path(args.out) / "tuner"
+    if project.exists() and not args.resume:
+        raise _checks.error(
+            f"Expected --out to hold no earlier search. Received: --out={args.out!r}, whose "
+            f"{str(project)!r} exists; pass --resume to continue that search, or choose another --out."
+        )
+
+
+def make_tuner(kind: str, hypermodel, *, trials: int, epochs: int, seed: int, directory, project_name: str, overwrite: bool = False):
+    """A Keras Tuner tuner of `kind` on `hypermodel`, maximising validation accuracy.
+
+    Keras Tuner silently replaces a seed of 0 with a random one, so the oracle gets
+    `seed + 1`: every seed, 0 included, repeats its search.
+
+    Example:
+        >>> import keras_structopt as kso
+        >>> from keras_structopt.cli import make_tuner
+        >>> tuner = make_tuner("random", kso.DenseHyperModel(input_shape=(64,), outputs=10),
+        ...                    trials=2, epochs=1, seed=0, directory=getfixture("tmp_path"),
+        ...                    project_name="doc")
+        >>> tuner.oracle.seed
+        1
+    """
+    import keras_tuner
+
+    objective = "val_loss" if hypermodel.task == "regression" else "val_accuracy"
+    common = {
+        "objective": objective,
+        "seed": seed + 1,
+        "directory": str(directory),
+        "project_name": project_name,
+        "overwrite": overwrite,
+    }
+    if kind == "random":
+        return keras_tuner.RandomSearch(hypermodel, max_trials=trials, **common)
+    if kind == "grid":
+        return keras_tuner.GridSearch(hypermodel, max_trials=trials, **common)
+    if kind == "bayesian":
+        return keras_tuner.BayesianOptimization(
+            hypermodel, max_trials=trials, num_initial_points=min(3, trials), **common
+        )
+    return keras_tuner.Hyperband(hypermodel, max_epochs=epochs, factor=3, hyperband_iterations=1, **common)
+
+
+def _progress_callback(say, total):
+    """A Keras callback that reports each trial's end (it survives Keras Tuner's deep copy)."""
+    import keras
+
+    state = {"trial": 0, "start": 0.0, "best": None}
+    key = "val_accuracy"
+
+    def report(event, logs):
+        if event == "begin":
+            state.update(trial=state["trial"] + 1, start=time.time(), best=None)
+        elif event == "epoch":
+            value = logs.get(key)
+            if value is not None and (state["best"] is None or value > state["best"]):
+                state["best"] = value
+        else:
+            best = "n/a" if state["best"] is None else f"{state['best']:.4f}"
+            say(f"  trial {state['trial']}/{total}: best {key} {best} "
+                f"({time.time() - state['start']:.1f} s)")
+
+    class Progress(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.report = report
+
+        def on_train_begin(self, logs=None):
+            self.report("begin", logs or {})
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.report("epoch", logs or {})
+
+        def on_train_end(self, logs=None):
+            self.report("end", logs or {})
+
+    return Progress()
+
+
+def run(args) -> int:
+    """Runs one job from parsed `run` flags: search, compress, export, report."""
+    say = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, flush=True))
+    import warnings
+
+    # Keras Tuner restores weights without optimizer state: expected, not worth a warning.
+    warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+    import keras
+    import tensorflow as tf
+
+    import keras_structopt as kso
+    from keras_structopt.data import load_digits_split
+    from keras_structopt.export.report import stage_table, write_report
+    from keras_structopt.export.saved_model import existing_versions
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    view, class_name = FAMILIES[args.family]
+    view = args.view or view
+    data = load_digits_split(view, seed=args.seed)
+    tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(args.seed)
+    hypermodel_kwargs = {"input_shape": data.input_shape, "outputs": data.num_classes, "seed": args.seed}
+    hypermodel = getattr(kso, class_name)(**hypermodel_kwargs)
+    tuner = make_tuner(
+        args.tuner, hypermodel, trials=args.trials, epochs=args.epochs, seed=args.seed,
+        directory=out, project_name="tuner",
+    )
+    total = "?" if args.tuner == "hyperband" else args.trials
+    say(f"Searching the {args.family} family on digits ({view}) with {args.tuner}: "
+        f"{total} trials x {args.epochs} epochs")
+    started = time.time()
+    tuner.search(
+        *data.train,
+        validation_data=data.validation,
+        epochs=args.epochs,
+        verbose=0,
+        callbacks=[_progress_callback(say, total)],
+    )
+    seconds = time.time() - started
+    trials = list(tuner.oracle.trials.values())
+    completed = [t for t in trials if t.status == "COMPLETED"]
+    if not completed:
+        print(f"error: all {len(trials)} trials failed; see {out / 'tuner'}", file=sys.stderr)
+        return 1
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    best_hp = best_trial.hyperparameters
+    spec = hypermodel.architecture(best_hp)
+    best_model = tuner.get_best_models(1)[0]
+    objective = best_trial.metrics.get_best_value("val_accuracy")
+    test_accuracy = float(best_model.evaluate(*data.test, verbose=0)[1])
+    say(f"Best trial {best_trial.trial_id}: val accuracy {objective:.4f}, test accuracy "
+        f"{test_accuracy:.4f}, {spec.count_params():,} parameters")
+
+    say(f"Compressing: prune to {args.sparsity:.0%}, cluster to {args.clusters or 'no'} values, "
+        f"{args.quantization} quantization")
+    keras.utils.set_random_seed(args.seed)
+    compressed, compression = kso.compress(
+        best_model,
+        data.train,
+        validation_data=data.validation,
+        test_data=data.test,
+        sparsity=args.sparsity,
+        clusters=args.clusters or None,
+        quantization=args.quantization,
+        prune_epochs=args.prune_epochs,
+        cluster_epochs=args.cluster_epochs,
+    )
+
+    version = (existing_versions(out, args.name) or [0])[-1] + 1
+    saved_model = kso.export_saved_model(compressed, out, args.name, version=version)
+    tflite = kso.export_tflite(
+        compressed, out / "tflite" / f"{args.name}-{version}.tflite", quantization=args.quantization
+    )
+    report = {
+        "data": {"dataset": "digits", "view": view, "split": "stratified 60/20/20", "seed": args.seed},
+        "search": {
+            "family": args.family,
+            "tuner": args.tuner,
+            "trials_completed": len(completed),
+            "trials_total": len(trials),
+            "best_trial": best_trial.trial_id,
+            "best_val_accuracy": float(objective),
+            "best_test_accuracy": test_accuracy,
+            "best_hyperparameters": {k: v for k, v in best_hp.values.items()},
+            "best_architecture": spec.to_dict(),
+            "best_params": spec.count_params(),
+            "best_macs": spec.count_macs(),
+            "seconds": seconds,
+        },
+        "compression": {
+            "settings": {
+                "sparsity": args.sparsity,
+                "clusters": args.clusters or None,
+                "quantization": args.quantization,
+                "prune_epochs": args.prune_epochs,
+                "cluster_epochs": args.cluster_epochs,
+            },
+            "size_ratio": compression.size_ratio(),
+            **compression.to_dict(),
+        },
+        "export": {
+            "saved_model": str(saved_model.relative_to(out)),
+            "tflite": str(tflite.relative_to(out)),
+        },
+    }
+    write_report(out, report)
+    if args.quiet:
+        print(json.dumps({"final_test_accuracy": compression.final.metrics, "size_ratio": compression.size_ratio()}))
+    else:
+        say("")
+        say("\n".join(stage_table(report["compression"]["stages"])))
+        say("")
+        say(f"Wrote {out / 'report.json'}, {out / 'report.md'}, {saved_model}, {tflite}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,136 @@
+import json
+import random
+
+import keras
+import numpy as np
+import pytest
+import tf_keras
+
+from keras_structopt import ConfigurationError
+from keras_structopt.space import Architecture, Block, count, family_defaults, render
+from tests.space.random_specs import random_spec
+
+FAMILIES = ["dense", "conv", "recurrent", "transformer"]
+
+
+def test_round_trip_through_json_for_many_random_specs():
+    rng = random.Random(0)
+    for family in FAMILIES:
+        for _ in range(50):
+            spec = random_spec(rng, family)
+            again = Architecture.from_dict(json.loads(json.dumps(spec.to_dict())))
+            assert again == spec
+            assert again.to_json() == spec.to_json()
+            assert hash(again) == hash(spec)
+
+
+def test_to_dict_has_format_version_and_defaults_filled_in():
+    spec = Architecture("dense", (4,), [Block("dense", 8)], outputs=3)
+    config = spec.to_dict()
+    assert config["version"] == 1
+    assert config["options"] == family_defaults("dense")
+
+
+def test_from_dict_rejects_another_version():
+    config = Architecture("dense", (4,), [Block("dense", 8)], outputs=3).to_dict()
+    config["version"] = 99
+    with pytest.raises(ConfigurationError, match=r"version=1\. Received: version=99\."):
+        Architecture.from_dict(config)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_parameter_count_equals_keras_for_random_specs(family):
+    rng = random.Random(hash(family) % 1000)
+    for _ in range(6):
+        spec = random_spec(rng, family)
+        assert render(spec, keras).count_params() == spec.count_params(), spec
+        assert render(spec, tf_keras).count_params() == spec.count_params(), spec
+
+
+def test_dense_counts_by_hand():
+    # 64 -> 32 (residual projection, no bias) -> 16 -> 10
+    spec = Architecture(
+        "dense", (64,), [Block("dense", 32), Block("dense", 16)], connection="residual", outputs=10
+    )
+    params = (64 * 32 + 32) + 64 * 32 + (32 * 16 + 16) + 32 * 16 + (16 * 10 + 10)
+    assert spec.count_params() == params
+    assert spec.count_macs() == 64 * 32 * 2 + 32 * 16 * 2 + 16 * 10
+
+
+def test_conv_macs_by_hand():
+    spec = Architecture("conv", (8, 8, 1), [Block("plain", 4)], outputs=10)
+    assert spec.count_macs() == 8 * 8 * 3 * 3 * 1 * 4 + 4 * 10
+    assert count(spec).params == 3 * 3 * 4 + 4 * 4 + 4 * 10 + 10
+
+
+def test_macs_grow_with_width():
+    narrow = Architecture("dense", (64,), [Block("dense", 16)], outputs=10)
+    wide = narrow.replace(blocks=[Block("dense", 64)])
+    assert wide.count_macs() > narrow.count_macs()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"family": "graph"}, r"Expected family to be one of \['dense', 'conv', 'recurrent', 'transformer'\]\. Received: family='graph'\."),
+        ({"input_shape": (0,)}, r"Expected input_shape to be a non-empty tuple of ints >= 1"),
+        ({"blocks": []}, r"Expected at least one block\. Received: blocks=\[\]\."),
+        ({"blocks": [Block("lstm", 4)]}, r"Expected block kind to be one of \['dense'\]\. Received: block kind='lstm'\."),
+        ({"connection": "skip"}, r"Expected connection to be one of \['plain', 'residual', 'dense'\]\. Received: connection='skip'\."),
+        ({"task": "ranking"}, r"Expected task to be one of"),
+        ({"task": "binary", "outputs": 2}, r'Expected outputs=1 for task="binary"'),
+        ({"options": {"dropout": 1.5}}, r"Expected dropout to be a float with 0 <= dropout < 1\. Received: dropout=1\.5\."),
+        ({"options": {"kernel_size": 3}}, r"Unknown options for family='dense': \['kernel_size'\]"),
+    ],
+)
+def test_bad_fields_raise_clear_errors(kwargs, message):
+    fields = {"family": "dense", "input_shape": (4,), "blocks": [Block("dense", 8)], "outputs": 3}
+    fields.update(kwargs)
+    with pytest.raises(ConfigurationError, match=message):
+        Architecture(**fields)
+
+
+def test_block_validation():
+    with pytest.raises(ConfigurationError, match=r"Expected units to be an int >= 1\. Received: units=0\."):
+        Block("dense", 0)
+    with pytest.raises(ConfigurationError, match=r"units >= 4 for an inception block"):
+        Architecture("conv", (8, 8, 1), [Block("inception", 3)])
+
+
+def test_family_input_shapes_are_checked():
+    with pytest.raises(ConfigurationError, match=r"input_shape=\(height, width, channels\)"):
+        Architecture("conv", (8, 8), [Block("plain", 8)])
+    with pytest.raises(ConfigurationError, match=r"input_shape=\(timesteps,\) for token ids"):
+        Architecture("recurrent", (8, 8), [Block("lstm", 8)], options={"vocabulary_size": 5})
+
+
+def test_spec_is_frozen():
+    spec = Architecture("dense", (4,), [Block("dense", 8)], outputs=3)
+    with pytest.raises(Exception):
+        spec.family = "conv"
+
+
+def test_render_is_deterministic_and_names_come_from_the_spec():
+    spec = Architecture(
+        "dense", (64,), [Block("dense", 32), Block("dense", 16)], connection="residual", outputs=10,
+        options={"batch_norm": True, "dropout": 0.1},
+    )
+    names = [layer.name for layer in render(spec, keras).layers]
+    assert names == [layer.name for layer in render(spec, keras).layers]
+    assert names == [layer.name for layer in render(spec, tf_keras).layers]
+    assert names[:4] == ["inputs", "block_0_dense", "block_0_batch_norm", "block_0_activation"]
+    assert "block_0_projection" in names and names[-1] == "head"
+
+
+def test_render_rejects_non_specs():
+    with pytest.raises(TypeError, match="Expected spec to be an Architecture"):
+        render({"family": "dense"}, keras)
+
+
+def test_heads_follow_the_task():
+    x = np.random.rand(5, 4).astype("float32")
+    binary = render(Architecture("dense", (4,), [Block("dense", 8)], task="binary", outputs=1), keras)
+    probabilities = np.asarray(binary(x))
+    assert probabilities.shape == (5, 1) and ((probabilities > 0) & (probabilities < 1)).all()
+    multiclass = np.asarray(render(Architecture("dense", (4,), [Block("dense", 8)], outputs=3), keras)(x))
+    np.testing.assert_allclose(multiclass.sum(axis=1), 1.0, rtol=1e-5)
