@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 from keras_structopt import _checks
-from keras_structopt.export.tflite import _serving_function
+from keras_structopt.export.tflite import write_saved_model
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -54,8 +54,6 @@ def export_saved_model(model, directory, name: str, version: int | None = None) 
         >>> kso.export_saved_model(model, base, "digits").name
         '2'
     """
-    import tensorflow as tf
-
     if not isinstance(name, str) or not _NAME.match(name):
         raise _checks.error(
             "Expected name to be a model name of letters, digits, '.', '_' and '-' "
@@ -76,10 +74,7 @@ def export_saved_model(model, directory, name: str, version: int | None = None) 
     base.mkdir(parents=True, exist_ok=True)
     temporary = base / f".tmp-{version}-{uuid.uuid4().hex}"
     try:
-        module = tf.Module()
-        module.model = model
-        module.serve = _serving_function(model)
-        tf.saved_model.save(module, str(temporary), signatures={"serving_default": module.serve})
+        write_saved_model(model, temporary)
         if target.exists():  # another writer won the race: leave its version alone
             raise FileExistsError(f"Version directory {str(target)!r} appeared during the export.")
         os.rename(temporary, target)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,20 +13,51 @@ from keras_structopt import _checks
 QUANTIZATIONS = ("none", "dynamic", "float16")
 
 
-def _serving_function(model):
-    """A `tf.function` over `model` with a batch-polymorphic input signature."""
+def _input_signature(model):
     import tensorflow as tf
 
     spec = model.inputs[0]
-    signature = tf.TensorSpec(
+    return tf.TensorSpec(
         shape=(None,) + tuple(spec.shape[1:]), dtype=tf.as_dtype(spec.dtype), name="inputs"
     )
+
+
+def _is_keras3(model) -> bool:
+    import keras
+
+    return isinstance(model, keras.Model)
+
+
+def write_saved_model(model, path) -> None:
+    """Writes `model` as a SavedModel with a `serving_default` signature `inputs -> outputs`.
+
+    Keras 3 models go through `keras.export.ExportArchive` (which tracks their
+    variables); tf_keras models through `tf.saved_model.save` on a `tf.Module`.
+    """
+    import tensorflow as tf
+
+    signature = _input_signature(model)
+    if _is_keras3(model):
+        import keras
+
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            name="serving_default",
+            fn=lambda inputs: {"outputs": model(inputs, training=False)},
+            input_signature=[signature],
+        )
+        archive.write_out(str(path), verbose=False)
+        return
 
     @tf.function(input_signature=[signature])
     def serve(inputs):
         return {"outputs": model(inputs, training=False)}
 
-    return serve
+    module = tf.Module()
+    module.model = model
+    module.serve = serve
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
 
 
 def _convertible(model):
@@ -59,16 +91,16 @@ def to_tflite_bytes(model, quantization: str = "dynamic") -> bytes:
     import tensorflow as tf
 
     _checks.one_of("quantization", quantization, QUANTIZATIONS)
-    model = _convertible(model)
-    serve = _serving_function(model)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [serve.get_concrete_function()], model
-    )
-    if quantization != "none":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantization == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    return converter.convert()
+    with tempfile.TemporaryDirectory(prefix="structopt-tflite-") as directory:
+        write_saved_model(_convertible(model), directory)
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            directory, signature_keys=["serving_default"]
+        )
+        if quantization != "none":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        return converter.convert()
 
 
 def export_tflite(model, path, *, quantization: str = "dynamic", overwrite: bool = False) -> Path:
