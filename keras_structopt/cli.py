@@ -62,13 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     Example:
         >>> from keras_structopt.cli import main
         >>> main(["run", "--tuner", "sideways"])  # bad flags fail before any work
-        Traceback (most recent call last):
-        ...
-        keras_structopt.errors.ConfigurationError: Expected --tuner to be one of ['random', 'grid', 'bayesian', 'hyperband']. Received: --tuner='sideways'.
+        2
     """
+    from keras_structopt.errors import ConfigurationError
+
     args = _parser().parse_args(argv)
     if args.command == "run":
-        _validate(args)
+        try:
+            _validate(args)
+        except ConfigurationError as error:
+            print(f"keras-structopt run: error: {error}", file=sys.stderr)
+            return 2
         return run(args)
     return 2  # pragma: no cover - argparse requires a command
 

@@ -1,0 +1,120 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_structopt.cli import main
+from keras_structopt.data import load_digits_split
+from keras_structopt.export.tflite import tflite_predict
+
+COMMAND = os.path.join(os.path.dirname(sys.executable), "keras-structopt")
+
+
+def run_cli(*flags, timeout=900):
+    result = subprocess.run([COMMAND, "run", *flags], capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--tuner", "sideways"], r"Expected --tuner to be one of \['random', 'grid', 'bayesian', 'hyperband'\]\. Received: --tuner='sideways'\."),
+        (["--trials", "0"], r"Expected --trials to be an int >= 1\. Received: --trials=0\."),
+        (["--sparsity", "1.2"], r"Expected --sparsity to be a float with 0 <= --sparsity < 1"),
+        (["--clusters", "1"], r"Expected --clusters to be 0 \(skip\) or in \[2, 256\]\. Received: --clusters=1\."),
+        (["--family", "graph"], r"Expected --family to be one of"),
+        (["--seed", "-1"], r"Expected --seed to be an int >= 0"),
+    ],
+)
+def test_bad_flags_fail_before_any_work(tmp_path, capsys, flags, message):
+    import re
+
+    assert main(["run", "--out", str(tmp_path / "out"), *flags]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_earlier_search_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "tuner").mkdir()
+    (tmp_path / "tuner" / "oracle.json").write_text("{}")
+    assert main(["run", "--out", str(tmp_path)]) == 2
+    assert "pass --resume to continue that search" in capsys.readouterr().err
+    assert (tmp_path / "tuner" / "oracle.json").read_text() == "{}"
+
+
+@pytest.mark.slow
+def test_default_job_meets_the_acceptance_numbers(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("--trials", "5", "--epochs", "10", "--out", str(out), "--seed", "0")
+    assert "trial 5/5" in result.stdout and "| quantized (dynamic)" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert (out / "report.md").read_text().startswith("# keras-structopt report")
+    search = report["search"]
+    assert search["trials_completed"] == 5 and search["best_val_accuracy"] > 0.9
+    assert search["best_architecture"]["version"] == 1
+    stages = report["compression"]["stages"]
+    assert stages[0]["name"] == "baseline" and stages[0]["quantization"] == "none"
+    final = stages[-1]
+    assert final["test_accuracy"] >= 0.95
+    assert final["kernel_sparsity"] >= 0.75
+    assert final["max_unique_kernel_values"] <= 16
+    assert stages[0]["tflite_gzip_bytes"] / final["tflite_gzip_bytes"] >= 5
+    for key in ("name", "test_accuracy", "kernel_sparsity", "max_unique_kernel_values", "tflite_gzip_bytes", "params"):
+        assert all(key in stage for stage in stages)
+
+    saved_model = out / report["export"]["saved_model"]
+    assert saved_model == out / "digits" / "1" and (saved_model / "saved_model.pb").is_file()
+    tflite = out / report["export"]["tflite"]
+    x, y = load_digits_split(seed=0).test
+    np.save(tmp_path / "x.npy", x)
+    cli = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), "run", "--dir", str(saved_model),
+         "--tag_set", "serve", "--signature_def", "serving_default",
+         "--inputs", f"inputs={tmp_path / 'x.npy'}", "--outdir", str(tmp_path / "cli")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    served = np.load(tmp_path / "cli" / "outputs.npy")
+    loaded = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    np.testing.assert_allclose(served, loaded(inputs=tf.constant(x))["outputs"].numpy(), atol=1e-6)
+    assert np.mean(served.argmax(axis=1) == y) >= 0.95
+    # The TFLite file is the quantized form of the same model.
+    lite = tflite_predict(tflite.read_bytes(), x)
+    assert np.mean(lite.argmax(axis=1) == y) == pytest.approx(final["test_accuracy"], abs=1e-9)
+    assert np.mean(lite.argmax(axis=1) == served.argmax(axis=1)) >= 0.98
+
+    # Resuming compresses again and exports a new version; version 1 is untouched.
+    stamp = (saved_model / "saved_model.pb").stat().st_mtime_ns
+    run_cli("--trials", "5", "--epochs", "10", "--out", str(out), "--seed", "0", "--resume",
+            "--prune-epochs", "1", "--cluster-epochs", "0", "--quiet")
+    assert json.loads((out / "report.json").read_text())["export"]["saved_model"] == os.path.join("digits", "2")
+    assert (saved_model / "saved_model.pb").stat().st_mtime_ns == stamp
+
+
+def _search_record(out):
+    report = json.loads((out / "report.json").read_text())
+    trials = sorted(
+        (json.loads(p.read_text()) for p in (out / "tuner").glob("trial_*/trial.json")),
+        key=lambda trial: trial["trial_id"],
+    )
+    return (
+        [(t["trial_id"], t["hyperparameters"]["values"], t["score"]) for t in trials],
+        report["search"]["best_trial"],
+        report["search"]["best_architecture"],
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", ["0", "1"])
+def test_same_seed_same_trials_and_winner(tmp_path, seed):
+    flags = ["--trials", "3", "--epochs", "2", "--prune-epochs", "1", "--cluster-epochs", "0", "--seed", seed, "--quiet"]
+    run_cli(*flags, "--out", str(tmp_path / "a"))
+    run_cli(*flags, "--out", str(tmp_path / "b"))
+    first, second = _search_record(tmp_path / "a"), _search_record(tmp_path / "b")
+    assert len(first[0]) == 3
+    assert first == second
