@@ -150,7 +150,7 @@ class Architecture:
         ...     blocks=[Block("dense", 32), Block("dense", 16)],
         ...     connection="residual", task="multiclass", outputs=10)
         >>> spec.count_params()
-        3834
+        5338
         >>> Architecture.from_dict(spec.to_dict()) == spec
         True
     """

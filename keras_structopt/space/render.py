@@ -242,7 +242,7 @@ def position_embedding_class(K):
     Example:
         >>> import keras
         >>> layer = position_embedding_class(keras)(name="positions")
-        >>> layer(keras.ops.zeros((2, 5, 3))).shape
+        >>> tuple(layer(keras.ops.zeros((2, 5, 3))).shape)
         (2, 5, 3)
     """
     key = K.__name__
