@@ -11,7 +11,12 @@ from keras_structopt.bridge import architecture_of, to_tf_keras
 from keras_structopt.compress import CompressionReport, Stage, compress
 from keras_structopt.errors import ConfigurationError, UnsupportedModelError
 from keras_structopt.export import export_saved_model, export_tflite
-from keras_structopt.hypermodels import DenseHyperModel
+from keras_structopt.hypermodels import (
+    ConvHyperModel,
+    DenseHyperModel,
+    RecurrentHyperModel,
+    TransformerHyperModel,
+)
 from keras_structopt.space import Architecture, Block, count, render
 
 __version__ = "0.1.0"
@@ -21,8 +26,11 @@ __all__ = [
     "Block",
     "CompressionReport",
     "ConfigurationError",
+    "ConvHyperModel",
     "DenseHyperModel",
+    "RecurrentHyperModel",
     "Stage",
+    "TransformerHyperModel",
     "UnsupportedModelError",
     "__version__",
     "architecture_of",

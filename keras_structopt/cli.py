@@ -19,6 +19,16 @@ TUNERS = ("random", "grid", "bayesian", "hyperband")
 FAMILIES = {
     # family -> (digits view, HyperModel class name)
     "dense": ("flat", "DenseHyperModel"),
+    "conv": ("image", "ConvHyperModel"),
+    "recurrent": ("rows", "RecurrentHyperModel"),
+    "transformer": ("rows", "TransformerHyperModel"),
+}
+# Views each family can read.
+FAMILY_VIEWS = {
+    "dense": ("flat", "rows", "image", "tokens"),
+    "conv": ("image",),
+    "recurrent": ("rows", "tokens"),
+    "transformer": ("rows", "tokens"),
 }
 
 
@@ -81,9 +91,7 @@ def _validate(args) -> None:
     _checks.one_of("--tuner", args.tuner, TUNERS)
     _checks.one_of("--family", args.family, tuple(FAMILIES))
     if args.view is not None:
-        from keras_structopt.data import DIGITS_VIEWS
-
-        _checks.one_of("--view", args.view, tuple(DIGITS_VIEWS))
+        _checks.one_of("--view", args.view, FAMILY_VIEWS[args.family])
     _checks.positive_int("--trials", args.trials)
     _checks.positive_int("--epochs", args.epochs)
     _checks.fraction("--sparsity", args.sparsity)
@@ -198,6 +206,8 @@ def run(args) -> int:
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(args.seed)
     hypermodel_kwargs = {"input_shape": data.input_shape, "outputs": data.num_classes, "seed": args.seed}
+    if data.vocabulary_size and args.family != "dense":
+        hypermodel_kwargs["vocabulary_size"] = data.vocabulary_size
     hypermodel = getattr(kso, class_name)(**hypermodel_kwargs)
     tuner = make_tuner(
         args.tuner, hypermodel, trials=args.trials, epochs=args.epochs, seed=args.seed,

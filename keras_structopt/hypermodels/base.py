@@ -165,6 +165,11 @@ def _plain(value):
     return value
 
 
+def as_choice(value):
+    """Tuples of strings or bools mean a choice too (they are never ranges)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 def declare_per_block(hp, tunable: Tunable, depth: Tunable, name_format: str) -> list:
     """Declares one hyperparameter per block; blocks past the minimum depth are conditional.
 

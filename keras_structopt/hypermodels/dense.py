@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block
+from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, as_choice, declare_per_block
 from keras_structopt.space import Architecture, Block
 
 
@@ -90,14 +90,14 @@ class DenseHyperModel(StructuralHyperModel):
         self._num_layers = Tunable.parse("num_layers", num_layers, kind=int, low=1)
         self._units = self.width("units", units)
         self._connection = Tunable.parse(
-            "connection", _as_choice(connection), kind=str, accepted=("plain", "residual", "dense")
+            "connection", as_choice(connection), kind=str, accepted=("plain", "residual", "dense")
         )
         self._activation = Tunable.parse(
-            "activation", _as_choice(activation), kind=str,
+            "activation", as_choice(activation), kind=str,
             accepted=("relu", "gelu", "swish", "tanh", "elu"),
         )
         self._dropout = Tunable.parse("dropout", dropout, kind=float, low=0.0, high=1.0, high_inclusive=False)
-        self._batch_norm = Tunable.parse("batch_norm", _as_choice(batch_norm), kind=bool)
+        self._batch_norm = Tunable.parse("batch_norm", as_choice(batch_norm), kind=bool)
         self._momentum = Tunable.parse(
             "batch_norm_momentum", batch_norm_momentum, kind=float, low=0.0, high=1.0, high_inclusive=False
         )
@@ -120,8 +120,3 @@ class DenseHyperModel(StructuralHyperModel):
                 "batch_norm_momentum": self._momentum.declare(hp),
             },
         )
-
-
-def _as_choice(value):
-    """Tuples of strings or bools mean a choice too (they are never ranges)."""
-    return list(value) if isinstance(value, tuple) else value

@@ -1,0 +1,168 @@
+"""`ConvHyperModel`: the structure of a convolutional network as a search space."""
+
+from __future__ import annotations
+
+from keras_structopt import _checks
+from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, as_choice, declare_per_block
+from keras_structopt.space import Architecture, Block
+
+BLOCK_TYPES = ("plain", "residual", "inception", "separable")
+
+
+class ConvHyperModel(StructuralHyperModel):
+    """A Keras Tuner HyperModel over convolutional networks for `(H, W, C)` images.
+
+    The network is a sequence of stages; the feature map is downsampled between
+    stages. Each stage's number of blocks and filters are their own hyperparameters
+    (`"stage_1/blocks"`, `"stage_1/filters"`), or the filters follow a growth rule
+    (`filter_growth=2.0`: each stage doubles the first stage's filters). Blocks are
+    `"plain"` (conv-BN-activation), `"residual"` (two convolutions with a projection
+    shortcut where the width changes), `"inception"` (parallel 1x1 / kxk /
+    double-kxk / pooling branches, concatenated) or `"separable"` (depthwise-separable
+    convolution). `connection="dense"` feeds each block the concatenation of its
+    stage's input and all earlier blocks. A global pooling head follows.
+
+    Every argument but `input_shape`, `outputs`, `task`, `filter_growth`,
+    `width_multiple`, `seed`, `name` and `tunable` may be fixed (a value), a choice (a
+    list) or a range (a `(min, max)` tuple).
+
+    Args:
+        input_shape: `(height, width, channels)`.
+        outputs: Number of classes (multiclass), 1 (binary) or targets (regression).
+        task: `"multiclass"`, `"binary"` or `"regression"`.
+        num_stages: Number of stages (>= 1).
+        blocks_per_stage: Blocks in each stage (>= 1), sampled per stage.
+        filters: Filters of each stage (>= 4 when inception blocks are possible).
+        filter_growth: None (filters tuned per stage) or a factor: stage `s` gets
+            `round(filters * filter_growth ** s)`.
+        kernel_size: Kernel size of the convolutions.
+        block_type: `"plain"`, `"residual"`, `"inception"` and/or `"separable"`.
+        connection: `"plain"` and/or `"dense"`.
+        downsample: `"max_pool"`, `"avg_pool"` or `"none"` between stages.
+        pooling: Global pooling of the head, `"avg"` or `"max"`.
+        batch_norm_momentum: BatchNormalization momentum (0.9 suits short training;
+            0.99 can wreck test accuracy after few epochs).
+        dropout: Dropout before the head.
+        activation: Activation after each convolution.
+        learning_rate: Adam learning rate.
+        width_multiple: Round filters up to this multiple (8 for GPUs, 128 for TPUs).
+        seed: Seed for each trial's weights and shuffling (0 is honoured).
+        name: Name of the HyperModel.
+        tunable: Keras Tuner's `tunable` flag.
+
+    Example:
+        >>> import keras_tuner, keras_structopt as kso
+        >>> hypermodel = kso.ConvHyperModel(input_shape=(8, 8, 1), outputs=10,
+        ...     num_stages=2, filters=16, filter_growth=2.0, block_type="residual")
+        >>> spec = hypermodel.architecture(keras_tuner.HyperParameters())
+        >>> [(block.kind, block.units, block.stage) for block in spec.blocks]
+        [('residual', 16, 0), ('residual', 32, 1)]
+    """
+
+    family = "conv"
+
+    def __init__(
+        self,
+        input_shape,
+        outputs: int | None = None,
+        *,
+        task: str = "multiclass",
+        num_stages=(1, 3),
+        blocks_per_stage=(1, 2),
+        filters=(16, 96),
+        filter_growth: float | None = None,
+        kernel_size=3,
+        block_type=("plain", "residual", "inception", "separable"),
+        connection="plain",
+        downsample="max_pool",
+        pooling="avg",
+        batch_norm_momentum=0.9,
+        dropout=[0.0, 0.25],
+        activation="relu",
+        learning_rate=(1e-3, 1e-2),
+        width_multiple: int = 1,
+        seed: int | None = None,
+        name: str | None = None,
+        tunable: bool = True,
+    ):
+        super().__init__(
+            input_shape, outputs, task=task, learning_rate=learning_rate,
+            width_multiple=width_multiple, seed=seed, name=name, tunable=tunable,
+        )
+        self.num_stages = num_stages
+        self.blocks_per_stage = blocks_per_stage
+        self.filters = filters
+        self.filter_growth = filter_growth
+        self.kernel_size = kernel_size
+        self.block_type = block_type
+        self.connection = connection
+        self.downsample = downsample
+        self.pooling = pooling
+        self.batch_norm_momentum = batch_norm_momentum
+        self.dropout = dropout
+        self.activation = activation
+        if len(self._shape) != 3:
+            raise _checks.error(
+                "Expected input_shape=(height, width, channels) for ConvHyperModel. "
+                f"Received: input_shape={input_shape!r}."
+            )
+        self._num_stages = Tunable.parse("num_stages", num_stages, kind=int, low=1)
+        self._blocks = Tunable.parse("blocks_per_stage", blocks_per_stage, kind=int, low=1)
+        self._filters = self.width("filters", filters)
+        if filter_growth is not None:
+            _checks.positive_number("filter_growth", filter_growth)
+        self._kernel_size = Tunable.parse("kernel_size", kernel_size, kind=int, low=1)
+        self._block_type = Tunable.parse("block_type", as_choice(block_type), kind=str, accepted=BLOCK_TYPES)
+        if "inception" in self._block_type.values and self._filters.minimum < 4:
+            raise _checks.error(
+                "Expected filters >= 4 when block_type allows 'inception' (four branches). "
+                f"Received: filters={filters!r}."
+            )
+        self._connection = Tunable.parse("connection", as_choice(connection), kind=str, accepted=("plain", "dense"))
+        self._downsample = Tunable.parse(
+            "downsample", as_choice(downsample), kind=str, accepted=("max_pool", "avg_pool", "none")
+        )
+        self._pooling = Tunable.parse("pooling", as_choice(pooling), kind=str, accepted=("avg", "max"))
+        self._momentum = Tunable.parse(
+            "batch_norm_momentum", batch_norm_momentum, kind=float, low=0.0, high=1.0, high_inclusive=False
+        )
+        self._dropout = Tunable.parse("dropout", dropout, kind=float, low=0.0, high=1.0, high_inclusive=False)
+        self._activation = Tunable.parse(
+            "activation", as_choice(activation), kind=str, accepted=("relu", "gelu", "swish", "tanh", "elu")
+        )
+
+    def _stage_filters(self, hp, num_stages: int) -> list[int]:
+        if self.filter_growth is None:
+            return declare_per_block(hp, self._filters, self._num_stages, "stage_{}/filters")[:num_stages]
+        base = self._filters.declare(hp, "stage_0/filters")
+        multiple = self.width_multiple
+        return [
+            max(multiple, int(round(base * self.filter_growth**stage / multiple)) * multiple)
+            for stage in range(num_stages)
+        ]
+
+    def _declare(self, hp) -> Architecture:
+        num_stages = self._num_stages.declare(hp)
+        blocks = declare_per_block(hp, self._blocks, self._num_stages, "stage_{}/blocks")[:num_stages]
+        filters = self._stage_filters(hp, num_stages)
+        block_type = self._block_type.declare(hp)
+        return Architecture(
+            family="conv",
+            input_shape=self._shape,
+            blocks=[
+                Block(block_type, max(units, 4) if block_type == "inception" else units, stage)
+                for stage, (count, units) in enumerate(zip(blocks, filters))
+                for _ in range(count)
+            ],
+            connection=self._connection.declare(hp),
+            task=self.task,
+            outputs=self._outputs,
+            options={
+                "kernel_size": self._kernel_size.declare(hp),
+                "downsample": self._downsample.declare(hp),
+                "pooling": self._pooling.declare(hp),
+                "batch_norm_momentum": self._momentum.declare(hp),
+                "dropout": self._dropout.declare(hp),
+                "activation": self._activation.declare(hp),
+            },
+        )

@@ -1,0 +1,179 @@
+"""One contract, every family: the checks each HyperModel must pass."""
+
+import random
+
+import keras_tuner
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+import keras_structopt as kso
+from keras_structopt.data import load_digits_split
+from keras_structopt.export.tflite import tflite_predict, to_tflite_bytes
+from keras_structopt.space import render
+from tests.conftest import assert_all_completed, max_abs_difference
+
+# family case -> (HyperModel class, digits view, a small space)
+CASES = {
+    "dense": (kso.DenseHyperModel, "flat", dict(num_layers=(1, 2), units=[8, 16])),
+    "conv": (
+        kso.ConvHyperModel,
+        "image",
+        dict(num_stages=(1, 2), blocks_per_stage=(1, 2), filters=[8, 12], connection=["plain", "dense"]),
+    ),
+    "recurrent_rows": (kso.RecurrentHyperModel, "rows", dict(num_layers=(1, 2), units=[8, 12], embedding_units=4)),
+    "recurrent_tokens": (
+        kso.RecurrentHyperModel,
+        "tokens",
+        dict(num_layers=(1, 2), units=[8], embedding_units=[4, 8], vocabulary_size=17),
+    ),
+    "transformer_rows": (
+        kso.TransformerHyperModel,
+        "rows",
+        dict(model_units=[8, 16], num_blocks=(1, 2), num_heads=[1, 2], key_units=[4, 8], ffn_units=[8, 16]),
+    ),
+    "transformer_tokens": (
+        kso.TransformerHyperModel,
+        "tokens",
+        dict(model_units=8, num_blocks=(1, 2), num_heads=2, key_units=4, ffn_units=[8, 16], vocabulary_size=17),
+    ),
+}
+
+
+def hypermodel(case, **overrides):
+    cls, view, space = CASES[case]
+    data = load_digits_split(view, seed=0)
+    kwargs = dict(input_shape=data.input_shape, outputs=10, seed=0, learning_rate=3e-3, **space)
+    kwargs.update(overrides)
+    return cls(**kwargs)
+
+
+def data_for(case, size=200):
+    data = load_digits_split(CASES[case][1], seed=0)
+    x, y = data.train
+    return (x[:size], y[:size]), (data.validation[0][:100], data.validation[1][:100]), data.test
+
+
+def random_hyperparameters(hm, seed):
+    """Random values over the HyperModel's whole space, conditions respected."""
+    hp = keras_tuner.HyperParameters()
+    hm.build(hp)
+    rng = random.Random(seed)
+    for parameter in hp.space:
+        if hp.is_active(parameter):
+            hp.values[parameter.name] = parameter.random_sample(rng.randint(0, 10**6))
+    return hp
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_default_build_matches_the_spec(case):
+    cls, view, space = CASES[case]
+    data = load_digits_split(view, seed=0)
+    extra = {"vocabulary_size": 17} if view == "tokens" else {}
+    hm = cls(input_shape=data.input_shape, outputs=10, **extra)  # the default space
+    hp = keras_tuner.HyperParameters()
+    model = hm.build(hp)
+    spec = hm.architecture(hp)
+    assert model.count_params() == spec.count_params()
+    assert model.output_shape == (None, 10)
+    assert kso.architecture_of(model) == spec
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_random_structures_count_name_and_round_trip(case):
+    hm = hypermodel(case)
+    again = type(hm).from_config(hm.get_config())
+    seen = set()
+    for seed in range(5):
+        hp = random_hyperparameters(hm, seed)
+        spec = hm.architecture(hp)
+        seen.add(spec.to_json())
+        model = hm.build(hp)
+        assert model.count_params() == spec.count_params()
+        names = [layer.name for layer in model.layers]
+        assert names == [layer.name for layer in hm.build(hp).layers]  # stable
+        assert names == [layer.name for layer in render(spec, tf_keras).layers]
+        assert again.architecture(hp) == spec
+        assert kso.Architecture.from_json(spec.to_json()) == spec
+    assert len(seen) >= 2  # the space really varies the structure
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bridge_is_exact_after_training(case):
+    train, validation, test = data_for(case)
+    hm = hypermodel(case)
+    hp = random_hyperparameters(hm, 3)
+    model = hm.build(hp)
+    model.fit(*train, epochs=1, verbose=0)
+    legacy = kso.to_tf_keras(model)
+    x = test[0][:100]
+    assert max_abs_difference(legacy.predict(x, verbose=0), model.predict(x, verbose=0)) <= 1e-5
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_binary_and_regression_heads(case, task):
+    train, _, _ = data_for(case, size=64)
+    outputs = 1 if task == "binary" else 2
+    hm = hypermodel(case, task=task, outputs=outputs)
+    model = hm.build(keras_tuner.HyperParameters())
+    y = (train[1] % 2) if task == "binary" else np.stack([train[1], -train[1]], axis=1).astype("float32")
+    history = model.fit(train[0], y, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert model.output_shape == (None, outputs)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_width_multiple_aligns_every_width(case):
+    hm = hypermodel(case, width_multiple=8)
+    for seed in range(3):
+        spec = hm.architecture(random_hyperparameters(hm, seed))
+        widths = list(spec.widths)
+        for option in ("model_units", "key_units", "embedding_units"):
+            if option in dict(spec.options) and spec.option(option) is not None:
+                widths.append(spec.option(option))
+        assert all(width % 8 == 0 for width in widths), spec
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_tuner_runs_every_family(case, tmp_path):
+    train, validation, _ = data_for(case, size=150)
+    hm = hypermodel(case)
+    tuners = [
+        keras_tuner.RandomSearch(hm, objective="val_accuracy", max_trials=2, seed=1, directory=tmp_path, project_name="r"),
+        keras_tuner.GridSearch(hm, objective="val_accuracy", max_trials=2, directory=tmp_path, project_name="g"),
+        keras_tuner.BayesianOptimization(hm, objective="val_accuracy", max_trials=2, num_initial_points=1, seed=1, directory=tmp_path, project_name="b"),
+        keras_tuner.Hyperband(hm, objective="val_accuracy", max_epochs=2, factor=2, hyperband_iterations=1, seed=1, directory=tmp_path, project_name="h"),
+    ]
+    for tuner in tuners:
+        tuner.search(*train, validation_data=validation, epochs=1, verbose=0)
+        assert_all_completed(tuner)
+        best = tuner.get_best_models(1)[0]
+        assert best.count_params() == kso.architecture_of(best).count_params()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_winner_compresses_and_exports(case, tmp_path):
+    train, validation, test = data_for(case, size=300)
+    hm = hypermodel(case)
+    model = hm.build(random_hyperparameters(hm, 1))
+    model.fit(*train, epochs=2, verbose=0)
+    small, report = kso.compress(
+        model, train, validation_data=validation, test_data=(test[0][:120], test[1][:120]),
+        sparsity=0.5, clusters=8, prune_epochs=1, cluster_epochs=1,
+    )
+    assert [s.name for s in report.stages] == ["baseline", "pruned", "clustered", "quantized"]
+    assert report.stages[1].kernel_sparsity >= 0.45
+    assert report.final.max_unique_kernel_values <= 8
+    assert report.final.tflite_gzip_bytes < report.baseline.tflite_gzip_bytes
+    x = test[0][:32]
+    expected = small.predict(x, verbose=0)
+    assert max_abs_difference(tflite_predict(to_tflite_bytes(small, "none"), x), expected) <= 1e-4
+    path = kso.export_saved_model(small, tmp_path, case)
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    assert max_abs_difference(serve(inputs=tf.constant(x))["outputs"], expected) <= 1e-5
+    lite = kso.export_tflite(small, tmp_path / f"{case}.tflite")
+    assert np.mean(tflite_predict(lite.read_bytes(), x).argmax(1) == expected.argmax(1)) >= 0.9
