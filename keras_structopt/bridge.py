@@ -51,17 +51,41 @@ def copy_weights(source, target) -> None:
                 f"Cannot copy weights: layer {layer.name!r} of the target has no "
                 f"counterpart in the source model. Source layers: {sorted(source_layers)}."
             )
-        values = source_layers[layer.name].get_weights()
+        source_layer = source_layers[layer.name]
+        values = source_layer.get_weights()
         shapes = [w.shape for w in values]
         if shapes != [w.shape for w in weights]:
-            raise UnsupportedModelError(
-                f"Cannot copy weights of layer {layer.name!r}: shapes {shapes} in the "
-                f"source, {[w.shape for w in weights]} in the target."
-            )
+            # Some layers (MultiHeadAttention after a TFMOT strip) list the same
+            # variables in another order: match them by their names instead.
+            values = _reorder_by_name(source_layer, layer)
+            if values is None:
+                raise UnsupportedModelError(
+                    f"Cannot copy weights of layer {layer.name!r}: shapes {shapes} in the "
+                    f"source, {[w.shape for w in weights]} in the target."
+                )
         layer.set_weights(values)
 
 
-def rerender(model, K, *, unroll: bool = False, architecture: Architecture | None = None):
+def _weight_key(layer, variable) -> str:
+    """A variable's name within its layer: `query/kernel` for `attn/query/kernel:0`."""
+    name = (getattr(variable, "path", None) or variable.name).split(":")[0]
+    parts = name.split("/")
+    return "/".join(parts[parts.index(layer.name) + 1 :] if layer.name in parts else parts[1:])
+
+
+def _reorder_by_name(source_layer, target_layer):
+    """The source layer's values in the target layer's order, or None if they differ."""
+    source = {_weight_key(source_layer, v): v.numpy() for v in source_layer.weights}
+    keys = [_weight_key(target_layer, v) for v in target_layer.weights]
+    if len(source) != len(keys) or set(source) != set(keys):
+        return None
+    values = [source[key] for key in keys]
+    if [v.shape for v in values] != [tuple(v.shape) for v in target_layer.weights]:
+        return None
+    return values
+
+
+def rerender(model, K, *, unroll: bool = False, for_tflite: bool = False, architecture: Architecture | None = None):
     """Renders `model`'s architecture with the Keras module `K` and copies its weights."""
     spec = architecture or architecture_of(model)
     if spec is None:
@@ -72,7 +96,7 @@ def rerender(model, K, *, unroll: bool = False, architecture: Architecture | Non
             "recorded Architecture. Build the network from an Architecture with "
             "keras_structopt.render(spec, keras) to make it bridgeable."
         )
-    target = render(spec, K, unroll=unroll)
+    target = render(spec, K, unroll=unroll, for_tflite=for_tflite)
     copy_weights(model, target)
     return attach_architecture(target, spec)
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from keras_structopt.bridge import architecture_of, rerender
 from keras_structopt.compress._tfmot import tfmot
-from keras_structopt.compress.prune import KERNEL_NAMES, fresh_copy, kernels, restore_unwrapped
+from keras_structopt.compress.prune import KERNEL_NAMES, fresh_model, kernels
 
 
 def _registry():
@@ -51,16 +51,15 @@ def cluster(model, train, *, clusters: int, epochs: int, batch_size: int, compil
     def wrap(layer):
         count = layer_clusters(layer, clusters) if layer.weights else 0
         if count < 2 or not registry.supports(layer):
-            return layer.__class__.from_config(layer.get_config())
+            return layer  # shared with the disposable copy, weights and all
         return api.cluster_weights(
-            fresh_copy(layer),
+            layer,
             number_of_clusters=count,
             cluster_centroids_init=api.CentroidInitialization.KMEANS_PLUS_PLUS,
             preserve_sparsity=True,
         )
 
-    wrapped = tf_keras.models.clone_model(model, clone_function=wrap)
-    restore_unwrapped(model, wrapped)
+    wrapped = tf_keras.models.clone_model(fresh_model(model), clone_function=wrap)
     compile_fn(wrapped)
     if epochs:
         wrapped.fit(

@@ -13,12 +13,15 @@ from keras_structopt.compress._tfmot import tfmot
 KERNEL_NAMES = ("kernel", "recurrent_kernel", "pointwise_kernel", "embeddings")
 
 
-def fresh_copy(layer):
-    """A new layer with `layer`'s config and weights (TFMOT wrappers mutate what they wrap)."""
-    copy = layer.__class__.from_config(layer.get_config())
-    copy.build(layer.input_shape)
-    copy.set_weights(layer.get_weights())
-    return copy
+def fresh_model(model):
+    """A disposable tf_keras copy of `model` (same spec, same weights).
+
+    TFMOT's wrappers mutate the layer they wrap, so they only ever wrap layers of a
+    copy like this one, never of a model the caller still holds.
+    """
+    import tf_keras
+
+    return rerender(model, tf_keras)
 
 
 _PRUNABLE_BIDIRECTIONAL = None
@@ -95,17 +98,15 @@ def prune(model, train, *, sparsity: float, epochs: int, batch_size: int, compil
 
     def wrap(layer):
         if not _is_prunable(layer):
-            return layer.__class__.from_config(layer.get_config())
-        copy = fresh_copy(layer)
+            return layer  # shared with the disposable copy, weights and all
         if isinstance(layer, tf_keras.layers.Bidirectional):
             prunable = _prunable_bidirectional_class().from_config(layer.get_config())
             prunable.build(layer.input_shape)
             prunable.set_weights(layer.get_weights())
-            copy = prunable
-        return sparsity_api.prune_low_magnitude(copy, pruning_schedule=schedule)
+            layer = prunable
+        return sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule)
 
-    wrapped = tf_keras.models.clone_model(model, clone_function=wrap)
-    restore_unwrapped(model, wrapped)
+    wrapped = tf_keras.models.clone_model(fresh_model(model), clone_function=wrap)
     compile_fn(wrapped)
     wrapped.fit(
         train[0],
@@ -118,18 +119,6 @@ def prune(model, train, *, sparsity: float, epochs: int, batch_size: int, compil
     )
     stripped = sparsity_api.strip_pruning(wrapped)
     return rerender(stripped, tf_keras, architecture=architecture_of(model))
-
-
-def restore_unwrapped(source, target) -> None:
-    """`clone_model` re-initialises the layers it does not wrap: restore their weights.
-
-    TFMOT wrappers are named after the layer they wrap with a prefix, so a layer of
-    `target` whose name is in `source` is one that was copied, not wrapped.
-    """
-    names = {layer.name for layer in source.layers}
-    for layer in target.layers:
-        if layer.weights and layer.name in names:
-            layer.set_weights(source.get_layer(layer.name).get_weights())
 
 
 def kernels(model) -> list[tuple[str, np.ndarray]]:

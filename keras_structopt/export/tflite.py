@@ -13,12 +13,12 @@ from keras_structopt import _checks
 QUANTIZATIONS = ("none", "dynamic", "float16")
 
 
-def _input_signature(model):
+def _input_signature(model, batch_size=None):
     import tensorflow as tf
 
     spec = model.inputs[0]
     return tf.TensorSpec(
-        shape=(None,) + tuple(spec.shape[1:]), dtype=tf.as_dtype(spec.dtype), name="inputs"
+        shape=(batch_size,) + tuple(spec.shape[1:]), dtype=tf.as_dtype(spec.dtype), name="inputs"
     )
 
 
@@ -26,6 +26,25 @@ def _is_keras3(model) -> bool:
     import keras
 
     return isinstance(model, keras.Model)
+
+
+def _serving_module(model, signature):
+    """A `tf.Module` holding `model`'s variables and a `serve` function over it.
+
+    Only the variables are tracked: tracking the tf_keras model itself would make
+    TensorFlow trace and save every layer's call function (slow, and unused by TF
+    Serving and the TFLite converter, which need the signature alone).
+    """
+    import tensorflow as tf
+
+    @tf.function(input_signature=[signature])
+    def serve(inputs):
+        return {"outputs": model(inputs, training=False)}
+
+    module = tf.Module()
+    module.model_variables = list(model.variables)
+    module.serve = serve
+    return module
 
 
 def write_saved_model(model, path) -> None:
@@ -49,31 +68,28 @@ def write_saved_model(model, path) -> None:
         )
         archive.write_out(str(path), verbose=False)
         return
-
-    @tf.function(input_signature=[signature])
-    def serve(inputs):
-        return {"outputs": model(inputs, training=False)}
-
-    module = tf.Module()
-    module.model = model
-    module.serve = serve
-    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+    module = _serving_module(model, signature)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
 
 
 def _convertible(model):
-    """Recurrent layers convert only unrolled: re-render such a model with `unroll=True`."""
+    """The model to convert: a tf_keras rendering of its spec when it has one."""
     from keras_structopt.bridge import architecture_of, rerender
 
-    spec = architecture_of(model)
-    if spec is not None and spec.family == "recurrent":
-        import tf_keras
+    if architecture_of(model) is None:
+        return model
+    import tf_keras
 
-        return rerender(model, tf_keras, unroll=True)
-    return model
+    return rerender(model, tf_keras, for_tflite=True)
 
 
 def to_tflite_bytes(model, quantization: str = "dynamic") -> bytes:
     """Converts a Keras 3 or tf_keras model to a TFLite flatbuffer.
+
+    Recurrent models are converted with a batch of one example, which lets the
+    converter use TFLite's fused sequence kernels (LSTM) or a `WHILE` loop (GRU)
+    instead of an unrolled graph many times larger; `tflite_predict` feeds them one
+    example at a time.
 
     Args:
         model: The model (one input).
@@ -90,12 +106,23 @@ def to_tflite_bytes(model, quantization: str = "dynamic") -> bytes:
     """
     import tensorflow as tf
 
+    from keras_structopt.bridge import architecture_of
+
     _checks.one_of("quantization", quantization, QUANTIZATIONS)
+    model = _convertible(model)
     with tempfile.TemporaryDirectory(prefix="structopt-tflite-") as directory:
-        write_saved_model(_convertible(model), directory)
-        converter = tf.lite.TFLiteConverter.from_saved_model(
-            directory, signature_keys=["serving_default"]
-        )
+        if _is_keras3(model):
+            write_saved_model(model, directory)
+            converter = tf.lite.TFLiteConverter.from_saved_model(
+                directory, signature_keys=["serving_default"]
+            )
+        else:
+            spec = architecture_of(model)
+            batch_size = 1 if spec is not None and spec.family == "recurrent" else None
+            module = _serving_module(model, _input_signature(model, batch_size))
+            converter = tf.lite.TFLiteConverter.from_concrete_functions(
+                [module.serve.get_concrete_function()], module
+            )
         if quantization != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
@@ -161,6 +188,8 @@ def tflite_predict(data: bytes, x: np.ndarray, *, batch_size: int = 256) -> np.n
             experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
         )
     input_detail = interpreter.get_input_details()[0]
+    if input_detail["shape_signature"][0] == 1:  # converted for one example at a time
+        batch_size = 1
     outputs = []
     current = None
     for start in range(0, len(x), batch_size):

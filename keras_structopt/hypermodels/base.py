@@ -40,8 +40,9 @@ class Tunable:
         [1, 2, 3]
     """
 
-    def __init__(self, name, form, values, low=None, high=None, log=False, step=None):
+    def __init__(self, name, form, values, low=None, high=None, log=False, step=None, kind=None):
         self.name = name
+        self.kind = kind
         self.form = form  # "fixed", "choice" or "range"
         self._values = values
         self.low, self.high, self.log, self.step = low, high, log, step
@@ -117,9 +118,9 @@ class Tunable:
                 raise _checks.error(describe())
             lo, hi = align(kind(lo)), align(kind(hi))
             if lo == hi:
-                return cls(name, "fixed", [lo])
+                return cls(name, "fixed", [lo], kind=kind)
             step = multiple if kind is int and multiple > 1 else None
-            return cls(name, "range", None, lo, hi, log=log and step is None, step=step)
+            return cls(name, "range", None, lo, hi, log=log and step is None, step=step, kind=kind)
         if isinstance(value, list):
             if not value or not all(valid(item) for item in value):
                 raise _checks.error(describe())
@@ -128,10 +129,10 @@ class Tunable:
                 item = align(kind(item))
                 if item not in items:
                     items.append(item)
-            return cls(name, "fixed" if len(items) == 1 else "choice", items)
+            return cls(name, "fixed" if len(items) == 1 else "choice", items, kind=kind)
         if not valid(value):
             raise _checks.error(describe())
-        return cls(name, "fixed", [align(kind(value))])
+        return cls(name, "fixed", [align(kind(value))], kind=kind)
 
     def declare(self, hp: keras_tuner.HyperParameters, name: str | None = None, **condition):
         """Declares the hyperparameter on `hp` and returns its current value."""
@@ -151,7 +152,8 @@ class Tunable:
             )
         else:
             value = hp.Float(name, self.low, self.high, sampling="log" if self.log else "linear", **condition)
-        return _plain(value)
+        value = _plain(value)
+        return self.kind(value) if self.kind is not None and value is not None else value
 
 
 def _plain(value):

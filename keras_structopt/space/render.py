@@ -135,10 +135,11 @@ class _CountingBuilder:
 class _KerasBuilder:
     """Makes real layers of the Keras module `K` (`keras` or `tf_keras`)."""
 
-    def __init__(self, K, unroll=False):
+    def __init__(self, K, unroll=False, for_tflite=False):
         self.K = K
         self.layers = K.layers
         self.unroll = unroll
+        self.for_tflite = for_tflite
 
     def width(self, x):
         return int(x.shape[-1])
@@ -214,6 +215,11 @@ class _KerasBuilder:
             kwargs["reset_after"] = True
             layer = self.layers.GRU(units, name=name if not bidirectional else f"{name}_cell", **kwargs)
         else:
+            if self.for_tflite:
+                # A non-zero recurrent dropout (inactive at inference) keeps the LSTM on
+                # the generic loop: TFLite's fused LSTM kernel drifts from Keras's
+                # outputs by up to ~0.09, the loop matches them to ~1e-6.
+                kwargs["recurrent_dropout"] = 1e-6
             layer = self.layers.LSTM(units, name=name if not bidirectional else f"{name}_cell", **kwargs)
         if bidirectional:
             layer = self.layers.Bidirectional(layer, name=name)
@@ -475,14 +481,15 @@ _FAMILY_BUILDERS = {
 }
 
 
-def render(spec: Architecture, K, *, unroll: bool = False):
+def render(spec: Architecture, K, *, unroll: bool = False, for_tflite: bool = False):
     """Builds the functional model described by `spec` with the Keras module `K`.
 
     Args:
         spec: The `Architecture` to build.
         K: The Keras module, `keras` (Keras 3) or `tf_keras` (Keras 2).
-        unroll: Unroll recurrent layers (needed to convert LSTM/GRU to TFLite);
-            the weights are the same either way.
+        unroll: Unroll recurrent layers; the weights are the same either way.
+        for_tflite: Render for TFLite conversion (LSTMs that convert exactly);
+            the weights and inference outputs are the same.
 
     Returns:
         An uncompiled `K.Model` whose layer names come from the spec.
@@ -497,7 +504,7 @@ def render(spec: Architecture, K, *, unroll: bool = False):
     """
     if not isinstance(spec, Architecture):
         raise TypeError(f"Expected spec to be an Architecture. Received: spec={spec!r}.")
-    return _FAMILY_BUILDERS[spec.family](spec, _KerasBuilder(K, unroll=unroll))
+    return _FAMILY_BUILDERS[spec.family](spec, _KerasBuilder(K, unroll=unroll, for_tflite=for_tflite))
 
 
 def count(spec: Architecture) -> Counts:
