@@ -119,7 +119,8 @@ def run_case(name: str, trials: int, epochs: int, seed: int, directory: Path) ->
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| case | trials | val acc | test acc | params | MACs | search s | compressed acc | loss (pts) | gzip'd TFLite | smaller |",
+        "| case | trials | val acc | test acc | params | MACs | search s "
+        "| compressed acc | loss (pts) | gzip'd TFLite | smaller |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:

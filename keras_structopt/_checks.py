@@ -42,7 +42,7 @@ def non_negative_int(name: str, value: Any) -> int:
 
 
 def fraction(name: str, value: Any, *, inclusive_high: bool = False) -> float:
-    ok = is_number(value) and 0 <= value and (value <= 1 if inclusive_high else value < 1)
+    ok = is_number(value) and value >= 0 and (value <= 1 if inclusive_high else value < 1)
     if not ok:
         upper = "<= 1" if inclusive_high else "< 1"
         raise error(f"Expected {name} to be a float with 0 <= {name} {upper}. Received: {name}={value!r}.")

@@ -49,13 +49,21 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     run.add_argument("--family", default="dense", help=f"one of {sorted(FAMILIES)} (default: dense)")
-    run.add_argument("--view", default=None, help="digits view: flat, image, rows or tokens (default: the family's)")
+    run.add_argument(
+        "--view", default=None, help="digits view: flat, image, rows or tokens (default: the family's)"
+    )
     run.add_argument("--tuner", default="random", help=f"one of {list(TUNERS)} (default: random)")
-    run.add_argument("--trials", type=int, default=10, help="max trials (default: 10; Hyperband sizes itself from --epochs)")
+    run.add_argument(
+        "--trials", type=int, default=10, help="max trials (default: 10; Hyperband sizes itself from --epochs)"
+    )
     run.add_argument("--epochs", type=int, default=20, help="epochs per trial (default: 20)")
     run.add_argument("--sparsity", type=float, default=0.8, help="target kernel sparsity (default: 0.8)")
-    run.add_argument("--clusters", type=int, default=16, help="max distinct values per kernel; 0 skips clustering (default: 16)")
-    run.add_argument("--quantization", default="dynamic", help="TFLite conversion: dynamic, float16 or none (default: dynamic)")
+    run.add_argument(
+        "--clusters", type=int, default=16, help="max distinct values per kernel; 0 skips clustering (default: 16)"
+    )
+    run.add_argument(
+        "--quantization", default="dynamic", help="TFLite conversion: dynamic, float16 or none (default: dynamic)"
+    )
     run.add_argument("--prune-epochs", type=int, default=10, help="fine-tuning epochs while pruning (default: 10)")
     run.add_argument("--cluster-epochs", type=int, default=3, help="fine-tuning epochs while clustering (default: 3)")
     run.add_argument("--out", default="structopt-out", help="output directory (default: structopt-out)")
@@ -111,7 +119,9 @@ def _validate(args) -> None:
         )
 
 
-def make_tuner(kind: str, hypermodel, *, trials: int, epochs: int, seed: int, directory, project_name: str, overwrite: bool = False):
+def make_tuner(
+    kind: str, hypermodel, *, trials: int, epochs: int, seed: int, directory, project_name: str, overwrite: bool = False
+):
     """A Keras Tuner tuner of `kind` on `hypermodel`, maximising validation accuracy.
 
     Keras Tuner silently replaces a seed of 0 with a random one, so the oracle gets

@@ -29,6 +29,7 @@ def run_cli(*flags, timeout=900):
         (["--clusters", "1"], r"Expected --clusters to be 0 \(skip\) or in \[2, 256\]\. Received: --clusters=1\."),
         (["--family", "graph"], r"Expected --family to be one of"),
         (["--seed", "-1"], r"Expected --seed to be an int >= 0"),
+        (["--family", "conv", "--view", "rows"], r"Expected --view to be one of \['image'\]\. Received: --view='rows'\."),
     ],
 )
 def test_bad_flags_fail_before_any_work(tmp_path, capsys, flags, message):
@@ -118,3 +119,19 @@ def test_same_seed_same_trials_and_winner(tmp_path, seed):
     first, second = _search_record(tmp_path / "a"), _search_record(tmp_path / "b")
     assert len(first[0]) == 3
     assert first == second
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family, view", [("conv", "image"), ("recurrent", "tokens"), ("transformer", "rows")])
+def test_other_families_run_end_to_end(tmp_path, family, view):
+    out = tmp_path / family
+    run_cli("--family", family, "--view", view, "--trials", "1", "--epochs", "1", "--prune-epochs", "1",
+            "--cluster-epochs", "1", "--sparsity", "0.5", "--out", str(out), "--quiet")
+    report = json.loads((out / "report.json").read_text())
+    architecture = report["search"]["best_architecture"]
+    assert architecture["family"] == family and report["data"]["view"] == view
+    if view == "tokens":
+        assert architecture["options"]["vocabulary_size"] == 17
+    assert report["compression"]["stages"][-1]["max_unique_kernel_values"] <= 16
+    assert (out / report["export"]["saved_model"] / "saved_model.pb").is_file()
+    assert (out / report["export"]["tflite"]).stat().st_size > 0

@@ -103,9 +103,7 @@ class Tunable:
                 return False
             if low is not None and item < low:
                 return False
-            if high is not None and (item > high if high_inclusive else item >= high):
-                return False
-            return True
+            return high is None or (item <= high if high_inclusive else item < high)
 
         def align(item):
             return int(math.ceil(item / multiple) * multiple) if kind is int and multiple > 1 else item

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import random
 
@@ -106,7 +107,7 @@ def test_family_input_shapes_are_checked():
 
 def test_spec_is_frozen():
     spec = Architecture("dense", (4,), [Block("dense", 8)], outputs=3)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         spec.family = "conv"
 
 
