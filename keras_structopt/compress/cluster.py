@@ -18,6 +18,28 @@ def _registry():
     return ClusteringRegistry
 
 
+_CLUSTERABLE_POSITIONS = None
+
+
+def _clusterable_position_embedding(layer):
+    """A copy of a tf_keras PositionEmbedding that TFMOT can cluster.
+
+    Position tables are clustered but not pruned: every position keeps a vector.
+    """
+    global _CLUSTERABLE_POSITIONS
+    if _CLUSTERABLE_POSITIONS is None:
+
+        class ClusterablePositionEmbedding(type(layer), tfmot().clustering.keras.ClusterableLayer):
+            def get_clusterable_weights(self):
+                return [("embeddings", self.embeddings)]
+
+        _CLUSTERABLE_POSITIONS = ClusterablePositionEmbedding
+    copy = _CLUSTERABLE_POSITIONS.from_config(layer.get_config())
+    copy.build(layer.input_shape)
+    copy.set_weights(layer.get_weights())
+    return copy
+
+
 def layer_clusters(layer, clusters: int) -> int:
     """How many clusters a layer's kernels get, so each holds at most `clusters` values.
 
@@ -50,7 +72,9 @@ def cluster(model, train, *, clusters: int, epochs: int, batch_size: int, compil
 
     def wrap(layer):
         count = layer_clusters(layer, clusters) if layer.weights else 0
-        if count < 2 or not registry.supports(layer):
+        if count >= 2 and type(layer).__name__ == "PositionEmbedding":
+            layer = _clusterable_position_embedding(layer)
+        elif count < 2 or not registry.supports(layer):
             return layer  # shared with the disposable copy, weights and all
         return api.cluster_weights(
             layer,

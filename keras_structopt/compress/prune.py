@@ -125,8 +125,6 @@ def kernels(model) -> list[tuple[str, np.ndarray]]:
     """The kernels pruning and clustering act on, as `(layer/weight name, values)`."""
     found = []
     for layer in model.layers:
-        if type(layer).__name__ == "PositionEmbedding":
-            continue
         for weight in layer.weights:
             base = weight.name.split("/")[-1].split(":")[0]
             if base in KERNEL_NAMES and weight.trainable:
@@ -135,7 +133,7 @@ def kernels(model) -> list[tuple[str, np.ndarray]]:
 
 
 def kernel_sparsity(model) -> float:
-    """Fraction of zeros over all kernels of the model."""
-    values = kernels(model)
+    """Fraction of zeros over all pruned kernels (position tables are not pruned)."""
+    values = [(name, v) for name, v in kernels(model) if not name.startswith("position_embedding/")]
     total = sum(v.size for _, v in values)
     return float(sum(int(np.count_nonzero(v == 0)) for _, v in values) / total) if total else 0.0
