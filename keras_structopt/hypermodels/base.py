@@ -266,6 +266,17 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         """Parses a width argument (units, filters), aligned to `width_multiple`."""
         return Tunable.parse(name, value, kind=int, low=1, log=True, multiple=self.width_multiple)
 
+    @staticmethod
+    def rate(name: str, value) -> Tunable:
+        """Parses a rate argument in `[0, 1)` (dropout, batch-norm momentum)."""
+        return Tunable.parse(name, value, kind=float, low=0.0, high=1.0, high_inclusive=False)
+
+    @staticmethod
+    def option(name: str, value, accepted) -> Tunable:
+        """Parses a string or bool argument; a tuple of them is a choice too."""
+        kind = bool if accepted is bool else str
+        return Tunable.parse(name, as_choice(value), kind=kind, accepted=None if kind is bool else accepted)
+
     def _declare(self, hp: keras_tuner.HyperParameters) -> Architecture:
         raise NotImplementedError
 

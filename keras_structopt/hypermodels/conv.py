@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from keras_structopt import _checks
-from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, as_choice, declare_per_block
+from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block
 from keras_structopt.space import Architecture, Block
 
 BLOCK_TYPES = ("plain", "residual", "inception", "separable")
@@ -112,24 +112,18 @@ class ConvHyperModel(StructuralHyperModel):
         if filter_growth is not None:
             _checks.positive_number("filter_growth", filter_growth)
         self._kernel_size = Tunable.parse("kernel_size", kernel_size, kind=int, low=1)
-        self._block_type = Tunable.parse("block_type", as_choice(block_type), kind=str, accepted=BLOCK_TYPES)
+        self._block_type = self.option("block_type", block_type, BLOCK_TYPES)
         if "inception" in self._block_type.values and self._filters.minimum < 4:
             raise _checks.error(
                 "Expected filters >= 4 when block_type allows 'inception' (four branches). "
                 f"Received: filters={filters!r}."
             )
-        self._connection = Tunable.parse("connection", as_choice(connection), kind=str, accepted=("plain", "dense"))
-        self._downsample = Tunable.parse(
-            "downsample", as_choice(downsample), kind=str, accepted=("max_pool", "avg_pool", "none")
-        )
-        self._pooling = Tunable.parse("pooling", as_choice(pooling), kind=str, accepted=("avg", "max"))
-        self._momentum = Tunable.parse(
-            "batch_norm_momentum", batch_norm_momentum, kind=float, low=0.0, high=1.0, high_inclusive=False
-        )
-        self._dropout = Tunable.parse("dropout", dropout, kind=float, low=0.0, high=1.0, high_inclusive=False)
-        self._activation = Tunable.parse(
-            "activation", as_choice(activation), kind=str, accepted=("relu", "gelu", "swish", "tanh", "elu")
-        )
+        self._connection = self.option("connection", connection, ("plain", "dense"))
+        self._downsample = self.option("downsample", downsample, ("max_pool", "avg_pool", "none"))
+        self._pooling = self.option("pooling", pooling, ("avg", "max"))
+        self._momentum = self.rate("batch_norm_momentum", batch_norm_momentum)
+        self._dropout = self.rate("dropout", dropout)
+        self._activation = self.option("activation", activation, ("relu", "gelu", "swish", "tanh", "elu"))
 
     def _stage_filters(self, hp, num_stages: int) -> list[int]:
         if self.filter_growth is None:

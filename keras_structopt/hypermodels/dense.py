@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, as_choice, declare_per_block
+from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block
 from keras_structopt.space import Architecture, Block
 
 
@@ -89,18 +89,11 @@ class DenseHyperModel(StructuralHyperModel):
         self.batch_norm_momentum = batch_norm_momentum
         self._num_layers = Tunable.parse("num_layers", num_layers, kind=int, low=1)
         self._units = self.width("units", units)
-        self._connection = Tunable.parse(
-            "connection", as_choice(connection), kind=str, accepted=("plain", "residual", "dense")
-        )
-        self._activation = Tunable.parse(
-            "activation", as_choice(activation), kind=str,
-            accepted=("relu", "gelu", "swish", "tanh", "elu"),
-        )
-        self._dropout = Tunable.parse("dropout", dropout, kind=float, low=0.0, high=1.0, high_inclusive=False)
-        self._batch_norm = Tunable.parse("batch_norm", as_choice(batch_norm), kind=bool)
-        self._momentum = Tunable.parse(
-            "batch_norm_momentum", batch_norm_momentum, kind=float, low=0.0, high=1.0, high_inclusive=False
-        )
+        self._connection = self.option("connection", connection, ("plain", "residual", "dense"))
+        self._activation = self.option("activation", activation, ("relu", "gelu", "swish", "tanh", "elu"))
+        self._dropout = self.rate("dropout", dropout)
+        self._batch_norm = self.option("batch_norm", batch_norm, bool)
+        self._momentum = self.rate("batch_norm_momentum", batch_norm_momentum)
 
     def _declare(self, hp) -> Architecture:
         num_layers = self._num_layers.declare(hp)

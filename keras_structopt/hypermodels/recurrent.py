@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from keras_structopt import _checks
-from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, as_choice, declare_per_block
+from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block
 from keras_structopt.space import Architecture, Block
 
 
@@ -87,15 +87,13 @@ class RecurrentHyperModel(StructuralHyperModel):
         self.dropout = dropout
         check_sequence_input(self._shape, vocabulary_size, input_shape)
         self._embedding_units = self.width("embedding_units", embedding_units)
-        self._cell = Tunable.parse("cell", as_choice(cell), kind=str, accepted=("lstm", "gru"))
+        self._cell = self.option("cell", cell, ("lstm", "gru"))
         self._num_layers = Tunable.parse("num_layers", num_layers, kind=int, low=1)
         self._units = self.width("units", units)
-        self._bidirectional = Tunable.parse("bidirectional", as_choice(bidirectional), kind=bool)
-        self._connection = Tunable.parse(
-            "connection", as_choice(connection), kind=str, accepted=("plain", "residual")
-        )
-        self._reduce = Tunable.parse("reduce", as_choice(reduce), kind=str, accepted=("last", "mean", "max"))
-        self._dropout = Tunable.parse("dropout", dropout, kind=float, low=0.0, high=1.0, high_inclusive=False)
+        self._bidirectional = self.option("bidirectional", bidirectional, bool)
+        self._connection = self.option("connection", connection, ("plain", "residual"))
+        self._reduce = self.option("reduce", reduce, ("last", "mean", "max"))
+        self._dropout = self.rate("dropout", dropout)
 
     def _declare(self, hp) -> Architecture:
         num_layers = self._num_layers.declare(hp)

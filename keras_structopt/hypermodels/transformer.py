@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, as_choice, declare_per_block
+from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block
 from keras_structopt.hypermodels.recurrent import check_sequence_input
 from keras_structopt.space import Architecture, Block
 
@@ -102,18 +102,12 @@ class TransformerHyperModel(StructuralHyperModel):
         self._num_heads = Tunable.parse("num_heads", num_heads, kind=int, low=1)
         self._key_units = self.width("key_units", key_units)
         self._ffn_units = self.width("ffn_units", ffn_units)
-        self._dropout = Tunable.parse("dropout", dropout, kind=float, low=0.0, high=1.0, high_inclusive=False)
-        self._normalization = Tunable.parse(
-            "normalization", as_choice(normalization), kind=str, accepted=("pre", "post")
-        )
-        self._connection = Tunable.parse(
-            "connection", as_choice(connection), kind=str, accepted=("residual", "dense")
-        )
-        self._position_embedding = Tunable.parse("position_embedding", as_choice(position_embedding), kind=bool)
-        self._pooling = Tunable.parse("pooling", as_choice(pooling), kind=str, accepted=("mean", "max"))
-        self._activation = Tunable.parse(
-            "activation", as_choice(activation), kind=str, accepted=("relu", "gelu", "swish", "tanh", "elu")
-        )
+        self._dropout = self.rate("dropout", dropout)
+        self._normalization = self.option("normalization", normalization, ("pre", "post"))
+        self._connection = self.option("connection", connection, ("residual", "dense"))
+        self._position_embedding = self.option("position_embedding", position_embedding, bool)
+        self._pooling = self.option("pooling", pooling, ("mean", "max"))
+        self._activation = self.option("activation", activation, ("relu", "gelu", "swish", "tanh", "elu"))
 
     def _declare(self, hp) -> Architecture:
         num_blocks = self._num_blocks.declare(hp)
