@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_structopt.bridge import architecture_of, rerender
 from keras_structopt.compress._tfmot import tfmot
-from keras_structopt.compress.prune import KERNEL_NAMES, fresh_model, kernels
+from keras_structopt.compress.prune import KERNEL_NAMES, kernels, wrap_fine_tune_strip
 
 
 def _registry():
@@ -65,8 +64,6 @@ def cluster(model, train, *, clusters: int, epochs: int, batch_size: int, compil
 
     Returns a new, stripped tf_keras model (the input is not modified).
     """
-    import tf_keras
-
     api = tfmot().clustering.keras
     registry = _registry()
 
@@ -83,19 +80,10 @@ def cluster(model, train, *, clusters: int, epochs: int, batch_size: int, compil
             preserve_sparsity=True,
         )
 
-    wrapped = tf_keras.models.clone_model(fresh_model(model), clone_function=wrap)
-    compile_fn(wrapped)
-    if epochs:
-        wrapped.fit(
-            train[0],
-            train[1],
-            batch_size=batch_size,
-            epochs=epochs,
-            validation_data=validation,
-            verbose=verbose,
-        )
-    stripped = api.strip_clustering(wrapped)
-    return rerender(stripped, tf_keras, architecture=architecture_of(model))
+    return wrap_fine_tune_strip(
+        model, wrap, api.strip_clustering, train, epochs=epochs, batch_size=batch_size,
+        compile_fn=compile_fn, validation=validation, verbose=verbose,
+    )
 
 
 def max_unique_kernel_values(model) -> int:

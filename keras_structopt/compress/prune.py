@@ -106,19 +106,35 @@ def prune(model, train, *, sparsity: float, epochs: int, batch_size: int, compil
             layer = prunable
         return sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule)
 
+    return wrap_fine_tune_strip(
+        model, wrap, sparsity_api.strip_pruning, train, epochs=epochs, batch_size=batch_size,
+        compile_fn=compile_fn, validation=validation, verbose=verbose,
+        callbacks=[sparsity_api.UpdatePruningStep()],
+    )
+
+
+def wrap_fine_tune_strip(
+    model, wrap, strip, train, *, epochs, batch_size, compile_fn, validation, verbose, callbacks=()
+):
+    """The shape of every TFMOT stage: wrap layers of a disposable copy, fine-tune, strip.
+
+    Returns a clean tf_keras rendering of the model's spec with the stripped weights.
+    """
+    import tf_keras
+
     wrapped = tf_keras.models.clone_model(fresh_model(model), clone_function=wrap)
     compile_fn(wrapped)
-    wrapped.fit(
-        train[0],
-        train[1],
-        batch_size=batch_size,
-        epochs=epochs,
-        validation_data=validation,
-        callbacks=[sparsity_api.UpdatePruningStep()],
-        verbose=verbose,
-    )
-    stripped = sparsity_api.strip_pruning(wrapped)
-    return rerender(stripped, tf_keras, architecture=architecture_of(model))
+    if epochs:
+        wrapped.fit(
+            train[0],
+            train[1],
+            batch_size=batch_size,
+            epochs=epochs,
+            validation_data=validation,
+            callbacks=list(callbacks),
+            verbose=verbose,
+        )
+    return rerender(strip(wrapped), tf_keras, architecture=architecture_of(model))
 
 
 def kernels(model) -> list[tuple[str, np.ndarray]]:
