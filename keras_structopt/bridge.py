@@ -110,7 +110,7 @@ def to_tf_keras(model, *, architecture: Architecture | None = None, unroll: bool
             tf_keras model from an earlier bridge.
         architecture: The `Architecture` of `model`, when the model does not carry it
             (a model rebuilt by the user from a spec, say).
-        unroll: Unroll recurrent layers (as TFLite conversion needs).
+        unroll: Unroll recurrent layers (same weights and outputs).
 
     Returns:
         An uncompiled `tf_keras.Model` with the same layer names and weights.

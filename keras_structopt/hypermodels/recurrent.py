@@ -15,7 +15,7 @@ class RecurrentHyperModel(StructuralHyperModel):
     cell (LSTM or GRU), the depth and each layer's units (`"block_1/units"`) are
     hyperparameters, as are bidirectionality, residual connections (between layers of
     equal width) and how the sequence is reduced: the last state, the mean or the max
-    over time. Winners convert to TFLite (recurrent layers are unrolled for it).
+    over time. Winners convert to TFLite (one example per call, see `export_tflite`).
 
     Every argument but `input_shape`, `outputs`, `task`, `vocabulary_size`,
     `width_multiple`, `seed`, `name` and `tunable` may be fixed (a value), a choice (a

@@ -111,7 +111,7 @@ class _CountingBuilder:
         self.params += _prod(x.shape)
         return x
 
-    def rnn(self, x, name, cell, units, return_sequences, bidirectional, unroll):
+    def rnn(self, x, name, cell, units, return_sequences, bidirectional):
         timesteps, features = x.shape
         gates = 4 if cell == "lstm" else 3
         biases = units if cell == "lstm" else 2 * units  # GRU uses reset_after=True
@@ -209,8 +209,8 @@ class _KerasBuilder:
     def position_embedding(self, x, name):
         return position_embedding_class(self.K)(name=name)(x)
 
-    def rnn(self, x, name, cell, units, return_sequences, bidirectional, unroll):
-        kwargs = {"return_sequences": return_sequences, "unroll": self.unroll or unroll}
+    def rnn(self, x, name, cell, units, return_sequences, bidirectional):
+        kwargs = {"return_sequences": return_sequences, "unroll": self.unroll}
         if cell == "gru":
             kwargs["reset_after"] = True
             layer = self.layers.GRU(units, name=name if not bidirectional else f"{name}_cell", **kwargs)
@@ -406,7 +406,6 @@ def _recurrent_family(spec: Architecture, b):
             block.units,
             return_sequences=return_sequences,
             bidirectional=spec.option("bidirectional"),
-            unroll=False,
         )
         if spec.connection == "residual" and return_sequences and b.width(h) == b.width(x):
             h = b.add([x, h], f"{prefix}_add")
