@@ -39,6 +39,10 @@ def _clusterable_position_embedding(layer):
     return copy
 
 
+def _base_name(weight) -> str:
+    return weight.name.split("/")[-1].split(":")[0]
+
+
 def layer_clusters(layer, clusters: int) -> int:
     """How many clusters a layer's kernels get, so each holds at most `clusters` values.
 
@@ -49,7 +53,7 @@ def layer_clusters(layer, clusters: int) -> int:
     counts = []
     has_zeros = False
     for weight in layer.weights:
-        if weight.name.split("/")[-1].split(":")[0] in KERNEL_NAMES:
+        if _base_name(weight) in KERNEL_NAMES:
             values = np.asarray(weight.numpy())
             nonzero = int(np.count_nonzero(values))
             has_zeros = has_zeros or nonzero < values.size
@@ -59,20 +63,34 @@ def layer_clusters(layer, clusters: int) -> int:
     return min(clusters - 1 if has_zeros else clusters, min(counts))
 
 
-def cluster(model, train, *, clusters: int, epochs: int, batch_size: int, compile_fn, validation=None, verbose=0):
+def cluster(model, train, *, clusters: int, epochs: int, batch_size: int, fine_tuning, treatments,
+            validation=None, verbose=0):
     """Clusters every kernel to at most `clusters` distinct values, keeping its zeros.
 
-    Returns a new, stripped tf_keras model (the input is not modified).
+    It consumes `model` (a disposable tf_keras copy) and returns a new, stripped
+    tf_keras model; it records in `treatments` which layers were clustered, to how
+    many values, or why not.
     """
     api = tfmot().clustering.keras
     registry = _registry()
 
-    def wrap(layer):
+    def wrap(path, layer):
+        treatment = treatments.get(path)
         count = layer_clusters(layer, clusters) if layer.weights else 0
+        if treatment is None:
+            return layer  # no weights
         if count >= 2 and type(layer).__name__ == "PositionEmbedding":
             layer = _clusterable_position_embedding(layer)
-        elif count < 2 or not registry.supports(layer):
+        elif count < 2:
+            has_kernel = any(_base_name(w) in KERNEL_NAMES for w in layer.weights)
+            treatment.notes.append(
+                "fewer than 2 distinct non-zero kernel values: not clustered" if has_kernel else "no kernel to cluster"
+            )
             return layer  # shared with the disposable copy, weights and all
+        elif not registry.supports(layer):
+            treatment.notes.append(f"TFMOT cannot cluster {type(layer).__name__} layers")
+            return layer
+        treatment.clustered, treatment.clusters = True, count
         return api.cluster_weights(
             layer,
             number_of_clusters=count,
@@ -82,7 +100,7 @@ def cluster(model, train, *, clusters: int, epochs: int, batch_size: int, compil
 
     return wrap_fine_tune_strip(
         model, wrap, api.strip_clustering, train, epochs=epochs, batch_size=batch_size,
-        compile_fn=compile_fn, validation=validation, verbose=verbose,
+        fine_tuning=fine_tuning, validation=validation, verbose=verbose,
     )
 
 

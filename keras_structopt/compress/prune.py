@@ -6,23 +6,20 @@ import math
 
 import numpy as np
 
+from keras_structopt import _checks
 from keras_structopt.bridge import architecture_of, rerender
 from keras_structopt.compress._tfmot import tfmot
+from keras_structopt.compress.treatment import (
+    LayerTreatment,
+    iter_layers,
+    layer_weights,
+    pruned_arrays,
+    weight_key,
+    zero_fraction,
+)
 
-# Weight names TFMOT prunes and clusters; the measurements read the same ones.
+# Weight names TFMOT clusters; the measurements of unique values read the same ones.
 KERNEL_NAMES = ("kernel", "recurrent_kernel", "pointwise_kernel", "embeddings")
-
-
-def fresh_model(model):
-    """A disposable tf_keras copy of `model` (same spec, same weights).
-
-    TFMOT's wrappers mutate the layer they wrap, so they only ever wrap layers of a
-    copy like this one, never of a model the caller still holds.
-    """
-    import tf_keras
-
-    return rerender(model, tf_keras)
-
 
 _PRUNABLE_BIDIRECTIONAL = None
 
@@ -36,6 +33,8 @@ def _prunable_bidirectional_class():
         class PrunableBidirectional(
             tf_keras.layers.Bidirectional, tfmot().sparsity.keras.PrunableLayer
         ):
+            plain_class = tf_keras.layers.Bidirectional  # what a copy turns it back into
+
             def get_prunable_weights(self):
                 return [
                     weight
@@ -47,24 +46,58 @@ def _prunable_bidirectional_class():
     return _PRUNABLE_BIDIRECTIONAL
 
 
-def _is_prunable(layer) -> bool:
-    """Whether the layer has kernels TFMOT can prune (Bidirectional via our subclass)."""
+def _registry():
+    tfmot()  # import the toolkit the careful way before its internals
+    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
+
+    return PruneRegistry
+
+
+def prunable_weights(layer) -> tuple[list, str | None]:
+    """The variables TFMOT would prune in `layer`, or `([], why not)`."""
     import tf_keras
 
     if not layer.weights:
-        return False
+        return [], None
     if isinstance(layer, tf_keras.layers.Bidirectional):
-        return True
-    tfmot()  # import the toolkit the careful way before its internals
-    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import (
-        PruneRegistry,
-    )
+        directions = (layer.forward_layer, layer.backward_layer)
+        if not isinstance(directions[0], (tf_keras.layers.LSTM, tf_keras.layers.GRU, tf_keras.layers.SimpleRNN)):
+            return [], f"TFMOT cannot prune a Bidirectional {type(directions[0]).__name__}"
+        return [w for d in directions for w in (d.cell.kernel, d.cell.recurrent_kernel)], None
+    registry = _registry()
+    if not registry.supports(layer):
+        if type(layer).__name__ == "PositionEmbedding":
+            return [], "a position table keeps every position (clustered, not pruned)"
+        return [], f"TFMOT cannot prune {type(layer).__name__} layers"
+    if registry._is_rnn_layer(layer):
+        cells = registry._get_rnn_cells(layer)
+        return [getattr(cell, name) for cell in cells for name in registry._RNN_CELLS_WEIGHTS_MAP[type(cell)]], None
+    if registry._is_mha_layer(layer):
+        names = registry._weight_names(layer)
+        return [getattr(getattr(layer, n.rpartition(".")[0]), n.rpartition(".")[2]) for n in names], None
+    names = registry._weight_names(layer)
+    if not names:
+        return [], f"TFMOT prunes no weight of {type(layer).__name__} layers"
+    return [getattr(layer, name) for name in names], None
 
-    if not PruneRegistry.supports(layer):
-        return False
-    if PruneRegistry._is_rnn_layer(layer) or PruneRegistry._is_mha_layer(layer):
-        return True
-    return bool(PruneRegistry._weight_names(layer))
+
+def plan(model, *, exclude=()) -> dict[str, LayerTreatment]:
+    """One `LayerTreatment` per layer with weights, saying what pruning will take."""
+    treatments = {}
+    for path, layer in iter_layers(model):
+        if not layer.weights:
+            continue
+        treatment = LayerTreatment(path, type(layer).__name__, int(layer.count_params()))
+        variables, reason = prunable_weights(layer)
+        if path in exclude or layer.name in exclude:
+            treatment.notes.append("excluded from pruning by the caller")
+        elif variables:
+            treatment.pruned = True
+            treatment.pruned_weights = tuple(weight_key(layer, v) for v in variables)
+        elif reason:
+            treatment.notes.append(reason)
+        treatments[path] = treatment
+    return treatments
 
 
 def pruning_schedule(sparsity: float, steps: int):
@@ -85,19 +118,23 @@ def pruning_schedule(sparsity: float, steps: int):
     )
 
 
-def prune(model, train, *, sparsity: float, epochs: int, batch_size: int, compile_fn, validation=None, verbose=0):
-    """Prunes every prunable kernel of a tf_keras model to `sparsity`, fine-tuning it.
+def prune(model, train, *, sparsity: float, epochs: int, batch_size: int, fine_tuning, treatments,
+          validation=None, verbose=0):
+    """Prunes the planned weights of a tf_keras model to `sparsity`, fine-tuning it.
 
-    Returns a new, stripped tf_keras model (the input is not modified).
+    It consumes `model` (a disposable tf_keras copy: TFMOT's wrappers mutate the
+    layers they wrap) and returns a new, stripped tf_keras model; it fills in each
+    treatment's reached sparsity.
     """
     import tf_keras
 
     sparsity_api = tfmot().sparsity.keras
-    steps = math.ceil(len(train[0]) / batch_size) * epochs
+    steps = math.ceil(_length(train[0]) / batch_size) * epochs
     schedule = pruning_schedule(sparsity, steps)
 
-    def wrap(layer):
-        if not _is_prunable(layer):
+    def wrap(path, layer):
+        treatment = treatments.get(path)
+        if treatment is None or not treatment.pruned:
             return layer  # shared with the disposable copy, weights and all
         if isinstance(layer, tf_keras.layers.Bidirectional):
             prunable = _prunable_bidirectional_class().from_config(layer.get_config())
@@ -106,24 +143,70 @@ def prune(model, train, *, sparsity: float, epochs: int, batch_size: int, compil
             layer = prunable
         return sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule)
 
-    return wrap_fine_tune_strip(
+    result = wrap_fine_tune_strip(
         model, wrap, sparsity_api.strip_pruning, train, epochs=epochs, batch_size=batch_size,
-        compile_fn=compile_fn, validation=validation, verbose=verbose,
+        fine_tuning=fine_tuning, validation=validation, verbose=verbose,
         callbacks=[sparsity_api.UpdatePruningStep()],
     )
+    for path, layer in iter_layers(result):
+        treatment = treatments.get(path)
+        if treatment is not None and treatment.pruned:
+            weights = layer_weights(layer)
+            treatment.sparsity = zero_fraction([weights[key] for key in treatment.pruned_weights if key in weights])
+    return result
+
+
+def check_reached(model, treatments, sparsity: float, tolerance: float = 0.02) -> list[str]:
+    """Warnings for a pruned model whose sparsity falls short of the target."""
+    reached = zero_fraction(pruned_arrays(model, treatments))
+    if reached < sparsity - tolerance:
+        return [
+            f"pruning reached a sparsity of {reached:.3f} in the pruned weights, short of the "
+            f"target {sparsity:.3f}: fine-tune longer (prune_epochs) or check the schedule"
+        ]
+    return []
+
+
+def check_plan(treatments, sparsity: float) -> None:
+    """Refuses a sparsity target that no layer of the model can take."""
+    if sparsity > 0 and not any(t.pruned for t in treatments.values()):
+        reasons = "; ".join(f"{t.layer}: {', '.join(t.notes) or 'no prunable weights'}" for t in treatments.values())
+        raise _checks.error(
+            f"Expected a model with layers TFMOT can prune for sparsity={sparsity}. Received: a model "
+            f"none of whose layers can be pruned ({reasons or 'it has no weights'}). Pass sparsity=0 to skip pruning."
+        )
+
+
+def _length(x) -> int:
+    if isinstance(x, dict):
+        x = next(iter(x.values()))
+    if isinstance(x, (list, tuple)):
+        x = x[0]
+    return len(x)
 
 
 def wrap_fine_tune_strip(
-    model, wrap, strip, train, *, epochs, batch_size, compile_fn, validation, verbose, callbacks=()
+    model, wrap, strip, train, *, epochs, batch_size, fine_tuning, validation, verbose, callbacks=()
 ):
-    """The shape of every TFMOT stage: wrap layers of a disposable copy, fine-tune, strip.
+    """The shape of every TFMOT stage: wrap the layers of a disposable model, fine-tune, strip.
 
-    Returns a clean tf_keras rendering of the model's spec with the stripped weights.
+    `model` must be a copy nobody else holds: TFMOT's wrappers mutate the layers they
+    wrap. `wrap(path, layer)` returns the layer to use (nested models are opened and
+    wrapped layer by layer). Returns a clean tf_keras model: a rendering of the
+    model's spec with the stripped weights when it has one, else the stripped model.
     """
     import tf_keras
 
-    wrapped = tf_keras.models.clone_model(fresh_model(model), clone_function=wrap)
-    compile_fn(wrapped)
+    def cloner(prefix):
+        def clone(layer):
+            if isinstance(layer, tf_keras.Model):
+                return tf_keras.models.clone_model(layer, clone_function=cloner(f"{prefix}{layer.name}/"))
+            return wrap(f"{prefix}{layer.name}", layer)
+
+        return clone
+
+    wrapped = tf_keras.models.clone_model(model, clone_function=cloner(""))
+    fine_tuning.compile(wrapped)
     if epochs:
         wrapped.fit(
             train[0],
@@ -134,22 +217,23 @@ def wrap_fine_tune_strip(
             callbacks=list(callbacks),
             verbose=verbose,
         )
-    return rerender(strip(wrapped), tf_keras, architecture=architecture_of(model))
+    stripped = strip(wrapped)
+    spec = architecture_of(model)
+    if spec is not None:
+        return rerender(stripped, tf_keras, architecture=spec, for_tflite=True)
+    for _, layer in iter_layers(stripped):
+        plain = getattr(type(layer), "plain_class", None)
+        if plain is not None:
+            layer.__class__ = plain  # the helper subclass only added a method
+    return stripped
 
 
 def kernels(model) -> list[tuple[str, np.ndarray]]:
-    """The kernels pruning and clustering act on, as `(layer/weight name, values)`."""
+    """The kernels clustering acts on, as `(layer path/weight name, values)`."""
     found = []
-    for layer in model.layers:
+    for path, layer in iter_layers(model):
         for weight in layer.weights:
             base = weight.name.split("/")[-1].split(":")[0]
             if base in KERNEL_NAMES and weight.trainable:
-                found.append((f"{layer.name}/{weight.name}", np.asarray(weight.numpy())))
+                found.append((f"{path}/{weight_key(layer, weight)}", np.asarray(weight.numpy())))
     return found
-
-
-def kernel_sparsity(model) -> float:
-    """Fraction of zeros over all pruned kernels (position tables are not pruned)."""
-    values = [(name, v) for name, v in kernels(model) if not name.startswith("position_embedding/")]
-    total = sum(v.size for _, v in values)
-    return float(sum(int(np.count_nonzero(v == 0)) for _, v in values) / total) if total else 0.0

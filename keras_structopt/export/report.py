@@ -8,10 +8,23 @@ from pathlib import Path
 from typing import Any
 
 
-def stage_table(stages: list[dict[str, Any]]) -> list[str]:
-    """Markdown rows comparing the compression stages with the baseline."""
+def stage_table(stages: list[dict[str, Any]], metric: str | None = None) -> list[str]:
+    """Markdown rows comparing the compression stages with the baseline.
+
+    `metric` names the column of figures (by default accuracy when measured, else
+    the first metric, else the loss).
+
+    Example:
+        >>> stage = {"name": "baseline", "quantization": "none", "metrics": {"loss": 0.2, "auc": 0.97},
+        ...          "kernel_sparsity": 0.0, "max_unique_kernel_values": 90, "params": 100,
+        ...          "tflite_bytes": 900, "tflite_gzip_bytes": 800}
+        >>> stage_table([stage])[0].split(" | ")[1]
+        'auc'
+    """
     baseline = stages[0]["tflite_gzip_bytes"]
-    metric = "accuracy" if "accuracy" in stages[0]["metrics"] else "mean_absolute_error"
+    measured = stages[0]["metrics"]
+    if metric is None or metric not in measured:
+        metric = "accuracy" if "accuracy" in measured else next((k for k in measured if k != "loss"), "loss")
     rows = [
         f"| stage | {metric} | kernel sparsity | max unique / kernel | params | TFLite bytes | gzip bytes | smaller |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -52,7 +65,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         "```",
     ]
     if "compression" in report:
-        lines += ["", "## Compression", ""] + stage_table(report["compression"]["stages"])
+        compression = report["compression"]
+        lines += ["", "## Compression", ""] + stage_table(compression["stages"], compression.get("metric"))
+        for warning in compression.get("warnings", []):
+            lines += ["", f"Warning: {warning}"]
     if "export" in report:
         lines += ["", "## Exports", ""]
         lines += [f"- {kind}: `{path}`" for kind, path in sorted(report["export"].items())]

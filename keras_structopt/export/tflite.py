@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -13,13 +14,86 @@ from keras_structopt import _checks
 QUANTIZATIONS = ("none", "dynamic", "float16")
 
 
-def _input_signature(model, batch_size=None):
+def _identifier(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "input"
+
+
+def _structure(model):
+    """The model's input and output structures (lists or dicts of symbolic tensors)."""
+    if _is_keras3(model):
+        import keras
+
+        if isinstance(model, keras.Sequential):
+            return list(model.inputs), list(model.outputs)
+    return model.input, model.output
+
+
+def _names(structure, tensors, single: str) -> list[str]:
+    """Signature names: `single` for one tensor; dict keys, else layer names, for several."""
+    if len(tensors) == 1:
+        return [single]
+    if isinstance(structure, dict):
+        names = [_identifier(str(key)) for key in sorted(structure)]
+    else:
+        names = [_identifier(t._keras_history[0].name) for t in tensors]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise _checks.error(
+            f"Expected distinct names for the model's {'inputs' if single == 'inputs' else 'outputs'} "
+            f"(they name the serving signature's tensors). Received: {names}; rename the layers {duplicates}."
+        )
+    return names
+
+
+def serving_names(model) -> tuple[list[str], list[str]]:
+    """The `serving_default` signature's input and output names for `model`.
+
+    One input is `inputs` and one output `outputs`; several take the names of the
+    model's input/output layers (or the keys of a dict of inputs/outputs).
+
+    Example:
+        >>> import keras
+        >>> a, b = keras.Input((3,), name="user"), keras.Input((4,), name="item")
+        >>> model = keras.Model([a, b], keras.layers.Dense(1, name="score")(
+        ...     keras.layers.Concatenate()([a, b])))
+        >>> serving_names(model)
+        (['user', 'item'], ['outputs'])
+    """
+    inputs, outputs = _structure(model)
+    import keras
+
+    flat_in = keras.tree.flatten(inputs) if _is_keras3(model) else list(model.inputs)
+    flat_out = keras.tree.flatten(outputs) if _is_keras3(model) else list(model.outputs)
+    return _names(inputs, flat_in, "inputs"), _names(outputs, flat_out, "outputs")
+
+
+def _input_specs(model, batch_size=None):
     import tensorflow as tf
 
-    spec = model.inputs[0]
-    return tf.TensorSpec(
-        shape=(batch_size,) + tuple(spec.shape[1:]), dtype=tf.as_dtype(spec.dtype), name="inputs"
-    )
+    names, _ = serving_names(model)
+    return [
+        tf.TensorSpec(shape=(batch_size,) + tuple(t.shape[1:]), dtype=tf.as_dtype(t.dtype), name=name)
+        for name, t in zip(names, model.inputs)
+    ]
+
+
+def _serve_function(model):
+    """`f(*flat_inputs) -> {output name: tensor}` calling `model` in its own input structure."""
+    import tensorflow as tf
+
+    inputs, _ = _structure(model)
+    _, output_names = serving_names(model)
+    several = len(model.inputs) > 1
+
+    def serve(*flat):
+        if several:
+            arguments = tf.nest.pack_sequence_as(inputs, list(flat)) if isinstance(inputs, dict) else list(flat)
+        else:
+            arguments = flat[0]
+        outputs = tf.nest.flatten(model(arguments, training=False))
+        return dict(zip(output_names, outputs))
+
+    return serve
 
 
 def _is_keras3(model) -> bool:
@@ -28,7 +102,7 @@ def _is_keras3(model) -> bool:
     return isinstance(model, keras.Model)
 
 
-def _serving_module(model, signature):
+def _serving_module(model, specs):
     """A `tf.Module` holding `model`'s variables and a `serve` function over it.
 
     Only the variables are tracked: tracking the tf_keras model itself would make
@@ -37,62 +111,85 @@ def _serving_module(model, signature):
     """
     import tensorflow as tf
 
-    @tf.function(input_signature=[signature])
-    def serve(inputs):
-        return {"outputs": model(inputs, training=False)}
-
     module = tf.Module()
     module.model_variables = list(model.variables)
-    module.serve = serve
+    module.serve = tf.function(_serve_function(model), input_signature=specs)
     return module
 
 
 def write_saved_model(model, path) -> None:
-    """Writes `model` as a SavedModel with a `serving_default` signature `inputs -> outputs`.
+    """Writes `model` as a SavedModel with a `serving_default` signature.
 
+    One input is called `inputs` and one output `outputs`; several inputs or
+    outputs are each a named tensor of the signature (see `serving_names`).
     Keras 3 models go through `keras.export.ExportArchive` (which tracks their
     variables); tf_keras models through `tf.saved_model.save` on a `tf.Module`.
     """
     import tensorflow as tf
 
-    signature = _input_signature(model)
+    specs = _input_specs(model)
     if _is_keras3(model):
         import keras
 
         archive = keras.export.ExportArchive()
         archive.track(model)
-        archive.add_endpoint(
-            name="serving_default",
-            fn=lambda inputs: {"outputs": model(inputs, training=False)},
-            input_signature=[signature],
-        )
+        archive.add_endpoint(name="serving_default", fn=_serve_function(model), input_signature=specs)
         archive.write_out(str(path), verbose=False)
         return
-    module = _serving_module(model, signature)
+    module = _serving_module(model, specs)
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
 
 
 def _convertible(model):
-    """The model to convert: a tf_keras rendering of its spec when it has one."""
-    from keras_structopt.bridge import architecture_of, rerender
+    """The model to convert: a tf_keras copy (LSTMs made exact), or the Keras 3 model
+    itself when the bridge cannot carry it."""
+    from keras_structopt.bridge import is_tf_keras, tf_keras_copy, unsupported_layers
 
-    if architecture_of(model) is None:
+    if _is_keras3(model) and unsupported_layers(model):
         return model
+    if is_tf_keras(model) and not _fused_lstms(model):
+        return model  # nothing to change for the converter: no copy needed
+    return tf_keras_copy(model, for_tflite=True)
+
+
+def _fused_lstms(model) -> bool:
+    """Whether any LSTM would take TFLite's fused kernel (see `bridge.tf_keras_copy`)."""
     import tf_keras
 
-    return rerender(model, tf_keras, for_tflite=True)
+    for _, layer in _layers(model):
+        bidirectional = isinstance(layer, tf_keras.layers.Bidirectional)
+        for lstm in (layer.forward_layer, layer.backward_layer) if bidirectional else (layer,):
+            if isinstance(lstm, tf_keras.layers.LSTM) and not lstm.recurrent_dropout:
+                return True
+    return False
+
+
+def _is_rnn(layer) -> bool:
+    import tf_keras
+
+    return isinstance(layer, (tf_keras.layers.RNN, tf_keras.layers.Bidirectional))
+
+
+def _layers(model):
+    from keras_structopt.compress.treatment import iter_layers
+
+    return iter_layers(model)
+
+
+def _is_recurrent(model) -> bool:
+    return any(_is_rnn(layer) for _, layer in _layers(model))
 
 
 def to_tflite_bytes(model, quantization: str = "dynamic") -> bytes:
     """Converts a Keras 3 or tf_keras model to a TFLite flatbuffer.
 
     Recurrent models are converted with a batch of one example, which lets the
-    converter use TFLite's fused sequence kernels (LSTM) or a `WHILE` loop (GRU)
-    instead of an unrolled graph many times larger; `tflite_predict` feeds them one
-    example at a time.
+    converter use a `WHILE` loop instead of an unrolled graph many times larger
+    (and a dynamic batch does not convert); `tflite_predict` feeds them one example
+    at a time. The file's `serving_default` signature has the SavedModel's names.
 
     Args:
-        model: The model (one input).
+        model: The model (one input or several).
         quantization: `"none"` (float32), `"dynamic"` (int8 weights, dynamic-range)
             or `"float16"` (float16 weights).
 
@@ -106,8 +203,6 @@ def to_tflite_bytes(model, quantization: str = "dynamic") -> bytes:
     """
     import tensorflow as tf
 
-    from keras_structopt.bridge import architecture_of
-
     _checks.one_of("quantization", quantization, QUANTIZATIONS)
     model = _convertible(model)
     with tempfile.TemporaryDirectory(prefix="structopt-tflite-") as directory:
@@ -117,9 +212,7 @@ def to_tflite_bytes(model, quantization: str = "dynamic") -> bytes:
                 directory, signature_keys=["serving_default"]
             )
         else:
-            spec = architecture_of(model)
-            batch_size = 1 if spec is not None and spec.family == "recurrent" else None
-            module = _serving_module(model, _input_signature(model, batch_size))
+            module = _serving_module(model, _input_specs(model, 1 if _is_recurrent(model) else None))
             converter = tf.lite.TFLiteConverter.from_concrete_functions(
                 [module.serve.get_concrete_function()], module
             )
@@ -165,8 +258,12 @@ def export_tflite(model, path, *, quantization: str = "dynamic", overwrite: bool
     return path
 
 
-def tflite_predict(data: bytes, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+def tflite_predict(data: bytes, x, *, batch_size: int = 256):
     """Runs a TFLite flatbuffer on `x` with the TFLite interpreter; returns its outputs.
+
+    `x` is an array for a one-input model, or a dict (by signature name) or list (in
+    the model's input order) of arrays for several inputs. One output comes back as
+    an array, several as a dict by signature name (see `serving_names`).
 
     Example:
         >>> import numpy as np, keras_tuner, keras_structopt as kso
@@ -187,18 +284,33 @@ def tflite_predict(data: bytes, x: np.ndarray, *, batch_size: int = 256) -> np.n
             model_content=data,
             experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
         )
-    input_detail = interpreter.get_input_details()[0]
-    if input_detail["shape_signature"][0] == 1:  # converted for one example at a time
-        batch_size = 1
-    outputs = []
-    current = None
-    for start in range(0, len(x), batch_size):
-        batch = np.asarray(x[start : start + batch_size]).astype(input_detail["dtype"])
-        if current != len(batch):
-            interpreter.resize_tensor_input(input_detail["index"], batch.shape)
-            interpreter.allocate_tensors()
-            current = len(batch)
-        interpreter.set_tensor(input_detail["index"], batch)
-        interpreter.invoke()
-        outputs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy())
-    return np.concatenate(outputs)
+    signatures = interpreter.get_signature_list()
+    if "serving_default" not in signatures:
+        raise _checks.error("Expected a TFLite file with a serving_default signature (as export_tflite writes).")
+    runner = interpreter.get_signature_runner("serving_default")
+    input_names = list(runner.get_input_details())
+    output_names = list(runner.get_output_details())
+    if isinstance(x, dict):
+        arrays = {name: np.asarray(x[name]) for name in input_names}
+    elif isinstance(x, (list, tuple)) and len(input_names) > 1:
+        # The interpreter lists the inputs in the converted function's argument order.
+        position = {detail["index"]: i for i, detail in enumerate(interpreter.get_input_details())}
+        in_order = sorted(input_names, key=lambda name: position[runner.get_input_details()[name]["index"]])
+        arrays = dict(zip(in_order, (np.asarray(v) for v in x)))
+    else:
+        arrays = {input_names[0]: np.asarray(x)}
+    details = runner.get_input_details()
+    if any(details[name]["shape_signature"][0] == 1 for name in input_names):
+        batch_size = 1  # converted for one example at a time
+    total = len(next(iter(arrays.values())))
+    outputs: dict[str, list] = {name: [] for name in output_names}
+    for start in range(0, total, batch_size):
+        batch = {
+            name: array[start : start + batch_size].astype(details[name]["dtype"]) for name, array in arrays.items()
+        }
+        result = runner(**batch)
+        for name in output_names:
+            outputs[name].append(np.array(result[name]))
+    if len(output_names) == 1:
+        return np.concatenate(outputs[output_names[0]])
+    return {name: np.concatenate(parts) for name, parts in outputs.items()}

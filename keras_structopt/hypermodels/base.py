@@ -27,8 +27,6 @@ from keras_structopt import _checks
 from keras_structopt.space import Architecture, render
 from keras_structopt.space.architecture import TASKS
 
-ARCHITECTURE_ATTRIBUTE = "_structopt_architecture"
-
 
 class Tunable:
     """One constructor argument parsed into fixed / choice / range form.
@@ -300,8 +298,7 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         learning_rate = self._learning_rate.declare(hp)
         if self.seed is not None:
             keras.utils.set_random_seed(trial_seed(self.seed, hp.values))
-        model = render(spec, keras)
-        setattr(model, ARCHITECTURE_ATTRIBUTE, spec)
+        model = render(spec, keras)  # carries its spec, also through model.save
         loss, metrics = {
             "multiclass": ("sparse_categorical_crossentropy", ["accuracy"]),
             "binary": ("binary_crossentropy", ["accuracy"]),

@@ -15,6 +15,9 @@ from typing import Any
 
 from keras_structopt.space.architecture import Architecture
 
+# The attribute that carries a model's `Architecture` (see `architecture_of`).
+ARCHITECTURE_ATTRIBUTE = "_structopt_architecture"
+
 # --------------------------------------------------------------------------------------
 # Builders
 
@@ -135,8 +138,9 @@ class _CountingBuilder:
 class _KerasBuilder:
     """Makes real layers of the Keras module `K` (`keras` or `tf_keras`)."""
 
-    def __init__(self, K, unroll=False, for_tflite=False):
+    def __init__(self, K, spec, unroll=False, for_tflite=False):
         self.K = K
+        self.spec = spec
         self.layers = K.layers
         self.unroll = unroll
         self.for_tflite = for_tflite
@@ -232,7 +236,66 @@ class _KerasBuilder:
         return layer(x, x)
 
     def model(self, inputs, outputs, name):
-        return self.K.Model(inputs=inputs, outputs=outputs, name=name)
+        if _is_keras3(self.K):
+            return structured_model_class()(inputs=inputs, outputs=outputs, name=name, architecture=self.spec)
+        model = self.K.Model(inputs=inputs, outputs=outputs, name=name)
+        setattr(model, ARCHITECTURE_ATTRIBUTE, self.spec)
+        return model
+
+
+def _is_keras3(K) -> bool:
+    return K.__name__ == "keras"
+
+
+def _register(K, cls):
+    saving = getattr(K, "saving", None)
+    register = getattr(saving, "register_keras_serializable", None) or K.utils.register_keras_serializable
+    return register(package="keras_structopt")(cls)
+
+
+_STRUCTURED_MODEL = None
+
+
+def structured_model_class():
+    """The Keras 3 functional model class that `render(spec, keras)` returns.
+
+    It is an ordinary functional `keras.Model` that also stores its `Architecture`
+    in its config, so the spec survives `model.save("m.keras")` and
+    `keras.models.load_model(...)` (in a process that imported keras_structopt, which
+    registers the class). Cloning through `keras.models.clone_model` drops the spec.
+
+    Example:
+        >>> import keras
+        >>> from keras_structopt.space.architecture import Architecture, Block
+        >>> spec = Architecture("dense", (4,), [Block("dense", 8)], outputs=3)
+        >>> model = render(spec, keras)
+        >>> type(model).__name__, model.get_config()["architecture"]["blocks"]
+        ('StructuredModel', [{'kind': 'dense', 'units': 8, 'stage': 0}])
+    """
+    global _STRUCTURED_MODEL
+    if _STRUCTURED_MODEL is None:
+        import keras
+
+        class StructuredModel(keras.Model):
+            """A functional Keras 3 model built from an `Architecture`, which it keeps."""
+
+            # The positional arguments must stay those of a functional model, so that
+            # Keras serialises and revives it as one; the spec is keyword-only.
+            def __init__(self, inputs, outputs, name=None, *, architecture=None, **kwargs):
+                super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+                if isinstance(architecture, dict):
+                    architecture = Architecture.from_dict(architecture)
+                setattr(self, ARCHITECTURE_ATTRIBUTE, architecture)
+
+            def get_config(self):
+                config = super().get_config()
+                spec = getattr(self, ARCHITECTURE_ATTRIBUTE, None)
+                if spec is not None:
+                    config["architecture"] = spec.to_dict()
+                return config
+
+        _STRUCTURED_MODEL = _register(keras, StructuredModel)
+    return _STRUCTURED_MODEL
 
 
 _POSITION_EMBEDDING_CLASSES: dict[str, Any] = {}
@@ -272,11 +335,7 @@ def position_embedding_class(K):
             def compute_output_shape(self, input_shape):
                 return input_shape
 
-        saving = getattr(K, "saving", None)
-        register = getattr(saving, "register_keras_serializable", None) or (
-            K.utils.register_keras_serializable
-        )
-        _POSITION_EMBEDDING_CLASSES[key] = register(package="keras_structopt")(PositionEmbedding)
+        _POSITION_EMBEDDING_CLASSES[key] = _register(K, PositionEmbedding)
     return _POSITION_EMBEDDING_CLASSES[key]
 
 
@@ -491,7 +550,10 @@ def render(spec: Architecture, K, *, unroll: bool = False, for_tflite: bool = Fa
             the weights and inference outputs are the same.
 
     Returns:
-        An uncompiled `K.Model` whose layer names come from the spec.
+        An uncompiled `K.Model` whose layer names come from the spec, carrying the
+        spec (`architecture_of(model) == spec`). With Keras 3 it is a
+        `StructuredModel`, which keeps the spec through `model.save` and
+        `keras.models.load_model`.
 
     Example:
         >>> import keras
@@ -503,7 +565,7 @@ def render(spec: Architecture, K, *, unroll: bool = False, for_tflite: bool = Fa
     """
     if not isinstance(spec, Architecture):
         raise TypeError(f"Expected spec to be an Architecture. Received: spec={spec!r}.")
-    return _FAMILY_BUILDERS[spec.family](spec, _KerasBuilder(K, unroll=unroll, for_tflite=for_tflite))
+    return _FAMILY_BUILDERS[spec.family](spec, _KerasBuilder(K, spec, unroll=unroll, for_tflite=for_tflite))
 
 
 def count(spec: Architecture) -> Counts:

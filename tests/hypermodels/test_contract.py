@@ -5,12 +5,10 @@ import random
 import keras_tuner
 import numpy as np
 import pytest
-import tensorflow as tf
 import tf_keras
 
 import keras_structopt as kso
 from keras_structopt.data import load_digits_split
-from keras_structopt.export.tflite import tflite_predict, to_tflite_bytes
 from keras_structopt.space import render
 from tests.conftest import assert_all_completed, max_abs_difference
 
@@ -154,26 +152,78 @@ def test_every_tuner_runs_every_family(case, tmp_path):
         assert best.count_params() == kso.architecture_of(best).count_params()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_winner_compresses_and_exports(case, tmp_path):
+# Run in a fresh process: it loads each saved winner, checks its spec, compresses and
+# exports it, and prints one JSON line of measurements per case.
+_LOADED_WINNERS = """
+import json, os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.getcwd())
+import keras, numpy as np, tensorflow as tf
+import keras_structopt as kso
+from keras_structopt.export.tflite import tflite_predict, to_tflite_bytes
+from tests.hypermodels.test_contract import data_for
+
+directory = sys.argv[1]
+for case in sys.argv[2:]:
+    model = keras.models.load_model(os.path.join(directory, case + ".keras"))
+    saved = open(os.path.join(directory, case + ".json")).read()
     train, validation, test = data_for(case, size=300)
-    hm = hypermodel(case)
-    model = hm.build(random_hyperparameters(hm, 1))
-    model.fit(*train, epochs=2, verbose=0)
     small, report = kso.compress(
         model, train, validation_data=validation, test_data=(test[0][:120], test[1][:120]),
         sparsity=0.5, clusters=8, prune_epochs=1, cluster_epochs=1,
     )
-    assert [s.name for s in report.stages] == ["baseline", "pruned", "clustered", "quantized"]
-    assert report.stages[1].kernel_sparsity >= 0.45
-    assert report.final.max_unique_kernel_values <= 8
-    assert report.final.tflite_gzip_bytes < report.baseline.tflite_gzip_bytes
     x = test[0][:32]
     expected = small.predict(x, verbose=0)
-    assert max_abs_difference(tflite_predict(to_tflite_bytes(small, "none"), x), expected) <= 1e-4
-    path = kso.export_saved_model(small, tmp_path, case)
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-    assert max_abs_difference(serve(inputs=tf.constant(x))["outputs"], expected) <= 1e-5
-    lite = kso.export_tflite(small, tmp_path / f"{case}.tflite")
-    assert np.mean(tflite_predict(lite.read_bytes(), x).argmax(1) == expected.argmax(1)) >= 0.9
+    path = kso.export_saved_model(small, directory, case)
+    served = tf.saved_model.load(str(path)).signatures["serving_default"](inputs=tf.constant(x))["outputs"]
+    lite = kso.export_tflite(small, os.path.join(directory, case + ".tflite"))
+    print(json.dumps({
+        "case": case,
+        "spec_kept": kso.architecture_of(model) is not None and kso.architecture_of(model).to_json() == saved,
+        "compressed_spec_kept": kso.architecture_of(small) is not None and kso.architecture_of(small).to_json() == saved,
+        "stages": [s.name for s in report.stages],
+        "pruned_sparsity": report.stages[1].kernel_sparsity,
+        "max_unique": report.final.max_unique_kernel_values,
+        "smaller": report.final.tflite_gzip_bytes < report.baseline.tflite_gzip_bytes,
+        "float_tflite_difference": float(np.abs(tflite_predict(to_tflite_bytes(small, "none"), x) - expected).max()),
+        "served_difference": float(np.abs(served.numpy() - expected).max()),
+        "tflite_agreement": float(np.mean(tflite_predict(lite.read_bytes(), x).argmax(1) == expected.argmax(1))),
+    }), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_saved_winners_compress_and_export_in_a_new_process(tmp_path):
+    """A search winner of every family, saved to .keras, loaded in a new process: it keeps
+    its Architecture, compresses and exports."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    for case in sorted(CASES):
+        train, validation, _ = data_for(case, size=300)
+        tuner = keras_tuner.RandomSearch(
+            hypermodel(case), objective="val_accuracy", max_trials=1, seed=3, directory=tmp_path / "searches",
+            project_name=case,
+        )
+        tuner.search(*train, validation_data=validation, epochs=2, verbose=0)
+        assert_all_completed(tuner, expected=1)
+        winner = tuner.get_best_models(1)[0]
+        winner.save(tmp_path / f"{case}.keras")
+        (tmp_path / f"{case}.json").write_text(kso.architecture_of(winner).to_json())
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run(
+        [sys.executable, "-c", _LOADED_WINNERS, str(tmp_path), *sorted(CASES)],
+        capture_output=True, text=True, timeout=1500, cwd=root,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    outcomes = {o["case"]: o for o in map(json.loads, [line for line in result.stdout.splitlines() if line.startswith("{")])}
+    assert sorted(outcomes) == sorted(CASES)
+    for outcome in outcomes.values():
+        assert outcome["spec_kept"] and outcome["compressed_spec_kept"], outcome
+        assert outcome["stages"] == ["baseline", "pruned", "clustered", "quantized"], outcome
+        assert outcome["pruned_sparsity"] >= 0.45 and outcome["max_unique"] <= 8, outcome
+        assert outcome["smaller"], outcome
+        assert outcome["float_tflite_difference"] <= 1e-4 and outcome["served_difference"] <= 1e-5, outcome
+        assert outcome["tflite_agreement"] >= 0.9, outcome

@@ -33,15 +33,19 @@ def test_bridge_leaves_the_keras3_model_alone(digits):
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
-def test_models_without_an_architecture_are_refused_with_a_hint():
-    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    with pytest.raises(kso.UnsupportedModelError, match=r"Expected a model built by a keras-structopt HyperModel"):
-        kso.to_tf_keras(plain)
+def test_render_output_carries_its_spec():
+    spec = kso.Architecture("dense", (4,), [kso.Block("dense", 8)], outputs=3)
+    model = kso.render(spec, keras)
+    assert kso.architecture_of(model) == spec
+    legacy = kso.to_tf_keras(model)
+    assert kso.architecture_of(legacy) == spec
+    assert [layer.name for layer in legacy.layers] == [layer.name for layer in model.layers]
 
 
 def test_explicit_architecture_for_a_rebuilt_model():
     spec = kso.Architecture("dense", (4,), [kso.Block("dense", 8)], outputs=3)
-    model = kso.render(spec, keras)  # a render carries no recorded spec
+    model = keras.models.clone_model(kso.render(spec, keras))  # a clone has lost the spec
+    assert kso.architecture_of(model) is None
     legacy = kso.to_tf_keras(model, architecture=spec)
     x = np.random.rand(3, 4).astype("float32")
     assert max_abs_difference(legacy(x), model(x)) <= 1e-6

@@ -1,0 +1,72 @@
+"""The exact path for keras-structopt's own models: render the spec again, copy by name.
+
+A model built from an `Architecture` (by a HyperModel or `render`) is carried into
+`tf_keras` by rendering the same spec with tf_keras through the same code path, then
+copying the weights layer by layer, matched by name, shapes checked. Keras 3 and
+tf_keras keep the same weight order for every layer a spec uses, so outputs agree to
+float rounding.
+"""
+
+from __future__ import annotations
+
+from keras_structopt.bridge.graph import copy_layer_weights
+from keras_structopt.errors import UnsupportedModelError
+from keras_structopt.space import ARCHITECTURE_ATTRIBUTE, Architecture, render
+
+
+def architecture_of(model) -> Architecture | None:
+    """Returns the `Architecture` a keras-structopt model was rendered from, or None.
+
+    It answers for models built by a HyperModel or by `render` (Keras 3 or tf_keras),
+    for the results of `to_tf_keras` and `compress` on them, and for a Keras 3 winner
+    saved with `model.save(...)` and loaded again with `keras.models.load_model`.
+
+    Example:
+        >>> import keras, keras_structopt as kso
+        >>> hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1, units=8)
+        >>> import keras_tuner
+        >>> model = hypermodel.build(keras_tuner.HyperParameters())
+        >>> kso.architecture_of(model).widths
+        (8,)
+    """
+    return getattr(model, ARCHITECTURE_ATTRIBUTE, None)
+
+
+def attach_architecture(model, spec: Architecture):
+    """Records `spec` on `model` so that the bridge, compression and export can read it."""
+    setattr(model, ARCHITECTURE_ATTRIBUTE, spec)
+    return model
+
+
+def copy_weights(source, target) -> None:
+    """Copies weights from `source` to `target` layer by layer, matched by name.
+
+    Raises:
+        UnsupportedModelError: if a layer with weights is missing from `source` or
+            its weight shapes differ.
+    """
+    source_layers = {layer.name: layer for layer in source.layers}
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        if layer.name not in source_layers:
+            raise UnsupportedModelError(
+                f"Cannot copy weights: layer {layer.name!r} of the target has no "
+                f"counterpart in the source model. Source layers: {sorted(source_layers)}."
+            )
+        # Some layers (MultiHeadAttention after a TFMOT strip) list the same variables
+        # in another order: they are then matched by their names.
+        copy_layer_weights(source_layers[layer.name], layer, layer.name)
+
+
+def rerender(model, K, *, unroll: bool = False, for_tflite: bool = False, architecture: Architecture | None = None):
+    """Renders `model`'s architecture with the Keras module `K` and copies its weights."""
+    spec = architecture or architecture_of(model)
+    if spec is None:
+        raise UnsupportedModelError(
+            f"Expected a model that carries an Architecture. Received: model {getattr(model, 'name', model)!r} "
+            f"of type {type(model).__name__} without one."
+        )
+    target = render(spec, K, unroll=unroll, for_tflite=for_tflite)
+    copy_weights(model, target)
+    return target

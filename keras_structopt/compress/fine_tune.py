@@ -1,0 +1,233 @@
+"""The compile settings compression fine-tunes and measures with, taken from the model.
+
+A Keras 3 model's `get_compile_config()` names its optimizer, loss and metrics; each
+is made again with tf_keras (same class, same options), except the learning rate,
+which comes from `compress`'s arguments. Explicit `loss=` / `metrics=` win over the
+model's; a keras-structopt model that was never compiled falls back to its task's
+loss and metric; any other uncompiled model without `loss=` is refused.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from keras_structopt import _checks
+from keras_structopt.bridge.layers import _accepted_keys, _dtype
+
+# A spec's task -> (loss, metrics), for keras-structopt models that were never compiled.
+TASK_COMPILE = {
+    "multiclass": ("sparse_categorical_crossentropy", ["accuracy"]),
+    "binary": ("binary_crossentropy", ["accuracy"]),
+    "regression": ("mean_squared_error", ["mean_absolute_error"]),
+}
+
+
+def _serialise(value, what: str):
+    """A loss/metric/optimizer given as a string, a Keras 3 or a tf_keras object -> plain data."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "class_name" in value:
+        return value
+    if isinstance(value, dict):
+        return {key: _serialise(item, what) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_serialise(item, what) for item in value]
+    module = type(value).__module__.split(".")[0]
+    if module == "keras":
+        import keras
+
+        return keras.saving.serialize_keras_object(value)
+    if module == "tf_keras":
+        import tf_keras
+
+        return tf_keras.saving.serialize_keras_object(value)
+    name = getattr(value, "__name__", None)
+    if callable(value) and name:
+        return name  # a built-in loss or metric function, by name
+    raise _checks.error(
+        f"Expected {what} to be a string or a Keras loss/metric object. Received: {what}={value!r}."
+    )
+
+
+def _tf_keras_object(tf_keras, kind: str, value, what: str):
+    """A fresh tf_keras loss/metric from plain data (strings stay strings)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "class_name" in value:
+        class_name = value["class_name"]
+        config = value.get("config")
+        if class_name == "function" and isinstance(config, str):
+            return config  # a built-in function, by name
+        module = getattr(tf_keras, kind)
+        cls = getattr(module, class_name, None)
+        if cls is None or not isinstance(cls, type):
+            raise _checks.error(
+                f"Expected {what} to be a standard Keras {kind[:-1]} (or pass {what}= explicitly). "
+                f"Received: {what} of class {class_name!r}, which tf_keras does not have."
+            )
+        accepted = _accepted_keys(cls)
+        return cls(**{key: _dtype(item) for key, item in dict(config or {}).items() if key in accepted})
+    if isinstance(value, dict):
+        return {key: _tf_keras_object(tf_keras, kind, item, what) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_tf_keras_object(tf_keras, kind, item, what) for item in value]
+    raise _checks.error(f"Expected {what} to be a string or a Keras {kind[:-1]}. Received: {what}={value!r}.")
+
+
+def _names(value) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "class_name" in value:
+        config = value.get("config")
+        if isinstance(config, str):
+            return config
+        return (config or {}).get("name") or value["class_name"]
+    if isinstance(value, dict):
+        return {key: _names(item) for key, item in value.items()}
+    return [_names(item) for item in value]
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuning:
+    """How compression fine-tunes and measures: optimizer, loss, metrics.
+
+    Attributes:
+        optimizer: The tf_keras optimizer class name (the model's own, else `"Adam"`).
+        optimizer_config: Its options; `learning_rate` comes from `compress`.
+        loss: The loss, as a name or serialised object (several for several outputs).
+        metrics: The metrics, likewise.
+        source: Where they came from: `"model"` (its compile settings),
+            `"arguments"` (explicit `loss=`/`metrics=`) or `"task"` (a
+            keras-structopt model's task, when it was never compiled).
+
+    Example:
+        >>> settings = FineTuning("SGD", {"learning_rate": 0.01}, "binary_crossentropy", ["auc"], "arguments")
+        >>> settings.to_dict()["optimizer"]
+        'SGD'
+    """
+
+    optimizer: str
+    optimizer_config: dict
+    loss: Any
+    metrics: Any
+    source: str
+
+    @classmethod
+    def resolve(cls, model, *, loss=None, metrics=None, learning_rate: float = 1e-3, task: str | None = None):
+        """The settings for `model`; raises `ConfigurationError` if there is no loss."""
+        config = _compile_config(model)
+        optimizer = config.get("optimizer")
+        if isinstance(optimizer, dict) and optimizer.get("class_name") == "LossScaleOptimizer":
+            optimizer = optimizer["config"].get("inner_optimizer")
+        optimizer_name, optimizer_config = "Adam", {}
+        if isinstance(optimizer, dict) and "class_name" in optimizer:
+            optimizer_name, optimizer_config = optimizer["class_name"], dict(optimizer.get("config") or {})
+        elif isinstance(optimizer, str):
+            optimizer_name = optimizer
+        source = "model" if config.get("loss") is not None else None
+        model_loss, model_metrics = config.get("loss"), config.get("metrics")
+        if loss is not None:
+            model_loss, source = _serialise(loss, "loss"), "arguments"
+            model_metrics = None
+        if metrics is not None:
+            model_metrics = _serialise(metrics, "metrics")
+        if model_loss is None and task is not None:
+            model_loss, task_metrics = TASK_COMPILE[task]
+            model_metrics = task_metrics if model_metrics is None else model_metrics
+            source = "task"
+        if model_loss is None:
+            raise _checks.error(
+                "Expected a compiled model or an explicit loss= to fine-tune with. Received: model "
+                f"{getattr(model, 'name', model)!r}, which was never compiled, and loss=None. Compile it "
+                "(model.compile(loss=..., metrics=[...])) or pass loss= and metrics= to compress."
+            )
+        import tf_keras
+
+        optimizer_class = getattr(tf_keras.optimizers, optimizer_name, None)
+        if optimizer_class is None:
+            raise _checks.error(
+                f"Expected the model's optimizer to be a standard Keras optimizer. Received: {optimizer_name!r}, "
+                "which tf_keras does not have. Compile the model with a standard optimizer."
+            )
+        accepted = _accepted_keys(optimizer_class)
+        optimizer_config = {
+            key: value for key, value in optimizer_config.items()
+            if key in accepted and key != "learning_rate" and not isinstance(value, dict)
+        }
+        optimizer_config["learning_rate"] = float(learning_rate)
+        settings = cls(optimizer_name, optimizer_config, model_loss, model_metrics or [], source)
+        settings.objects(tf_keras)  # every piece must exist in tf_keras: fail now, not mid-way
+        return settings
+
+    def objects(self, tf_keras):
+        """Fresh tf_keras `(optimizer, loss, metrics)`."""
+        optimizer = getattr(tf_keras.optimizers, self.optimizer)(**self.optimizer_config)
+        loss = _tf_keras_object(tf_keras, "losses", copy.deepcopy(self.loss), "loss")
+        metrics = _tf_keras_object(tf_keras, "metrics", copy.deepcopy(self.metrics), "metrics")
+        return optimizer, loss, metrics
+
+    def compile(self, model, **options) -> None:
+        """Compiles a tf_keras model with fresh objects of these settings."""
+        import tf_keras
+
+        optimizer, loss, metrics = self.objects(tf_keras)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **options)
+
+    def score(self, predictions, y) -> dict[str, float]:
+        """The loss and metrics of `predictions` against `y`, as Keras computes them.
+
+        An identity tf_keras model compiled with these settings evaluates the
+        predictions, so the figures match `model.evaluate` (and work for a TFLite
+        file's outputs too).
+        """
+        import tf_keras
+
+        outputs = predictions if isinstance(predictions, (list, tuple)) else [predictions]
+        inputs = [tf_keras.Input(shape=np.asarray(p).shape[1:], name=f"prediction_{i}") for i, p in enumerate(outputs)]
+        names = self._output_names(len(outputs))
+        identity = tf_keras.Model(
+            inputs, [tf_keras.layers.Activation("linear", name=name)(x) for name, x in zip(names, inputs)]
+        )
+        self.compile(identity, run_eagerly=True)  # small data; no tracing per stage
+        values = identity.evaluate(
+            [np.asarray(p) for p in outputs] if len(outputs) > 1 else np.asarray(outputs[0]),
+            y, batch_size=256, verbose=0, return_dict=True,
+        )
+        return {key: float(value) for key, value in values.items()}
+
+    def _output_names(self, count: int) -> list[str]:
+        if isinstance(self.loss, dict) and "class_name" not in self.loss and len(self.loss) == count:
+            return list(self.loss)
+        return [f"output_{i}" for i in range(count)]
+
+    @property
+    def primary_metric(self) -> str:
+        """The name of the first metric (the one reports and tolerances use), else `"loss"`."""
+        names = _names(self.metrics)
+        if isinstance(names, dict):
+            names = [n for value in names.values() for n in (value if isinstance(value, list) else [value])]
+        first = names[0] if names else "loss"
+        return {"acc": "accuracy", "mae": "mean_absolute_error", "mse": "mean_squared_error"}.get(first, first)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe summary for reports."""
+        return {
+            "optimizer": self.optimizer,
+            "learning_rate": self.optimizer_config["learning_rate"],
+            "loss": _names(self.loss),
+            "metrics": _names(self.metrics),
+            "source": self.source,
+        }
+
+
+def _compile_config(model) -> dict:
+    getter = getattr(model, "get_compile_config", None)
+    try:
+        config = getter() if getter is not None else None
+    except Exception:  # an uncompiled tf_keras model may raise instead of returning None
+        config = None
+    return dict(config or {})
