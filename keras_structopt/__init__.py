@@ -8,7 +8,7 @@ Example:
 """
 
 from keras_structopt.bridge import architecture_of, to_tf_keras
-from keras_structopt.compress import CompressionReport, Stage, compress
+from keras_structopt.compress import CompressionReport, Recipe, Stage, compress, slim
 from keras_structopt.errors import ConfigurationError, UnsupportedModelError
 from keras_structopt.export import export_saved_model, export_tflite
 from keras_structopt.hypermodels import (
@@ -29,6 +29,7 @@ __all__ = [
     "ConvHyperModel",
     "DenseHyperModel",
     "RecurrentHyperModel",
+    "Recipe",
     "Stage",
     "TransformerHyperModel",
     "UnsupportedModelError",
@@ -39,5 +40,6 @@ __all__ = [
     "export_saved_model",
     "export_tflite",
     "render",
+    "slim",
     "to_tf_keras",
 ]

@@ -57,12 +57,23 @@ def _parser() -> argparse.ArgumentParser:
         "--trials", type=int, default=10, help="max trials (default: 10; Hyperband sizes itself from --epochs)"
     )
     run.add_argument("--epochs", type=int, default=20, help="epochs per trial (default: 20)")
-    run.add_argument("--sparsity", type=float, default=0.8, help="target kernel sparsity (default: 0.8)")
     run.add_argument(
-        "--clusters", type=int, default=16, help="max distinct values per kernel; 0 skips clustering (default: 16)"
+        "--target", default="cpu",
+        help="deployment preset whose stages the compression uses: mobile, cpu, gpu or tpu (default: cpu)",
     )
     run.add_argument(
-        "--quantization", default="dynamic", help="TFLite conversion: dynamic, float16 or none (default: dynamic)"
+        "--max-accuracy-loss", default="0.01",
+        help="search for the smallest model whose validation accuracy is at most this much below the "
+        "winner's (default: 0.01, one point); 'none' applies the settings below once instead",
+    )
+    run.add_argument("--slim", type=float, default=None, help="fixed settings: fraction of units to remove")
+    run.add_argument("--sparsity", type=float, default=None, help="fixed settings: target kernel sparsity (0.8)")
+    run.add_argument(
+        "--clusters", type=int, default=None, help="fixed settings: max distinct values per kernel; 0 skips (16)"
+    )
+    run.add_argument(
+        "--quantization", default=None,
+        help="fixed settings: TFLite conversion: dynamic, float16, int8, qat or none (dynamic)",
     )
     run.add_argument("--prune-epochs", type=int, default=10, help="fine-tuning epochs while pruning (default: 10)")
     run.add_argument("--cluster-epochs", type=int, default=3, help="fine-tuning epochs while clustering (default: 3)")
@@ -102,12 +113,37 @@ def _validate(args) -> None:
         _checks.one_of("--view", args.view, FAMILY_VIEWS[args.family])
     _checks.positive_int("--trials", args.trials)
     _checks.positive_int("--epochs", args.epochs)
+    _checks.one_of("--target", args.target, ("mobile", "cpu", "gpu", "tpu"))
+    if str(args.max_accuracy_loss).lower() == "none":
+        args.max_accuracy_loss = None
+    else:
+        try:
+            args.max_accuracy_loss = float(args.max_accuracy_loss)
+        except ValueError:
+            args.max_accuracy_loss = -1.0
+        if not 0 <= args.max_accuracy_loss < 1:
+            raise _checks.error(
+                "Expected --max-accuracy-loss to be a number in [0, 1) or 'none'. "
+                f"Received: --max-accuracy-loss={args.max_accuracy_loss!r}."
+            )
+    fixed = [f for f in ("slim", "sparsity", "clusters", "quantization") if getattr(args, f) is not None]
+    if fixed and args.max_accuracy_loss is not None:
+        raise _checks.error(
+            "Expected either the accuracy-guarded search (--max-accuracy-loss) or fixed settings "
+            f"(--slim, --sparsity, --clusters, --quantization). Received: --max-accuracy-loss={args.max_accuracy_loss} "
+            f"and {', '.join('--' + f for f in fixed)}; pass --max-accuracy-loss none to apply fixed settings."
+        )
+    args.sparsity = 0.8 if args.sparsity is None else args.sparsity
+    args.clusters = 16 if args.clusters is None else args.clusters
+    args.quantization = args.quantization or "dynamic"
+    if args.slim is not None:
+        _checks.fraction("--slim", args.slim)
     _checks.fraction("--sparsity", args.sparsity)
     if args.clusters != 0 and not 2 <= args.clusters <= 256:
         raise _checks.error(
             f"Expected --clusters to be 0 (skip) or in [2, 256]. Received: --clusters={args.clusters}."
         )
-    _checks.one_of("--quantization", args.quantization, ("dynamic", "float16", "none"))
+    _checks.one_of("--quantization", args.quantization, ("dynamic", "float16", "int8", "qat", "none"))
     _checks.positive_int("--prune-epochs", args.prune_epochs)
     _checks.non_negative_int("--cluster-epochs", args.cluster_epochs)
     _checks.non_negative_int("--seed", args.seed)
@@ -205,7 +241,7 @@ def run(args) -> int:
 
     import keras_structopt as kso
     from keras_structopt.data import load_digits_split
-    from keras_structopt.export.report import stage_table, write_report
+    from keras_structopt.export.report import plot_stages, search_table, stage_table, write_report
     from keras_structopt.export.saved_model import existing_versions
 
     out = Path(args.out)
@@ -249,25 +285,32 @@ def run(args) -> int:
     say(f"Best trial {best_trial.trial_id}: val accuracy {objective:.4f}, test accuracy "
         f"{test_accuracy:.4f}, {spec.count_params():,} parameters")
 
-    say(f"Compressing: prune to {args.sparsity:.0%}, cluster to {args.clusters or 'no'} values, "
-        f"{args.quantization} quantization")
+    if args.max_accuracy_loss is not None:
+        settings = {"target": args.target, "max_accuracy_loss": args.max_accuracy_loss}
+        say(f"Compressing: the smallest {args.target} model within {args.max_accuracy_loss:g} of the winner's "
+            "validation accuracy")
+    else:
+        settings = {"slim": args.slim, "sparsity": args.sparsity, "clusters": args.clusters or None,
+                    "quantization": args.quantization}
+        say(f"Compressing: slim {args.slim or 'no'}, prune to {args.sparsity:.0%}, cluster to "
+            f"{args.clusters or 'no'} values, {args.quantization} quantization")
     keras.utils.set_random_seed(args.seed)
     compressed, compression = kso.compress(
         best_model,
         data.train,
         validation_data=data.validation,
         test_data=data.test,
-        sparsity=args.sparsity,
-        clusters=args.clusters or None,
-        quantization=args.quantization,
         prune_epochs=args.prune_epochs,
         cluster_epochs=args.cluster_epochs,
+        **settings,
     )
 
     version = (existing_versions(out, args.name) or [0])[-1] + 1
     saved_model = kso.export_saved_model(compressed, out, args.name, version=version)
+    conversion = compression.final.quantization  # the conversion the final stage was measured with
     tflite = kso.export_tflite(
-        compressed, out / "tflite" / f"{args.name}-{version}.tflite", quantization=args.quantization
+        compressed, out / "tflite" / f"{args.name}-{version}.tflite", quantization=conversion,
+        representative_data=data.train[0][:512],
     )
     report = {
         "data": {"dataset": "digits", "view": view, "split": "stratified 60/20/20", "seed": args.seed},
@@ -286,14 +329,9 @@ def run(args) -> int:
             "seconds": seconds,
         },
         "compression": {
-            "settings": {
-                "sparsity": args.sparsity,
-                "clusters": args.clusters or None,
-                "quantization": args.quantization,
-                "prune_epochs": args.prune_epochs,
-                "cluster_epochs": args.cluster_epochs,
-            },
+            "settings": {**settings, "prune_epochs": args.prune_epochs, "cluster_epochs": args.cluster_epochs},
             "size_ratio": compression.size_ratio(),
+            "chart": "compression.png",
             **compression.to_dict(),
         },
         "export": {
@@ -301,14 +339,19 @@ def run(args) -> int:
             "tflite": str(tflite.relative_to(out)),
         },
     }
+    plot_stages(report["compression"], out / "compression.png")
     write_report(out, report)
     if args.quiet:
         print(json.dumps({"final_test_accuracy": compression.final.metrics, "size_ratio": compression.size_ratio()}))
     else:
         say("")
+        if compression.search:
+            say("The search (validation split):")
+            say("\n".join(search_table(list(compression.search), compression.metric)))
+            say("")
         say("\n".join(stage_table(report["compression"]["stages"])))
         say("")
-        say(f"Wrote {out / 'report.json'}, {out / 'report.md'}, {saved_model}, {tflite}")
+        say(f"Wrote {out / 'report.json'}, {out / 'report.md'}, {out / 'compression.png'}, {saved_model}, {tflite}")
     return 0
 
 

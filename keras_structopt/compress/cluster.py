@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_structopt import _checks
 from keras_structopt.compress._tfmot import tfmot
 from keras_structopt.compress.prune import KERNEL_NAMES, kernels, wrap_fine_tune_strip
 
@@ -39,71 +40,113 @@ def _clusterable_position_embedding(layer):
     return copy
 
 
+# TFMOT refuses fewer than 3 clusters in a layer.
+_FEWEST = 3
+
+
 def _base_name(weight) -> str:
     return weight.name.split("/")[-1].split(":")[0]
 
 
-def layer_clusters(layer, clusters: int) -> int:
+def layer_clusters(layer, clusters: int, per_channel: bool = False) -> int:
     """How many clusters a layer's kernels get, so each holds at most `clusters` values.
 
-    Zeros left by pruning stay zeros and count as one of the values. A kernel with
-    fewer non-zero weights than clusters would crash k-means++ initialisation, so
-    the count is capped by the smallest kernel's non-zero weights.
+    Zeros left by pruning stay zeros and count as one of the values. A kernel (or,
+    per channel, an output channel) with fewer non-zero weights than clusters would
+    crash k-means++ initialisation, so the count is capped by the smallest one.
     """
     counts = []
     has_zeros = False
     for weight in layer.weights:
         if _base_name(weight) in KERNEL_NAMES:
             values = np.asarray(weight.numpy())
-            nonzero = int(np.count_nonzero(values))
-            has_zeros = has_zeros or nonzero < values.size
-            counts.append(len(np.unique(values[values != 0])))
+            has_zeros = has_zeros or int(np.count_nonzero(values)) < values.size
+            parts = [values[..., i] for i in range(values.shape[-1])] if per_channel else [values]
+            counts += [len(np.unique(part[part != 0])) for part in parts]
     if not counts:
         return 0
     return min(clusters - 1 if has_zeros else clusters, min(counts))
 
 
 def cluster(model, train, *, clusters: int, epochs: int, batch_size: int, fine_tuning, treatments,
-            validation=None, verbose=0):
+            per_channel: bool = False, layer_clusters_by_name=(), validation=None, verbose=0):
     """Clusters every kernel to at most `clusters` distinct values, keeping its zeros.
 
-    It consumes `model` (a disposable tf_keras copy) and returns a new, stripped
-    tf_keras model; it records in `treatments` which layers were clustered, to how
-    many values, or why not.
+    With `per_channel`, each output channel of a Conv2D kernel gets its own
+    `clusters` values (TFMOT's `cluster_per_channel`); `layer_clusters_by_name`
+    gives layers their own counts. It consumes `model` (a disposable tf_keras copy)
+    and returns a new, stripped tf_keras model; it records in `treatments` which
+    layers were clustered, to how many values, or why not.
     """
+
     api = tfmot().clustering.keras
     registry = _registry()
+    counts_by_name = dict(layer_clusters_by_name)
+    unknown = sorted(set(counts_by_name) - set(treatments) - {path.rsplit("/", 1)[-1] for path in treatments})
+    if unknown:
+        raise _checks.error(
+            f"Expected layer names of the model in layer_clusters. Received: {unknown}; the layers with "
+            f"weights are {sorted(treatments)}."
+        )
+
+    frozen = []
+
+    def leave(layer, treatment, note):
+        treatment.notes.append(note)
+        if treatment.pruned and layer.trainable:
+            # Not clustered, but pruned: frozen while the others fine-tune, so its zeros stay zeros.
+            layer.trainable = False
+            frozen.append(layer)
+        return layer  # shared with the disposable copy, weights and all
 
     def wrap(path, layer):
         treatment = treatments.get(path)
-        count = layer_clusters(layer, clusters) if layer.weights else 0
         if treatment is None:
             return layer  # no weights
-        if count >= 2 and type(layer).__name__ == "PositionEmbedding":
+        wanted = counts_by_name.get(path, counts_by_name.get(path.rsplit("/", 1)[-1], clusters))
+        channelwise = per_channel and type(layer).__name__ == "Conv2D"
+        count = layer_clusters(layer, wanted, channelwise)
+        if channelwise and count < _FEWEST:  # a channel too sparse for its own values: cluster the kernel as one
+            channelwise, count = False, layer_clusters(layer, wanted)
+        if count >= _FEWEST and type(layer).__name__ == "PositionEmbedding":
             layer = _clusterable_position_embedding(layer)
-        elif count < 2:
+        elif count < _FEWEST:
             has_kernel = any(_base_name(w) in KERNEL_NAMES for w in layer.weights)
-            treatment.notes.append(
-                "fewer than 2 distinct non-zero kernel values: not clustered" if has_kernel else "no kernel to cluster"
-            )
-            return layer  # shared with the disposable copy, weights and all
+            return leave(layer, treatment, f"fewer than {_FEWEST} clusters possible (TFMOT's least): not clustered"
+                         if has_kernel else "no kernel to cluster")
         elif not registry.supports(layer):
-            treatment.notes.append(f"TFMOT cannot cluster {type(layer).__name__} layers")
-            return layer
+            return leave(layer, treatment, f"TFMOT cannot cluster {type(layer).__name__} layers")
         treatment.clustered, treatment.clusters = True, count
+        if channelwise:
+            treatment.notes.append(f"clustered per output channel: {count} values in each")
         return api.cluster_weights(
             layer,
             number_of_clusters=count,
             cluster_centroids_init=api.CentroidInitialization.KMEANS_PLUS_PLUS,
             preserve_sparsity=True,
+            cluster_per_channel=channelwise,
         )
 
-    return wrap_fine_tune_strip(
+    result = wrap_fine_tune_strip(
         model, wrap, api.strip_clustering, train, epochs=epochs, batch_size=batch_size,
         fine_tuning=fine_tuning, validation=validation, verbose=verbose,
     )
+    for layer in frozen:
+        layer.trainable = True
+    return result
 
 
-def max_unique_kernel_values(model) -> int:
-    """The largest number of distinct values in any one kernel of the model."""
-    return max((len(np.unique(values)) for _, values in kernels(model)), default=0)
+def max_unique_kernel_values(model, per_channel_layers=()) -> int:
+    """The largest number of distinct values in any one kernel of the model.
+
+    For the layers in `per_channel_layers` (clustered per output channel) it counts
+    the values of each output channel of the kernel.
+    """
+    found = 0
+    for name, values in kernels(model):
+        layer = name.rsplit("/", 1)[0]
+        if layer in per_channel_layers and values.ndim > 1:
+            found = max([found] + [len(np.unique(values[..., i])) for i in range(values.shape[-1])])
+        else:
+            found = max(found, len(np.unique(values)))
+    return found

@@ -204,6 +204,40 @@ class FineTuning:
             return list(self.loss)
         return [f"output_{i}" for i in range(count)]
 
+    def distilling(self, y, teacher, weight: float = 0.5):
+        """Settings and targets for fine-tuning on a mix of the labels and a teacher's outputs.
+
+        Compression fine-tunes a smaller network; learning from the uncompressed
+        model's predictions as well as from the labels (knowledge distillation)
+        keeps it closer to the original. The targets are `weight * labels +
+        (1 - weight) * teacher`; sparse class ids become one-hot rows and the loss
+        its categorical form. Returns `(settings, targets)`, or `(self, y)` when the
+        loss has no such form (a custom loss, several outputs).
+
+        Example:
+            >>> import numpy as np
+            >>> settings = FineTuning("Adam", {"learning_rate": 1e-3}, "sparse_categorical_crossentropy",
+            ...                       ["accuracy"], "model")
+            >>> soft, targets = settings.distilling(np.array([1]), np.array([[0.2, 0.8]]))
+            >>> soft.loss, targets.tolist()
+            ('categorical_crossentropy', [[0.1, 0.9]])
+        """
+        name = _names(self.loss)
+        if isinstance(self.loss, dict) and (self.loss.get("config") or {}).get("from_logits"):
+            return self, y  # a teacher's logits do not mix with labels
+        teacher = np.asarray(teacher, dtype="float32")
+        labels = np.asarray(y)
+        if name in ("sparse_categorical_crossentropy",) and teacher.ndim == 2:
+            labels = np.eye(teacher.shape[-1], dtype="float32")[labels.reshape(-1).astype(int)]
+            name = "categorical_crossentropy"
+        elif name not in ("categorical_crossentropy", "binary_crossentropy", "mean_squared_error", "mse",
+                          "mean_absolute_error", "mae", "huber", "huber_loss"):
+            return self, y
+        if labels.shape != teacher.shape:
+            labels = labels.reshape(teacher.shape)
+        targets = weight * labels.astype("float32") + (1.0 - weight) * teacher
+        return dataclasses.replace(self, loss=name, metrics=[]), targets
+
     @property
     def primary_metric(self) -> str:
         """The name of the first metric (the one reports and tolerances use), else `"loss"`."""

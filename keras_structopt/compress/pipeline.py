@@ -1,4 +1,11 @@
-"""`compress`: prune, cluster and quantize a Keras model, measuring every stage."""
+"""`compress`: slim, prune, cluster and quantize a Keras model, measuring every stage.
+
+The stages form a list (`Recipe`): structural slimming in Keras 3, then TFMOT pruning
+and clustering in tf_keras, then quantization (in the TFLite conversion, or
+quantization-aware fine-tuning first). Given a tolerance, `compress` climbs each
+stage's ladder of stronger settings, judged on validation data only, and keeps the
+smallest model within it.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,18 @@ from typing import Any
 import numpy as np
 
 from keras_structopt import _checks
-from keras_structopt.bridge import architecture_of, check_bridgeable, tf_keras_copy
+from keras_structopt.bridge import architecture_of, check_bridgeable, is_tf_keras, tf_keras_copy
 from keras_structopt.compress.cluster import cluster, max_unique_kernel_values
 from keras_structopt.compress.fine_tune import FineTuning
+from keras_structopt.compress.measure import count_model_macs, entropy_bits, keras_latency, tflite_latency
 from keras_structopt.compress.prune import check_plan, check_reached, plan, prune
+from keras_structopt.compress.quantize import quantize_aware
+from keras_structopt.compress.recipe import PRESETS, TARGETS, Recipe
+from keras_structopt.compress.slim import slim as slim_model
 from keras_structopt.compress.treatment import LayerTreatment, pruned_arrays, zero_fraction
-from keras_structopt.export.tflite import QUANTIZATIONS, serving_names, tflite_predict, to_tflite_bytes
+from keras_structopt.export.tflite import serving_names, tflite_predict, to_tflite_bytes
+
+LATENCY_BATCHES = (1, 256)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,16 +39,24 @@ class Stage:
     run by the TFLite interpreter on the evaluation data.
 
     Attributes:
-        name: `"baseline"`, `"pruned"`, `"clustered"` or `"quantized"`.
+        name: `"baseline"`, `"slimmed"`, `"pruned"`, `"clustered"` or `"quantized"`.
         metrics: The loss and the metrics the model was compiled with (or those
             given to `compress`), on the evaluation data: `{"loss": ...,
             "accuracy": ...}` for a keras-structopt classifier.
         kernel_sparsity: Fraction of zeros over the weights pruning acts on.
-        max_unique_kernel_values: Most distinct values in any one kernel.
+        max_unique_kernel_values: Most distinct values in any one kernel (per output
+            channel for convolutions clustered per channel).
         tflite_bytes: Size of the stage's TFLite file.
         tflite_gzip_bytes: Size of that file compressed with gzip level 9.
         params: Parameters of the model (zeros included).
-        quantization: The TFLite conversion used (`"none"`, `"dynamic"`, `"float16"`).
+        quantization: The TFLite conversion used (`"none"`, `"dynamic"`, `"float16"`, `"int8"`).
+        macs: Multiply-accumulates of one example (dense: zeros are still computed).
+        bits_per_weight: The gzip'd file's bits per parameter.
+        entropy_bits_per_weight: The entropy bound of the stage's weights per parameter
+            (each tensor coded at the entropy of its values; 32 for random floats).
+        latency: Median seconds per batch: `tf_1`, `tf_256` (the tf_keras model, traced)
+            and `tflite_1`, `tflite_256` (the TFLite file, one thread).
+        settings: What the stage did.
     """
 
     name: str
@@ -46,6 +67,11 @@ class Stage:
     tflite_gzip_bytes: int
     params: int
     quantization: str
+    macs: int = 0
+    bits_per_weight: float = 0.0
+    entropy_bits_per_weight: float = 0.0
+    latency: dict[str, float] = dataclasses.field(default_factory=dict)
+    settings: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict; stages with an accuracy metric also carry `test_accuracy`."""
@@ -68,11 +94,16 @@ class CompressionReport:
             they came from.
         metric: The metric tolerances and tables use (the first compiled metric).
         warnings: Anything that fell short, such as a sparsity below the target.
+        recipe: The settings of the stages (found by the search, with a tolerance).
+        search: With a tolerance, every setting tried: stage, setting, validation
+            value, loss against the baseline, parameters, and whether it was kept.
+        slimmed_widths: `{layer: (before, after)}` for the layers slimming narrowed.
+        distilled: Whether fine-tuning learnt from the uncompressed model's predictions too.
 
     Example:
         >>> report = CompressionReport(stages=())
-        >>> report.to_dict()
-        {'stages': [], 'layers': [], 'fine_tuning': None, 'metric': 'accuracy', 'warnings': []}
+        >>> sorted(report.to_dict())[:4]
+        ['distilled', 'fine_tuning', 'layers', 'metric']
     """
 
     stages: tuple[Stage, ...]
@@ -80,6 +111,10 @@ class CompressionReport:
     fine_tuning: FineTuning | None = None
     metric: str = "accuracy"
     warnings: tuple[str, ...] = ()
+    recipe: Recipe | None = None
+    search: tuple[dict, ...] = ()
+    slimmed_widths: dict = dataclasses.field(default_factory=dict)
+    distilled: bool = False
 
     @property
     def baseline(self) -> Stage:
@@ -93,13 +128,28 @@ class CompressionReport:
         """How many times smaller the final gzip'd TFLite is than the baseline's."""
         return self.baseline.tflite_gzip_bytes / self.final.tflite_gzip_bytes
 
+    def latency_ratios(self, stage: Stage | None = None) -> dict[str, float]:
+        """A stage's latencies as fractions of the baseline's, measured in the same run."""
+        stage = stage or self.final
+        return {k: v / self.baseline.latency[k] for k, v in stage.latency.items() if self.baseline.latency.get(k)}
+
     def to_dict(self) -> dict[str, Any]:
+        stages = []
+        for stage in self.stages:
+            entry = stage.to_dict()
+            entry["size_ratio"] = self.baseline.tflite_gzip_bytes / stage.tflite_gzip_bytes
+            entry["latency_ratio"] = self.latency_ratios(stage)
+            stages.append(entry)
         return {
-            "stages": [stage.to_dict() for stage in self.stages],
+            "stages": stages,
             "layers": [layer.to_dict() for layer in self.layers],
             "fine_tuning": None if self.fine_tuning is None else self.fine_tuning.to_dict(),
             "metric": self.metric,
             "warnings": list(self.warnings),
+            "recipe": None if self.recipe is None else self.recipe.to_dict(),
+            "search": list(self.search),
+            "slimmed_widths": {k: list(v) for k, v in self.slimmed_widths.items()},
+            "distilled": self.distilled,
         }
 
 
@@ -127,70 +177,200 @@ def _as_arrays(data, argument: str):
     )
 
 
+
+
+_HIGHER_IS_BETTER_HINTS = ("loss", "error", "crossentropy", "hinge", "logcosh", "poisson", "divergence", "mae", "mse")
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of `metric` is better (accuracy, AUC) or worse (losses, errors).
+
+    Example:
+        >>> higher_is_better("accuracy"), higher_is_better("mean_absolute_error")
+        (True, False)
+    """
+    return not any(hint in metric for hint in _HIGHER_IS_BETTER_HINTS)
+
+
+class _Tolerance:
+    """Whether a validation value stays within the tolerance of the baseline's."""
+
+    def __init__(self, metric: str, baseline: float, max_accuracy_loss, max_metric_increase):
+        self.metric, self.baseline = metric, baseline
+        self.higher = higher_is_better(metric)
+        if self.higher and max_accuracy_loss is None:
+            raise _checks.error(
+                f"Expected max_accuracy_loss (not max_metric_increase) for the metric {metric!r}, where higher "
+                f"is better. Received: max_metric_increase={max_metric_increase!r}."
+            )
+        if not self.higher and max_metric_increase is None:
+            raise _checks.error(
+                f"Expected max_metric_increase (not max_accuracy_loss) for the metric {metric!r}, where lower "
+                f"is better. Received: max_accuracy_loss={max_accuracy_loss!r}."
+            )
+        self.limit = max_accuracy_loss if self.higher else max_metric_increase
+
+    def loss(self, value: float) -> float:
+        return self.baseline - value if self.higher else value - self.baseline
+
+    def within(self, value: float) -> bool:
+        return self.loss(value) <= self.limit + 1e-9
+
+
+def _resolve_recipe(target, recipe_arguments: dict) -> Recipe:
+    defaults = {f.name: f.default for f in dataclasses.fields(Recipe)}
+    if target is None:
+        return Recipe(**recipe_arguments)
+    _checks.one_of("target", target, TARGETS)
+    preset = PRESETS[target].recipe
+    conflicts = sorted(
+        name for name, value in recipe_arguments.items()
+        if name in _PRESET_FIELDS and _differs(value, defaults[name]) and _differs(value, getattr(preset, name))
+    )
+    if conflicts:
+        raise _checks.error(
+            f"Expected either target= or the stage settings it chooses, not both. Received: target={target!r} "
+            f"and {', '.join(f'{n}={recipe_arguments[n]!r}' for n in conflicts)}; target {target!r} sets "
+            f"{', '.join(f'{n}={getattr(preset, n)!r}' for n in conflicts)}."
+        )
+    chosen = dict(recipe_arguments)
+    chosen.update({name: getattr(preset, name) for name in _PRESET_FIELDS})
+    chosen["exclude"] = recipe_arguments["exclude"] or preset.exclude  # the caller's exclusions win
+    return Recipe(**chosen)
+
+
+_PRESET_FIELDS = ("slim", "multiple", "sparsity", "sparsity_m_by_n", "clusters", "quantization")
+
+
+def _differs(a, b) -> bool:
+    return (tuple(a) if isinstance(a, list) else a) != (tuple(b) if isinstance(b, list) else b)
+
+
 def compress(
     model,
     train_data,
     *,
     validation_data=None,
     test_data=None,
+    target: str | None = None,
+    max_accuracy_loss: float | None = None,
+    max_metric_increase: float | None = None,
+    slim: float | None = None,
+    multiple: int = 1,
     sparsity: float = 0.8,
+    schedule: str = "polynomial",
+    sparsity_m_by_n: tuple[int, int] | None = None,
+    exclude=(),
+    layer_sparsity=None,
     clusters: int | None = 16,
+    per_channel: bool = False,
+    layer_clusters=None,
     quantization: str = "dynamic",
+    slim_epochs: int = 3,
     prune_epochs: int = 10,
     cluster_epochs: int = 3,
+    qat_epochs: int = 2,
     batch_size: int = 32,
     learning_rate: float = 1e-3,
     loss=None,
     metrics=None,
+    distill: bool | None = None,
+    measure_latency: bool = True,
     verbose: int = 0,
 ):
-    """Prunes, clusters and quantizes a Keras model with TFMOT, measuring each stage.
+    """Makes a Keras model smaller (and narrower), measuring every stage.
 
     The model is carried into tf_keras by the bridge (`to_tf_keras`: a
     keras-structopt model through its `Architecture`, any other Keras 3 Sequential
     or functional model of standard layers through the layer table); the model you
-    pass is never modified. Then:
+    pass is never modified. The stages, each optional:
 
     1. `"baseline"`: the model as is, converted to a float TFLite file.
-    2. `"pruned"`: TFMOT `prune_low_magnitude` on every prunable weight with a
-       polynomial-decay schedule to `sparsity`, fine-tuned `prune_epochs`, stripped.
-       The sparsity reached is checked against the target (a shortfall is a
-       warning in the report). Skipped when `sparsity=0`.
-    3. `"clustered"`: TFMOT sparsity-preserving `cluster_weights`, so each kernel
-       holds at most `clusters` distinct values (zero counts as one), fine-tuned
-       `cluster_epochs`, stripped. Skipped when `clusters` is None.
-    4. `"quantized"`: the last model converted with `quantization`
-       (dynamic-range int8 weights by default). Skipped when `quantization="none"`.
+    2. `"slimmed"`: structural slimming (`slim=ratio`): the least important
+       fraction of every group of tied units, filters and recurrent units is
+       removed and the model rebuilt narrower (`keras_structopt.compress.slim`),
+       then fine-tuned `slim_epochs`. Fewer parameters *and* MACs: faster on any
+       hardware. Needs a Keras 3 model.
+    3. `"pruned"`: TFMOT `prune_low_magnitude` towards `sparsity` (per layer:
+       `layer_sparsity`; kept dense: `exclude`, which also understands `"first"`
+       and `"last"`), with a `"polynomial"` or `"constant"` schedule sized from the
+       real step count, or m:n structured sparsity (`sparsity_m_by_n=(2, 4)` for
+       sparse tensor cores), fine-tuned `prune_epochs`, stripped. The sparsity
+       reached is checked against the target (a shortfall is a warning).
+    4. `"clustered"`: TFMOT sparsity-preserving `cluster_weights`, so each kernel
+       holds at most `clusters` distinct values (zero counts as one; per output
+       channel of a convolution with `per_channel`; per layer: `layer_clusters`),
+       fine-tuned `cluster_epochs`, stripped. Skipped when `clusters` is None.
+    5. `"quantized"`: the TFLite conversion `quantization`: `"dynamic"` (int8
+       weights), `"float16"`, `"int8"` (full integer, calibrated on the training
+       inputs) or `"qat"` (TFMOT quantization-aware fine-tuning for `qat_epochs`,
+       keeping the zeros and shared values, then full int8). Skipped with `"none"`.
+
+    `target="mobile" | "cpu" | "gpu" | "tpu"` chooses the stages for a deployment
+    (see `keras_structopt.compress.PRESETS`). With `max_accuracy_loss` (or, for a
+    metric where lower is better, `max_metric_increase`), `compress` searches
+    instead: for each stage in turn it tries the preset's stronger and stronger
+    settings (default preset: `"cpu"`), keeps the strongest whose validation metric
+    stays within the tolerance of the uncompressed model's, and returns the
+    smallest model found with `report.search` listing every try. The search judges
+    on `validation_data` only, never on `test_data`.
 
     Every stage is measured by running its TFLite file on `test_data` with the
-    loss and metrics fine-tuning uses. Fine-tuning uses the optimizer class, loss
-    and metrics the model was compiled with (the learning rate is `learning_rate`),
-    or explicit `loss=` / `metrics=`; a keras-structopt model that was never
-    compiled uses its task's (sparse categorical cross-entropy and accuracy for a
-    classifier). The report lists every layer's treatment.
+    loss and metrics fine-tuning uses, and for its size, parameters, MACs, bits per
+    weight against the entropy bound of its weights, and latency at batch 1 and
+    256 (tf_keras and TFLite). Fine-tuning uses the optimizer class, loss and
+    metrics the model was compiled with (the learning rate is `learning_rate`), or
+    explicit `loss=` / `metrics=`; a keras-structopt model that was never compiled
+    uses its task's. The report lists every layer's treatment.
 
     Args:
         model: A Keras 3 model (a tuner's best model, a hand-written Sequential or
             functional model, a winner loaded from `.keras`) or a tf_keras model.
         train_data: `(x, y)` to fine-tune on; `x` is an array, or a list/dict of
             arrays for several inputs.
-        validation_data: `(x, y)` shown during fine-tuning.
+        validation_data: `(x, y)` shown during fine-tuning; what the search judges on.
         test_data: `(x, y)` every stage is measured on; by default
             `validation_data`, else `train_data`.
-        sparsity: Target fraction of zero weights in the prunable kernels, in `[0, 1)`.
+        target: A deployment preset (`"mobile"`, `"cpu"`, `"gpu"`, `"tpu"`); it sets
+            `slim`, `multiple`, `sparsity`, `sparsity_m_by_n`, `clusters` and
+            `quantization`, which must then be left at their defaults.
+        max_accuracy_loss: Search for the smallest model whose validation metric
+            (accuracy, AUC, ...) is at most this much below the uncompressed
+            model's (0.01 is one point of accuracy).
+        max_metric_increase: The same, for a metric where lower is better (a
+            regression model's mean absolute error, say): at most this much above.
+        slim: Fraction of units and filters to remove in slimming, in `[0, 1)`, or
+            None to skip slimming.
+        multiple: Keep slimmed widths a multiple of this (8 for GPUs, 128 for TPUs).
+        sparsity: Target fraction of zeros in the prunable weights, in `[0, 1)`; 0
+            skips pruning.
+        schedule: `"polynomial"` or `"constant"`.
+        sparsity_m_by_n: `(m, n)`: m zeros in every n consecutive input weights.
+        exclude: Layer names kept dense (also `"first"`, `"last"`).
+        layer_sparsity: `{layer name: sparsity}` overriding `sparsity` per layer.
         clusters: Most distinct values per kernel (2..256), or None to skip.
-        quantization: `"dynamic"`, `"float16"` or `"none"` for the last stage.
+        per_channel: Cluster each output channel of Conv2D kernels on its own.
+        layer_clusters: `{layer name: clusters}` overriding `clusters` per layer.
+        quantization: `"dynamic"`, `"float16"`, `"int8"`, `"qat"` or `"none"`.
+        slim_epochs: Fine-tuning epochs after slimming (>= 0).
         prune_epochs: Fine-tuning epochs while pruning (>= 1).
         cluster_epochs: Fine-tuning epochs while clustering (>= 0).
+        qat_epochs: Quantization-aware fine-tuning epochs (>= 1).
         batch_size: Fine-tuning batch size.
         learning_rate: Learning rate of the fine-tuning optimizer.
         loss: A loss (name or Keras object) to fine-tune with instead of the model's.
         metrics: Metrics to measure instead of the model's.
+        distill: Fine-tune on targets half label, half the uncompressed model's
+            prediction (knowledge distillation; for cross-entropy and regression
+            losses). By default on with `target` or a tolerance, off otherwise, so
+            that `compress(model, data)` alone is TFMOT's recipe.
+        measure_latency: Time every stage (a few seconds per stage).
         verbose: Keras verbosity while fine-tuning.
 
     Returns:
-        `(compressed_model, report)`: a stripped tf_keras model (export it with
-        `export_saved_model` / `export_tflite`) and a `CompressionReport`.
+        `(compressed_model, report)`: a tf_keras model (export it with
+        `export_saved_model` / `export_tflite`; a quantization-aware one converts
+        to int8) and a `CompressionReport`.
 
     Raises:
         ConfigurationError: for bad arguments, an uncompiled model without `loss=`,
@@ -205,79 +385,357 @@ def compress(
         >>> model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1,
         ...                             units=32).build(keras_tuner.HyperParameters())
         >>> _ = model.fit(*data.train, epochs=2, verbose=0)
-        >>> small, report = kso.compress(model, data.train, test_data=data.test,
-        ...                              prune_epochs=1, cluster_epochs=1)
+        >>> small, report = kso.compress(model, data.train, test_data=data.test, slim=0.5,
+        ...                              prune_epochs=1, cluster_epochs=1, measure_latency=False)
         >>> [stage.name for stage in report.stages]
-        ['baseline', 'pruned', 'clustered', 'quantized']
-        >>> report.final.max_unique_kernel_values <= 16
-        True
-        >>> [(layer.layer, layer.pruned, layer.clustered) for layer in report.layers]
-        [('block_0_dense', True, True), ('head', True, True)]
+        ['baseline', 'slimmed', 'pruned', 'clustered', 'quantized']
+        >>> report.slimmed_widths, report.final.max_unique_kernel_values <= 16
+        ({'block_0_dense': (32, 16)}, True)
     """
-    _checks.fraction("sparsity", sparsity)
-    if clusters is not None and (not _checks.is_int(clusters) or not 2 <= clusters <= 256):
-        raise _checks.error(
-            f"Expected clusters to be an int in [2, 256] or None. Received: clusters={clusters!r}."
-        )
-    _checks.one_of("quantization", quantization, QUANTIZATIONS)
-    _checks.positive_int("prune_epochs", prune_epochs)
-    _checks.non_negative_int("cluster_epochs", cluster_epochs)
+    recipe_arguments = dict(
+        slim=slim, multiple=multiple, sparsity=sparsity, schedule=schedule, sparsity_m_by_n=sparsity_m_by_n,
+        exclude=tuple(exclude) if not isinstance(exclude, str) else exclude,
+        layer_sparsity=layer_sparsity or (), clusters=clusters, per_channel=bool(per_channel),
+        layer_clusters=layer_clusters or (), quantization=quantization, slim_epochs=slim_epochs,
+        prune_epochs=prune_epochs, cluster_epochs=cluster_epochs, qat_epochs=qat_epochs,
+    )
+    searching = max_accuracy_loss is not None or max_metric_increase is not None
+    recipe = _resolve_recipe(target or ("cpu" if searching else None), recipe_arguments)
     _checks.positive_int("batch_size", batch_size)
     _checks.positive_number("learning_rate", learning_rate)
+    for name, value in (("max_accuracy_loss", max_accuracy_loss), ("max_metric_increase", max_metric_increase)):
+        if value is not None and (not _checks.is_number(value) or value < 0):
+            raise _checks.error(f"Expected {name} to be a number >= 0 or None. Received: {name}={value!r}.")
     train = _as_arrays(train_data, "train_data")
     validation = _as_arrays(validation_data, "validation_data")
     test = _as_arrays(test_data, "test_data") or validation or train
+    if searching and validation is None:
+        raise _checks.error(
+            "Expected validation_data to judge the search for the smallest model on (it never looks at "
+            f"test_data). Received: validation_data=None with max_accuracy_loss={max_accuracy_loss!r}."
+        )
     check_bridgeable(model)
+    if recipe.slim is not None and is_tf_keras(model):
+        raise _checks.error(
+            "Expected a Keras 3 model for slimming (it rebuilds the network narrower in Keras 3). Received: a "
+            f"tf_keras model and slim={recipe.slim!r}. Pass the Keras 3 model, or slim=None."
+        )
     spec = architecture_of(model)
     fine_tuning = FineTuning.resolve(
         model, loss=loss, metrics=metrics, learning_rate=learning_rate, task=spec.task if spec else None
     )
-    # A fresh copy (the user's model is left alone), with LSTMs that convert exactly.
-    current = tf_keras_copy(model, for_tflite=True)
-    treatments = plan(current)
-    if sparsity > 0:
-        check_plan(treatments, sparsity)
-    else:
-        for treatment in treatments.values():
-            if treatment.pruned:
-                treatment.pruned = False
-                treatment.notes.append("sparsity=0: pruning skipped")
+    if distill is None:
+        distill = searching or target is not None
+    job = _Job(model, train, validation, test, fine_tuning, batch_size, verbose, measure_latency, bool(distill))
+    job.check_prunable(recipe, strict=not searching)  # before any training
+    if searching:
+        return job.search(target or "cpu", recipe, max_accuracy_loss, max_metric_increase)
+    return job.run(recipe)
 
-    def measure(name, stage_model, conversion):
-        data = to_tflite_bytes(stage_model, conversion)
-        predictions = tflite_predict(data, test[0])
-        if isinstance(predictions, dict):  # several outputs, by signature name
-            predictions = [predictions[name] for name in serving_names(stage_model)[1]]
+
+class _Job:
+    """One `compress` call: the data, the fine-tuning settings and the stage runners."""
+
+    def __init__(self, model, train, validation, test, fine_tuning, batch_size, verbose, measure_latency, distill):
+        self.model = model
+        self.train, self.validation, self.test = train, validation, test
+        self.fine_tuning = fine_tuning
+        self.batch_size, self.verbose, self.measure_latency = batch_size, verbose, measure_latency
+        self.warnings: list[str] = []
+        self.slimmed_widths: dict = {}
+        self.calibration = _head(train[0], 512)
+        # What fine-tuning fits: the labels, or (distilling) labels mixed with the model's predictions.
+        self.fit_settings, self.fit_data, self.fit_validation = fine_tuning, train, validation
+        self.distilled = False
+        if distill:
+            teacher = tf_keras_copy(model).predict(train[0], batch_size=256, verbose=0)
+            if not isinstance(teacher, (list, dict)):
+                settings, targets = fine_tuning.distilling(train[1], teacher)
+                if settings is not fine_tuning:
+                    self.fit_settings, self.fit_data, self.fit_validation = settings, (train[0], targets), None
+                    self.distilled = True
+
+    # -- the stages ------------------------------------------------------------------
+
+    def fit_kwargs(self, treatments):
+        return {"batch_size": self.batch_size, "fine_tuning": self.fit_settings, "treatments": treatments,
+                "validation": self.fit_validation, "verbose": self.verbose}
+
+    def treatments_for(self, current, recipe: Recipe) -> dict[str, LayerTreatment]:
+        treatments = plan(current, sparsity=recipe.sparsity, exclude=recipe.exclude,
+                          layer_sparsity=recipe.layer_sparsity, m_by_n=recipe.sparsity_m_by_n)
+        if not recipe.prunes:
+            for treatment in treatments.values():
+                if treatment.pruned:
+                    treatment.pruned, treatment.target = False, None
+                    treatment.notes.append("pruning skipped")
+        return treatments
+
+    def check_prunable(self, recipe: Recipe, strict: bool) -> None:
+        """Checks the layer names in the settings, and (strict) that pruning has something to prune."""
+        treatments = self.treatments_for(tf_keras_copy(self.model), recipe)
+        if strict and recipe.prunes:
+            check_plan(treatments, recipe.sparsity)
+
+    def slimmed(self, ratio: float, multiple: int, epochs: int):
+        """The model slimmed by `ratio`, as a fine-tuned tf_keras copy, and the widths changed."""
+        narrower, slim_plan = slim_model(self.model, self.calibration, ratio=ratio, multiple=multiple)
+        current = tf_keras_copy(narrower, for_tflite=True)
+        if epochs:
+            self.fit_settings.compile(current)
+            current.fit(self.fit_data[0], self.fit_data[1], batch_size=self.batch_size, epochs=epochs,
+                        validation_data=self.fit_validation, verbose=self.verbose)
+        return current, slim_plan.widths
+
+    def pruned(self, current, recipe: Recipe, treatments):
+        return prune(tf_keras_copy(current), self.fit_data, epochs=recipe.prune_epochs, schedule=recipe.schedule,
+                     m_by_n=recipe.sparsity_m_by_n, **self.fit_kwargs(treatments))
+
+    def clustered(self, current, recipe: Recipe, treatments, clusters: int):
+        return cluster(tf_keras_copy(current), self.fit_data, clusters=clusters, epochs=recipe.cluster_epochs,
+                       per_channel=recipe.per_channel, layer_clusters_by_name=recipe.layer_clusters,
+                       **self.fit_kwargs(treatments))
+
+    def quantized(self, current, recipe: Recipe, treatments, quantization: str):
+        """`(model to convert, TFLite conversion)` for a quantization setting."""
+        if quantization != "qat":
+            return current, quantization
+        preserve = "cluster" if any(t.clustered for t in treatments.values()) else (
+            "prune" if any(t.pruned for t in treatments.values()) else None)
+        model = quantize_aware(tf_keras_copy(current), self.fit_data, epochs=recipe.qat_epochs,
+                               batch_size=self.batch_size, fine_tuning=self.fit_settings, preserve=preserve,
+                               validation=self.fit_validation, verbose=self.verbose)
+        return model, "int8"
+
+    # -- measuring ---------------------------------------------------------------------
+
+    def tflite(self, model, conversion: str) -> bytes:
+        return to_tflite_bytes(model, conversion, representative_data=self.calibration)
+
+    def score(self, model, data, conversion: str | None = None) -> dict[str, float]:
+        """Metrics of `model` on `data`: through its TFLite file with `conversion`, else Keras."""
+        if conversion is None:
+            predictions = model.predict(data[0], batch_size=256, verbose=0)
+        else:
+            predictions = tflite_predict(self.tflite(model, conversion), data[0])
+            if isinstance(predictions, dict):  # several outputs, by signature name
+                predictions = [predictions[name] for name in serving_names(model)[1]]
+        return self.fine_tuning.score(predictions, data[1])
+
+    def measure(self, name, model, conversion, treatments, settings="", per_channel_layers=(),
+                stats_model=None) -> Stage:
+        """Measures a stage on the test data; `stats_model` (the model before quantization-aware
+        fine-tuning, whose wrappers hide the layers) gives the weight statistics."""
+        stats = stats_model if stats_model is not None else model
+        data = self.tflite(model, conversion)
+        predictions = tflite_predict(data, self.test[0])
+        if isinstance(predictions, dict):
+            predictions = [predictions[n] for n in serving_names(model)[1]]
+        params = int(stats.count_params())
+        gzipped = len(gzip.compress(data, compresslevel=9))
+        latency = {}
+        if self.measure_latency:
+            for batch in LATENCY_BATCHES:
+                latency[f"tf_{batch}"] = keras_latency(model, self.test[0], batch)
+                latency[f"tflite_{batch}"] = tflite_latency(data, self.test[0], batch)
         return Stage(
             name=name,
-            metrics=fine_tuning.score(predictions, test[1]),
-            kernel_sparsity=zero_fraction(pruned_arrays(stage_model, treatments)),
-            max_unique_kernel_values=max_unique_kernel_values(stage_model),
+            metrics=self.fine_tuning.score(predictions, self.test[1]),
+            kernel_sparsity=zero_fraction(pruned_arrays(stats, treatments)),
+            max_unique_kernel_values=max_unique_kernel_values(stats, per_channel_layers),
             tflite_bytes=len(data),
-            tflite_gzip_bytes=len(gzip.compress(data, compresslevel=9)),
-            params=int(stage_model.count_params()),
+            tflite_gzip_bytes=gzipped,
+            params=params,
             quantization=conversion,
+            macs=count_model_macs(stats),
+            bits_per_weight=8.0 * gzipped / params if params else 0.0,
+            entropy_bits_per_weight=entropy_bits(stats) / params if params else 0.0,
+            latency=latency,
+            settings=settings,
         )
 
-    fit = {"batch_size": batch_size, "fine_tuning": fine_tuning, "treatments": treatments,
-           "validation": validation, "verbose": verbose}
-    stages = [measure("baseline", current, "none")]
-    warnings_found: list[str] = []
-    if sparsity > 0:
-        current = prune(current, train, sparsity=sparsity, epochs=prune_epochs, **fit)
-        warnings_found += check_reached(current, treatments, sparsity)
-        stages.append(measure("pruned", current, "none"))
-    if clusters is not None:
-        current = cluster(current, train, clusters=clusters, epochs=cluster_epochs, **fit)
-        stages.append(measure("clustered", current, "none"))
-    if quantization != "none":
-        stages.append(measure("quantized", current, quantization))
-    for message in warnings_found:
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
-    return current, CompressionReport(
-        stages=tuple(stages),
-        layers=tuple(treatments.values()),
-        fine_tuning=fine_tuning,
-        metric=fine_tuning.primary_metric,
-        warnings=tuple(warnings_found),
-    )
+    def report(self, stages, treatments, recipe, search=()):
+        for message in self.warnings:
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+        return CompressionReport(
+            stages=tuple(stages),
+            layers=tuple(treatments.values()),
+            fine_tuning=self.fine_tuning,
+            metric=self.fine_tuning.primary_metric,
+            warnings=tuple(self.warnings),
+            recipe=recipe,
+            search=tuple(search),
+            slimmed_widths=dict(self.slimmed_widths),
+            distilled=self.distilled,
+        )
+
+    # -- one recipe ----------------------------------------------------------------------
+
+    def run(self, recipe: Recipe):
+        current = tf_keras_copy(self.model, for_tflite=True)  # the user's model is left alone
+        treatments = self.treatments_for(current, recipe)
+        stages = [self.measure("baseline", current, "none", treatments)]
+        if recipe.slim is not None:
+            current, self.slimmed_widths = self.slimmed(recipe.slim, recipe.multiple, recipe.slim_epochs)
+            treatments = self.treatments_for(current, recipe)
+            stages.append(self.measure("slimmed", current, "none", treatments, f"slim {recipe.slim:g}"))
+        if recipe.prunes:
+            current = self.pruned(current, recipe, treatments)
+            self.warnings += check_reached(current, treatments)
+            stages.append(self.measure("pruned", current, "none", treatments, recipe.describe()))
+        per_channel_layers = ()
+        if recipe.clusters is not None:
+            current = self.clustered(current, recipe, treatments, recipe.clusters)
+            per_channel_layers = _per_channel_layers(treatments)
+            stages.append(self.measure("clustered", current, "none", treatments, per_channel_layers=per_channel_layers))
+        if recipe.quantization != "none":
+            quantized, conversion = self.quantized(current, recipe, treatments, recipe.quantization)
+            stages.append(self.measure("quantized", quantized, conversion, treatments, recipe.quantization,
+                                       per_channel_layers, stats_model=current))
+            current = quantized
+        return current, self.report(stages, treatments, recipe)
+
+    # -- the search for the smallest model within a tolerance ----------------------------
+
+    def search(self, target: str, recipe: Recipe, max_accuracy_loss, max_metric_increase):
+        preset = PRESETS[target]
+        baseline = tf_keras_copy(self.model, for_tflite=True)
+        metric = self.fine_tuning.primary_metric
+        reference = self.score(baseline, self.validation, "none")[metric]
+        tolerance = _Tolerance(metric, reference, max_accuracy_loss, max_metric_increase)
+        tries: list[dict] = []
+
+        def judge(stage, setting, model, conversion=None):
+            value = self.score(model, self.validation, conversion)[metric]
+            kept = tolerance.within(value)
+            tries.append({"stage": stage, "setting": setting, "validation": value, "loss": tolerance.loss(value),
+                          "params": int(model.count_params()), "kept": kept})
+            return kept
+
+        chosen: dict[str, Any] = dict(slim=None, sparsity=0.0, sparsity_m_by_n=None, clusters=None, quantization="none")
+        steps = []  # (stage name, model) along the kept path
+        current = baseline
+
+        # 1. Slimming: the strongest ratio within the tolerance.
+        multiple = preset.recipe.multiple if target in ("gpu", "tpu") else recipe.multiple
+
+        def try_slim(ratio):
+            candidate, widths = self.slimmed(ratio, multiple, recipe.slim_epochs)
+            return judge("slim", ratio, candidate), (candidate, widths, ratio)
+
+        best = _climb(() if is_tf_keras(self.model) else preset.slim_ladder, try_slim, start=0.0)
+        if best is not None:  # slimming rebuilds Keras 3 models only
+            current, self.slimmed_widths, chosen["slim"] = best
+            chosen["multiple"] = multiple
+            steps.append(("slimmed", current))
+        treatments = self.treatments_for(current, recipe.replace(sparsity=0.0, sparsity_m_by_n=None))
+
+        # 2. Pruning: the preset's m:n pattern, or the strongest sparsity within the tolerance.
+        def try_prune(trial, label):
+            trial_treatments = self.treatments_for(current, trial)
+            if not any(t.pruned for t in trial_treatments.values()):
+                return False, None
+            candidate = self.pruned(current, trial, trial_treatments)
+            return judge("prune", label, candidate), (candidate, trial_treatments, trial)
+
+        if preset.recipe.sparsity_m_by_n is not None:
+            pattern = preset.recipe.sparsity_m_by_n
+            kept, found = try_prune(recipe.replace(sparsity=0.0, sparsity_m_by_n=pattern), "{}:{}".format(*pattern))
+            best = found if kept else None
+        else:
+            best = _climb(preset.sparsity_ladder,
+                          lambda value: try_prune(recipe.replace(sparsity=value, sparsity_m_by_n=None), value),
+                          start=0.0)
+        if best is not None:
+            current, treatments, trial = best
+            chosen["sparsity"], chosen["sparsity_m_by_n"] = trial.sparsity, trial.sparsity_m_by_n
+            self.warnings += check_reached(current, treatments)
+            steps.append(("pruned", current))
+
+        # 3. Clustering: the fewest values within the tolerance.
+        def try_cluster(count):
+            trial_treatments = {k: dataclasses.replace(t, notes=list(t.notes)) for k, t in treatments.items()}
+            candidate = self.clustered(current, recipe, trial_treatments, int(count))
+            return judge("cluster", int(count), candidate), (candidate, trial_treatments, int(count))
+
+        best = _climb(preset.cluster_ladder, try_cluster, start=None)
+        if best is not None:
+            current, treatments, chosen["clusters"] = best
+            steps.append(("clustered", current))
+
+        # 4. Quantization: of the conversions within the tolerance (judged on their TFLite files), the
+        # smallest file; on a tiny model a fully int8 file can be larger than a dynamic-range one.
+        conversion = "none"
+        best = None
+        for quantization in preset.quantization_ladder:
+            try:
+                candidate, candidate_conversion = self.quantized(current, recipe, treatments, quantization)
+                size = len(gzip.compress(self.tflite(candidate, candidate_conversion), compresslevel=9))
+                kept = judge("quantize", quantization, candidate, candidate_conversion)
+            except _checks.ConfigurationError as error:  # layers the conversion cannot take
+                tries.append({"stage": "quantize", "setting": quantization, "validation": None, "loss": None,
+                              "params": None, "kept": False, "note": str(error).split(". Received")[0]})
+                continue
+            tries[-1]["gzip_bytes"] = size
+            if kept and (best is None or size < best[0]):
+                best = (size, candidate, candidate_conversion, quantization)
+        if best is not None:
+            _, candidate, conversion, chosen["quantization"] = best
+            steps.append(("quantized", candidate))
+            current = candidate
+
+        per_channel_layers = _per_channel_layers(treatments)
+        stages = [self.measure("baseline", baseline, "none", treatments)]
+        before = baseline
+        for name, model in steps:
+            quantized = name == "quantized"
+            stages.append(self.measure(name, model, conversion if quantized else "none", treatments,
+                                       per_channel_layers=per_channel_layers,
+                                       stats_model=before if quantized else None))
+            before = model
+        return current, self.report(stages, treatments, recipe.replace(**chosen), tries)
+
+
+def _climb(ladder, attempt, start):
+    """Tries the settings of `ladder` (weak to strong) until one fails, then once the midpoint
+    between the last one kept (or `start`) and the failed one. Returns what the strongest
+    kept attempt returned, or None.
+
+    `attempt(setting)` returns `(kept, result)`. Integer ladders (cluster counts) bisect
+    to integers; a midpoint equal to a tried setting is skipped.
+
+    Example:
+        >>> _climb([0.25, 0.5, 0.75], lambda v: (v <= 0.65, v), start=0.0)
+        0.625
+        >>> _climb([32, 16, 8], lambda v: (v >= 12, v), start=None)
+        12
+    """
+    best, last_kept, failed = None, start, None
+    for setting in ladder:
+        kept, result = attempt(setting)
+        if not kept:
+            failed = setting
+            break
+        best, last_kept = result, setting
+    if failed is None or last_kept is None:
+        return best
+    middle = (last_kept + failed) / 2
+    if isinstance(failed, int):
+        middle = int(round(middle))
+    if middle in (last_kept, failed):
+        return best
+    kept, result = attempt(middle)
+    return result if kept else best
+
+
+def _per_channel_layers(treatments) -> tuple[str, ...]:
+    marked = "clustered per output channel"
+    return tuple(t.layer for t in treatments.values() if any(n.startswith(marked) for n in t.notes))
+
+
+def _head(x, count: int):
+    if isinstance(x, dict):
+        return {k: v[:count] for k, v in x.items()}
+    if isinstance(x, list):
+        return [v[:count] for v in x]
+    return x[:count]

@@ -81,35 +81,75 @@ def prunable_weights(layer) -> tuple[list, str | None]:
     return [getattr(layer, name) for name in names], None
 
 
-def plan(model, *, exclude=()) -> dict[str, LayerTreatment]:
-    """One `LayerTreatment` per layer with weights, saying what pruning will take."""
+_M_BY_N_LAYERS = ("Dense", "Conv1D", "Conv2D")
+
+
+def plan(model, *, sparsity: float = 0.8, exclude=(), layer_sparsity=(), m_by_n=None) -> dict[str, LayerTreatment]:
+    """One `LayerTreatment` per layer with weights, saying what pruning will take.
+
+    `exclude` names layers (by name or path) kept dense; `"first"` and `"last"` name
+    the first and last prunable layers. `layer_sparsity` gives layers their own
+    targets. With `m_by_n`, only Dense and convolution kernels are pruned (m of every
+    n consecutive input weights), as sparse tensor cores need.
+    """
     treatments = {}
+    prunable_paths = []
     for path, layer in iter_layers(model):
         if not layer.weights:
             continue
         treatment = LayerTreatment(path, type(layer).__name__, int(layer.count_params()))
         variables, reason = prunable_weights(layer)
-        if path in exclude or layer.name in exclude:
-            treatment.notes.append("excluded from pruning by the caller")
-        elif variables:
-            treatment.pruned = True
+        if variables and m_by_n is not None and type(layer).__name__ not in _M_BY_N_LAYERS:
+            variables, reason = [], f"{m_by_n[0]}:{m_by_n[1]} sparsity applies to Dense and convolution kernels only"
+        if variables:
             treatment.pruned_weights = tuple(weight_key(layer, v) for v in variables)
+            prunable_paths.append(path)
         elif reason:
             treatment.notes.append(reason)
         treatments[path] = treatment
+    names = {path: path.rsplit("/", 1)[-1] for path in treatments}
+    excluded = set(exclude)
+    if prunable_paths:
+        excluded = {prunable_paths[0] if n == "first" else prunable_paths[-1] if n == "last" else n for n in excluded}
+    targets = dict(layer_sparsity)
+    unknown = sorted((set(excluded) | set(targets)) - set(treatments) - set(names.values()))
+    if unknown:
+        raise _checks.error(
+            f"Expected layer names of the model in exclude / layer_sparsity. Received: {unknown}; the layers "
+            f"with weights are {sorted(treatments)}."
+        )
+    for path, treatment in treatments.items():
+        if not treatment.pruned_weights:
+            continue
+        if path in excluded or names[path] in excluded:
+            treatment.pruned_weights = ()
+            treatment.notes.append("excluded from pruning by the caller")
+            continue
+        target = targets.get(path, targets.get(names[path], sparsity))
+        if m_by_n is None and target <= 0:
+            treatment.pruned_weights = ()
+            treatment.notes.append("sparsity 0: not pruned")
+            continue
+        treatment.pruned = True
+        treatment.target = None if m_by_n is not None else float(target)
     return treatments
 
 
-def pruning_schedule(sparsity: float, steps: int):
-    """A polynomial-decay schedule that reaches `sparsity` within `steps` training steps.
+def pruning_schedule(sparsity: float, steps: int, kind: str = "polynomial"):
+    """A TFMOT schedule that reaches `sparsity` within `steps` training steps.
 
     TFMOT's default `frequency=100` can leave a short fine-tune at 0 % sparsity; here
     the frequency and end step come from the real step count, and the last pruning
-    step lands before training ends.
+    step lands before training ends. `"polynomial"` raises the sparsity gradually
+    (TFMOT's `PolynomialDecay`); `"constant"` prunes to the target at once and keeps
+    the mask up to date (`ConstantSparsity`).
     """
-    events = max(1, min(8, steps - 1))
+    events = max(1, min(64, steps - 1))
     frequency = max(1, int(0.75 * steps) // events)
-    return tfmot().sparsity.keras.PolynomialDecay(
+    api = tfmot().sparsity.keras
+    if kind == "constant":
+        return api.ConstantSparsity(float(sparsity), begin_step=0, end_step=frequency * events, frequency=frequency)
+    return api.PolynomialDecay(
         initial_sparsity=0.0,
         final_sparsity=float(sparsity),
         begin_step=0,
@@ -118,9 +158,9 @@ def pruning_schedule(sparsity: float, steps: int):
     )
 
 
-def prune(model, train, *, sparsity: float, epochs: int, batch_size: int, fine_tuning, treatments,
-          validation=None, verbose=0):
-    """Prunes the planned weights of a tf_keras model to `sparsity`, fine-tuning it.
+def prune(model, train, *, epochs: int, batch_size: int, fine_tuning, treatments, schedule: str = "polynomial",
+          m_by_n=None, validation=None, verbose=0):
+    """Prunes the planned weights of a tf_keras model to their targets, fine-tuning it.
 
     It consumes `model` (a disposable tf_keras copy: TFMOT's wrappers mutate the
     layers they wrap) and returns a new, stripped tf_keras model; it fills in each
@@ -130,7 +170,6 @@ def prune(model, train, *, sparsity: float, epochs: int, batch_size: int, fine_t
 
     sparsity_api = tfmot().sparsity.keras
     steps = math.ceil(_length(train[0]) / batch_size) * epochs
-    schedule = pruning_schedule(sparsity, steps)
 
     def wrap(path, layer):
         treatment = treatments.get(path)
@@ -141,7 +180,12 @@ def prune(model, train, *, sparsity: float, epochs: int, batch_size: int, fine_t
             prunable.build(layer.input_shape)
             prunable.set_weights(layer.get_weights())
             layer = prunable
-        return sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule)
+        if m_by_n is not None:
+            return sparsity_api.prune_low_magnitude(
+                layer, pruning_schedule=pruning_schedule(0.5, steps, "constant"), sparsity_m_by_n=m_by_n
+            )
+        chosen = pruning_schedule(treatment.target, steps, schedule)
+        return sparsity_api.prune_low_magnitude(layer, pruning_schedule=chosen)
 
     result = wrap_fine_tune_strip(
         model, wrap, sparsity_api.strip_pruning, train, epochs=epochs, batch_size=batch_size,
@@ -156,20 +200,30 @@ def prune(model, train, *, sparsity: float, epochs: int, batch_size: int, fine_t
     return result
 
 
-def check_reached(model, treatments, sparsity: float, tolerance: float = 0.02) -> list[str]:
-    """Warnings for a pruned model whose sparsity falls short of the target."""
-    reached = zero_fraction(pruned_arrays(model, treatments))
-    if reached < sparsity - tolerance:
+def check_reached(model, treatments, tolerance: float = 0.02) -> list[str]:
+    """Warnings for a pruned model whose sparsity falls short of the targets."""
+    targeted = {path: t for path, t in treatments.items() if t.pruned and t.target is not None}
+    if not targeted:
+        return []
+    sizes = {}
+    for path, layer in iter_layers(model):
+        if path in targeted:
+            weights = layer_weights(layer)
+            sizes[path] = sum(weights[key].size for key in targeted[path].pruned_weights if key in weights)
+    total = sum(sizes.values())
+    target = sum(targeted[path].target * size for path, size in sizes.items()) / total if total else 0.0
+    reached = zero_fraction(pruned_arrays(model, targeted))
+    if reached < target - tolerance:
         return [
             f"pruning reached a sparsity of {reached:.3f} in the pruned weights, short of the "
-            f"target {sparsity:.3f}: fine-tune longer (prune_epochs) or check the schedule"
+            f"target {target:.3f}: fine-tune longer (prune_epochs) or check the schedule"
         ]
     return []
 
 
 def check_plan(treatments, sparsity: float) -> None:
     """Refuses a sparsity target that no layer of the model can take."""
-    if sparsity > 0 and not any(t.pruned for t in treatments.values()):
+    if not any(t.pruned for t in treatments.values()):
         reasons = "; ".join(f"{t.layer}: {', '.join(t.notes) or 'no prunable weights'}" for t in treatments.values())
         raise _checks.error(
             f"Expected a model with layers TFMOT can prune for sparsity={sparsity}. Received: a model "

@@ -26,6 +26,7 @@ class LayerTreatment:
         params: Its parameter count.
         pruned: Whether its prunable weights were pruned.
         pruned_weights: Those weights' names within the layer (`kernel`, ...).
+        target: The sparsity it was pruned towards (None for m:n sparsity).
         sparsity: The fraction of zeros reached in them after stripping.
         clustered: Whether its weights were clustered.
         clusters: The number of clusters it got (zero counts as one value).
@@ -41,6 +42,7 @@ class LayerTreatment:
     params: int
     pruned: bool = False
     pruned_weights: tuple[str, ...] = ()
+    target: float | None = None
     sparsity: float | None = None
     clustered: bool = False
     clusters: int | None = None

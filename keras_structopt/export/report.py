@@ -12,7 +12,8 @@ def stage_table(stages: list[dict[str, Any]], metric: str | None = None) -> list
     """Markdown rows comparing the compression stages with the baseline.
 
     `metric` names the column of figures (by default accuracy when measured, else
-    the first metric, else the loss).
+    the first metric, else the loss). Latencies are fractions of the baseline's,
+    measured in the same run (batch 1 and 256; tf_keras and TFLite).
 
     Example:
         >>> stage = {"name": "baseline", "quantization": "none", "metrics": {"loss": 0.2, "auc": 0.97},
@@ -21,22 +22,101 @@ def stage_table(stages: list[dict[str, Any]], metric: str | None = None) -> list
         >>> stage_table([stage])[0].split(" | ")[1]
         'auc'
     """
-    baseline = stages[0]["tflite_gzip_bytes"]
-    measured = stages[0]["metrics"]
+    baseline = stages[0]
+    measured = baseline["metrics"]
     if metric is None or metric not in measured:
         metric = "accuracy" if "accuracy" in measured else next((k for k in measured if k != "loss"), "loss")
     rows = [
-        f"| stage | {metric} | kernel sparsity | max unique / kernel | params | TFLite bytes | gzip bytes | smaller |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| stage | {metric} | params | MACs | kernel sparsity | max unique / kernel | TFLite bytes | gzip bytes "
+        "| smaller | bits / weight (entropy) | latency TF b1 / b256 | latency TFLite b1 / b256 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for stage in stages:
         rows.append(
             f"| {stage['name']} ({stage['quantization']}) | {stage['metrics'][metric]:.4f} "
-            f"| {stage['kernel_sparsity']:.3f} | {stage['max_unique_kernel_values']} "
-            f"| {stage['params']:,} | {stage['tflite_bytes']:,} | {stage['tflite_gzip_bytes']:,} "
-            f"| {baseline / stage['tflite_gzip_bytes']:.1f}x |"
+            f"| {stage['params']:,} | {stage.get('macs', 0):,} | {stage['kernel_sparsity']:.3f} "
+            f"| {stage['max_unique_kernel_values']} | {stage['tflite_bytes']:,} | {stage['tflite_gzip_bytes']:,} "
+            f"| {baseline['tflite_gzip_bytes'] / stage['tflite_gzip_bytes']:.1f}x "
+            f"| {stage.get('bits_per_weight', 0):.2f} ({stage.get('entropy_bits_per_weight', 0):.2f}) "
+            f"| {_ratios(stage, baseline, 'tf')} | {_ratios(stage, baseline, 'tflite')} |"
         )
     return rows
+
+
+def _ratios(stage, baseline, kind: str) -> str:
+    latency, reference = stage.get("latency") or {}, baseline.get("latency") or {}
+    parts = []
+    for batch in (1, 256):
+        key = f"{kind}_{batch}"
+        parts.append(f"{latency[key] / reference[key]:.2f}x" if latency.get(key) and reference.get(key) else "-")
+    return " / ".join(parts)
+
+
+def search_table(tries: list[dict[str, Any]], metric: str) -> list[str]:
+    """Markdown rows of what the accuracy-guarded search tried, in order.
+
+    Example:
+        >>> search_table([{"stage": "slim", "setting": 0.5, "validation": 0.97, "loss": 0.004,
+        ...                "params": 900, "kept": True}], "accuracy")[2]
+        '| slim | 0.5 | 0.9700 | 0.0040 | 900 | yes |'
+    """
+    rows = [f"| stage | setting | validation {metric} | loss vs. uncompressed | params | kept |",
+            "|---|---|---:|---:|---:|---|"]
+    for entry in tries:
+        value = "-" if entry.get("validation") is None else f"{entry['validation']:.4f}"
+        loss = "-" if entry.get("loss") is None else f"{entry['loss']:.4f}"
+        params = "-" if entry.get("params") is None else f"{entry['params']:,}"
+        kept = "yes" if entry["kept"] else ("no: " + entry["note"] if entry.get("note") else "no")
+        rows.append(f"| {entry['stage']} | {entry['setting']} | {value} | {loss} | {params} | {kept} |")
+    return rows
+
+
+def plot_stages(compression: dict[str, Any], path) -> Path:
+    """Draws the stages as one PNG: accuracy against gzip'd size, and latency ratios.
+
+    Example:
+        >>> stage = {"name": "baseline", "quantization": "none", "metrics": {"accuracy": 0.97},
+        ...          "tflite_gzip_bytes": 800, "latency": {"tf_256": 1.0, "tflite_256": 2.0}}
+        >>> plot_stages({"stages": [stage], "metric": "accuracy"}, getfixture("tmp_path") / "s.png").suffix
+        '.png'
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = compression["stages"]
+    metric = compression.get("metric") or "accuracy"
+    if metric not in stages[0]["metrics"]:
+        metric = next(iter(stages[0]["metrics"]))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    sizes = [s["tflite_gzip_bytes"] for s in stages]
+    values = [s["metrics"][metric] for s in stages]
+    left.plot(sizes, values, "o-")
+    for stage, x, y in zip(stages, sizes, values):
+        left.annotate(stage["name"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    left.set_xscale("log")
+    left.set_xlabel("gzip'd TFLite bytes")
+    left.set_ylabel(f"test {metric}")
+    left.set_title("size and accuracy per stage")
+    baseline = stages[0].get("latency") or {}
+    keys = [k for k in ("tf_1", "tf_256", "tflite_1", "tflite_256") if baseline.get(k)]
+    width = 0.8 / max(1, len(keys))
+    for i, key in enumerate(keys):
+        ratios = [(s.get("latency") or {}).get(key, 0) / baseline[key] for s in stages]
+        right.bar([j + i * width for j in range(len(stages))], ratios, width, label=key.replace("_", " batch "))
+    right.axhline(1.0, color="grey", linewidth=0.8)
+    right.set_xticks([j + 0.4 - width / 2 for j in range(len(stages))], [s["name"] for s in stages], fontsize=8)
+    right.set_ylabel("latency / uncompressed")
+    right.set_title("latency (same run)")
+    if keys:
+        right.legend(fontsize=8)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -66,7 +146,15 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     if "compression" in report:
         compression = report["compression"]
-        lines += ["", "## Compression", ""] + stage_table(compression["stages"], compression.get("metric"))
+        metric = compression.get("metric")
+        lines += ["", "## Compression", ""] + stage_table(compression["stages"], metric)
+        if compression.get("recipe"):
+            lines += ["", f"Settings: `{json.dumps(compression['recipe'], sort_keys=True)}`"]
+        if compression.get("search"):
+            lines += ["", "### Accuracy-guarded search (validation split)", ""]
+            lines += search_table(compression["search"], metric or "accuracy")
+        if compression.get("chart"):
+            lines += ["", f"![stages]({compression['chart']})"]
         for warning in compression.get("warnings", []):
             lines += ["", f"Warning: {warning}"]
     if "export" in report:

@@ -11,7 +11,7 @@ import numpy as np
 
 from keras_structopt import _checks
 
-QUANTIZATIONS = ("none", "dynamic", "float16")
+QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 
 
 def _identifier(name: str) -> str:
@@ -180,7 +180,27 @@ def _is_recurrent(model) -> bool:
     return any(_is_rnn(layer) for _, layer in _layers(model))
 
 
-def to_tflite_bytes(model, quantization: str = "dynamic") -> bytes:
+def _representative(model, data, count: int = 128):
+    """A TFLite representative dataset: up to `count` single examples of `data`, in input order."""
+    import tensorflow as tf
+
+    if isinstance(data, dict):
+        names, _ = serving_names(model)
+        arrays = [np.asarray(data[name]) for name in names]
+    elif isinstance(data, (list, tuple)):
+        arrays = [np.asarray(v) for v in data]
+    else:
+        arrays = [np.asarray(data)]
+    dtypes = [tf.as_dtype(t.dtype).as_numpy_dtype for t in model.inputs]
+
+    def examples():
+        for i in range(min(count, len(arrays[0]))):
+            yield [a[i : i + 1].astype(dtype) for a, dtype in zip(arrays, dtypes)]
+
+    return examples
+
+
+def to_tflite_bytes(model, quantization: str = "dynamic", *, representative_data=None) -> bytes:
     """Converts a Keras 3 or tf_keras model to a TFLite flatbuffer.
 
     Recurrent models are converted with a batch of one example, which lets the
@@ -190,8 +210,13 @@ def to_tflite_bytes(model, quantization: str = "dynamic") -> bytes:
 
     Args:
         model: The model (one input or several).
-        quantization: `"none"` (float32), `"dynamic"` (int8 weights, dynamic-range)
-            or `"float16"` (float16 weights).
+        quantization: `"none"` (float32), `"dynamic"` (int8 weights, dynamic-range),
+            `"float16"` (float16 weights) or `"int8"` (full integer: int8 weights and
+            activations, int8 inputs and outputs where the inputs are float; the
+            activation ranges come from `representative_data`, or from the fake-quant
+            nodes of a quantization-aware model).
+        representative_data: Inputs to calibrate `"int8"` with (a few hundred
+            training examples: an array, or a list/dict of arrays).
 
     Example:
         >>> import keras_tuner, keras_structopt as kso
@@ -204,6 +229,11 @@ def to_tflite_bytes(model, quantization: str = "dynamic") -> bytes:
     import tensorflow as tf
 
     _checks.one_of("quantization", quantization, QUANTIZATIONS)
+    if quantization == "int8" and representative_data is None:
+        raise _checks.error(
+            'Expected representative_data (a few hundred training inputs) for quantization="int8". '
+            "Received: representative_data=None."
+        )
     model = _convertible(model)
     with tempfile.TemporaryDirectory(prefix="structopt-tflite-") as directory:
         if _is_keras3(model):
@@ -220,16 +250,35 @@ def to_tflite_bytes(model, quantization: str = "dynamic") -> bytes:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
-        return converter.convert()
+        if quantization == "int8":
+            converter.representative_dataset = _representative(model, representative_data)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if all(tf.as_dtype(t.dtype).is_floating for t in model.inputs):
+                converter.inference_input_type = tf.int8
+                converter.inference_output_type = tf.int8
+        try:
+            return converter.convert()
+        except Exception as error:  # the converter raises many types; name the cause
+            if quantization != "int8":
+                raise
+            raise _checks.error(
+                'Expected a model whose every operation has a full-integer TFLite kernel for quantization="int8". '
+                f"Received: a model the converter could not make fully int8 ({str(error).splitlines()[0][:300]}). "
+                'Use quantization="dynamic" for it.'
+            ) from None
 
 
-def export_tflite(model, path, *, quantization: str = "dynamic", overwrite: bool = False) -> Path:
+def export_tflite(
+    model, path, *, quantization: str = "dynamic", representative_data=None, overwrite: bool = False
+) -> Path:
     """Writes `model` as a TFLite file.
 
     Args:
         model: A Keras 3 or tf_keras model (a `compress` result, a tuner's best model).
         path: The `.tflite` file to write.
-        quantization: `"none"`, `"dynamic"` (default) or `"float16"`.
+        quantization: `"none"`, `"dynamic"` (default), `"float16"` or `"int8"` (full
+            integer; see `to_tflite_bytes`).
+        representative_data: Training inputs to calibrate `"int8"` with.
         overwrite: Replace an existing file; by default an existing file is an error.
 
     Returns:
@@ -244,13 +293,18 @@ def export_tflite(model, path, *, quantization: str = "dynamic", overwrite: bool
         True
     """
     _checks.one_of("quantization", quantization, QUANTIZATIONS)
+    if quantization == "int8" and representative_data is None:
+        raise _checks.error(
+            'Expected representative_data (a few hundred training inputs) for quantization="int8". '
+            "Received: representative_data=None."
+        )
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(
             f"Expected path to be a new file. Received: path={str(path)!r}, which exists; "
             "pass overwrite=True to replace it."
         )
-    data = to_tflite_bytes(model, quantization)
+    data = to_tflite_bytes(model, quantization, representative_data=representative_data)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     temporary.write_bytes(data)
@@ -258,12 +312,89 @@ def export_tflite(model, path, *, quantization: str = "dynamic", overwrite: bool
     return path
 
 
-def tflite_predict(data: bytes, x, *, batch_size: int = 256):
+class TFLiteRunner:
+    """A TFLite interpreter over one file's `serving_default` signature, kept for reuse.
+
+    Inputs are cast to the file's input types; a fully int8 file's inputs are
+    quantized and its outputs dequantized with the tensors' own scales, so callers
+    always pass and get float values.
+
+    Example:
+        >>> import numpy as np, keras_tuner, keras_structopt as kso
+        >>> from keras_structopt.export.tflite import TFLiteRunner, to_tflite_bytes
+        >>> model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1,
+        ...                             units=8).build(keras_tuner.HyperParameters())
+        >>> runner = TFLiteRunner(to_tflite_bytes(model, "none"))
+        >>> runner(np.random.rand(3, 64).astype("float32")).shape
+        (3, 10)
+    """
+
+    def __init__(self, data: bytes, *, num_threads: int | None = None):
+        import warnings
+
+        import tensorflow as tf
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.interpreter = tf.lite.Interpreter(
+                model_content=data,
+                num_threads=num_threads,
+                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
+        if "serving_default" not in self.interpreter.get_signature_list():
+            raise _checks.error("Expected a TFLite file with a serving_default signature (as export_tflite writes).")
+        self.runner = self.interpreter.get_signature_runner("serving_default")
+        self.inputs = self.runner.get_input_details()
+        self.outputs = self.runner.get_output_details()
+        # The interpreter lists the inputs in the converted function's argument order.
+        position = {detail["index"]: i for i, detail in enumerate(self.interpreter.get_input_details())}
+        self.input_order = sorted(self.inputs, key=lambda name: position[self.inputs[name]["index"]])
+        self.one_at_a_time = any(detail["shape_signature"][0] == 1 for detail in self.inputs.values())
+
+    def _arrays(self, x) -> dict:
+        if isinstance(x, dict):
+            return {name: np.asarray(x[name]) for name in self.inputs}
+        if isinstance(x, (list, tuple)) and len(self.inputs) > 1:
+            return dict(zip(self.input_order, (np.asarray(v) for v in x)))
+        return {self.input_order[0]: np.asarray(x)}
+
+    def _encode(self, name, array):
+        detail = self.inputs[name]
+        scale, zero_point = detail["quantization"]
+        if np.issubdtype(detail["dtype"], np.integer) and scale and not np.issubdtype(array.dtype, np.integer):
+            info = np.iinfo(detail["dtype"])
+            array = np.clip(np.round(array / scale + zero_point), info.min, info.max)
+        return array.astype(detail["dtype"])
+
+    def _decode(self, name, array):
+        scale, zero_point = self.outputs[name]["quantization"]
+        if np.issubdtype(array.dtype, np.integer) and scale:
+            return (array.astype("float32") - zero_point) * scale
+        return np.array(array)
+
+    def __call__(self, x, *, batch_size: int = 256):
+        arrays = self._arrays(x)
+        if self.one_at_a_time:
+            batch_size = 1  # converted for one example at a time
+        total = len(next(iter(arrays.values())))
+        outputs: dict[str, list] = {name: [] for name in self.outputs}
+        for start in range(0, total, batch_size):
+            batch = {name: self._encode(name, array[start : start + batch_size]) for name, array in arrays.items()}
+            result = self.runner(**batch)
+            for name in self.outputs:
+                outputs[name].append(self._decode(name, result[name]))
+        if len(outputs) == 1:
+            return np.concatenate(next(iter(outputs.values())))
+        return {name: np.concatenate(parts) for name, parts in outputs.items()}
+
+
+def tflite_predict(data: bytes, x, *, batch_size: int = 256, num_threads: int | None = None):
     """Runs a TFLite flatbuffer on `x` with the TFLite interpreter; returns its outputs.
 
     `x` is an array for a one-input model, or a dict (by signature name) or list (in
     the model's input order) of arrays for several inputs. One output comes back as
-    an array, several as a dict by signature name (see `serving_names`).
+    an array, several as a dict by signature name (see `serving_names`). Fully int8
+    files take and return float values too (see `TFLiteRunner`).
 
     Example:
         >>> import numpy as np, keras_tuner, keras_structopt as kso
@@ -274,43 +405,4 @@ def tflite_predict(data: bytes, x, *, batch_size: int = 256):
         >>> tflite_predict(to_tflite_bytes(model, "none"), x).shape
         (3, 10)
     """
-    import warnings
-
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        interpreter = tf.lite.Interpreter(
-            model_content=data,
-            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
-    signatures = interpreter.get_signature_list()
-    if "serving_default" not in signatures:
-        raise _checks.error("Expected a TFLite file with a serving_default signature (as export_tflite writes).")
-    runner = interpreter.get_signature_runner("serving_default")
-    input_names = list(runner.get_input_details())
-    output_names = list(runner.get_output_details())
-    if isinstance(x, dict):
-        arrays = {name: np.asarray(x[name]) for name in input_names}
-    elif isinstance(x, (list, tuple)) and len(input_names) > 1:
-        # The interpreter lists the inputs in the converted function's argument order.
-        position = {detail["index"]: i for i, detail in enumerate(interpreter.get_input_details())}
-        in_order = sorted(input_names, key=lambda name: position[runner.get_input_details()[name]["index"]])
-        arrays = dict(zip(in_order, (np.asarray(v) for v in x)))
-    else:
-        arrays = {input_names[0]: np.asarray(x)}
-    details = runner.get_input_details()
-    if any(details[name]["shape_signature"][0] == 1 for name in input_names):
-        batch_size = 1  # converted for one example at a time
-    total = len(next(iter(arrays.values())))
-    outputs: dict[str, list] = {name: [] for name in output_names}
-    for start in range(0, total, batch_size):
-        batch = {
-            name: array[start : start + batch_size].astype(details[name]["dtype"]) for name, array in arrays.items()
-        }
-        result = runner(**batch)
-        for name in output_names:
-            outputs[name].append(np.array(result[name]))
-    if len(output_names) == 1:
-        return np.concatenate(outputs[output_names[0]])
-    return {name: np.concatenate(parts) for name, parts in outputs.items()}
+    return TFLiteRunner(data, num_threads=num_threads)(x, batch_size=batch_size)

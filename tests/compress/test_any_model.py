@@ -165,7 +165,9 @@ def test_a_sparsity_shortfall_is_a_warning():
     kernel = np.ones((4, 4), "float32")
     kernel[0] = 0.0  # a quarter of the kernel is zero
     model.layers[0].set_weights([kernel, np.zeros(4, "float32")])
-    treatments = {"dense": LayerTreatment("dense", "Dense", 20, pruned=True, pruned_weights=("kernel",))}
-    assert check_reached(model, treatments, 0.25) == []
-    (warning,) = check_reached(model, treatments, 0.8)
+    def treatments(target):
+        return {"dense": LayerTreatment("dense", "Dense", 20, pruned=True, pruned_weights=("kernel",), target=target)}
+
+    assert check_reached(model, treatments(0.25)) == []
+    (warning,) = check_reached(model, treatments(0.8))
     assert warning.startswith("pruning reached a sparsity of 0.250 in the pruned weights, short of the target 0.800")

@@ -72,17 +72,34 @@ def test_skip_clustering_and_quantization(trained, digits):
     [
         ({"sparsity": 1.0}, r"Expected sparsity to be a float with 0 <= sparsity < 1\. Received: sparsity=1\.0\."),
         ({"clusters": 1}, r"Expected clusters to be an int in \[2, 256\] or None\. Received: clusters=1\."),
-        ({"quantization": "int4"}, r"Expected quantization to be one of \['none', 'dynamic', 'float16'\]"),
+        ({"quantization": "int4"}, r"Expected quantization to be one of \['none', 'dynamic', 'float16', 'int8', 'qat'\]\. Received: quantization='int4'\."),
+        ({"max_accuracy_loss": -0.01}, r"Expected max_accuracy_loss to be a number >= 0 or None\. Received: max_accuracy_loss=-0\.01\."),
+        ({"target": "watch"}, r"Expected target to be one of \['mobile', 'cpu', 'gpu', 'tpu'\]\. Received: target='watch'\."),
+        ({"sparsity_m_by_n": (4, 4)}, r"Expected sparsity_m_by_n to be a pair \(m, n\) of ints with 1 <= m < n, such as \(2, 4\)\. Received: sparsity_m_by_n=\(4, 4\)\."),
+        ({"slim": 1.0}, r"Expected slim to be a float with 0 <= slim < 1\. Received: slim=1\.0\."),
+        ({"schedule": "cosine"}, r"Expected schedule to be one of \['polynomial', 'constant'\]\. Received: schedule='cosine'\."),
+        ({"multiple": 0}, r"Expected multiple to be an int >= 1\. Received: multiple=0\."),
+        ({"layer_clusters": {"head": 1}}, r"Expected layer_clusters\['head'\] to be an int in \[2, 256\] or None\. Received: layer_clusters\['head'\]=1\."),
+        ({"layer_sparsity": {"head": 1.5}}, r"Expected layer_sparsity\['head'\] to be a float with 0 <= layer_sparsity\['head'\] < 1\."),
+        ({"exclude": ["no_such_layer"]}, r"Expected layer names of the model in exclude / layer_sparsity\. Received: \['no_such_layer'\]"),
+        ({"target": "gpu", "clusters": 8}, r"Expected either target= or the stage settings it chooses, not both\. Received: target='gpu' and clusters=8"),
+        ({"max_accuracy_loss": 0.01}, r"Expected validation_data to judge the search for the smallest model on"),
+        ({"max_metric_increase": 0.1, "validation_data": "v"}, r"Expected validation_data to be an \(x, y\) pair"),
         ({"prune_epochs": 0}, r"Expected prune_epochs to be an int >= 1"),
         ({"train_data": "digits"}, r"Expected train_data to be an \(x, y\) pair of arrays\. Received: train_data of type str\."),
     ],
 )
 def test_bad_arguments_fail_before_training(trained, digits, kwargs, message):
+    from unittest import mock
+
+    import tf_keras
+
     arguments = {"train_data": digits.train}
     arguments.update(kwargs)
     train = arguments.pop("train_data")
-    with pytest.raises(kso.ConfigurationError, match=message):
+    with mock.patch.object(tf_keras.Model, "fit") as fit, pytest.raises(kso.ConfigurationError, match=message):
         kso.compress(trained, train, **arguments)
+    fit.assert_not_called()
 
 
 def _tf_keras_after_compress(env_value):

@@ -42,5 +42,5 @@ def test_existing_file_is_not_overwritten(model, tmp_path):
 
 
 def test_bad_quantization(model, tmp_path):
-    with pytest.raises(kso.ConfigurationError, match=r"Expected quantization to be one of \['none', 'dynamic', 'float16'\]\. Received: quantization='int3'\."):
+    with pytest.raises(kso.ConfigurationError, match=r"Expected quantization to be one of \['none', 'dynamic', 'float16', 'int8'\]\. Received: quantization='int3'\."):
         kso.export_tflite(model, tmp_path / "m.tflite", quantization="int3")

@@ -1,0 +1,184 @@
+"""The stage options: 2:4 and per-layer pruning, per-channel clustering, int8 and QAT, the
+slimming stage, the measurements, and the accuracy-guarded search."""
+
+from unittest import mock
+
+import keras
+import numpy as np
+import pytest
+
+import keras_structopt as kso
+from keras_structopt.compress.pipeline import _Job, _Tolerance, higher_is_better
+from keras_structopt.compress.quantize import tensor_types
+from keras_structopt.export.tflite import tflite_predict, to_tflite_bytes
+from tests.bridge.user_models import data_for
+
+
+@pytest.fixture(scope="module")
+def mlp(digits):
+    inputs = keras.Input((64,))
+    x = keras.layers.Dense(48, activation="relu", name="hidden")(inputs)
+    x = keras.layers.Dense(32, activation="relu", name="second")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="head")(x), name="mlp")
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(*digits.train, epochs=8, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv")(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="norm")(x))
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv_2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="head")(x), name="cnn")
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    train, _, _ = data_for("residual_cnn")
+    model.fit(*train, epochs=6, verbose=0)
+    return model
+
+
+def _weights(model, name):
+    return {w.name.split("/")[-1].split(":")[0]: w.numpy() for w in model.get_layer(name).weights}
+
+
+def m_by_n_holds(kernel, m=2, n=4) -> bool:
+    """m zeros in every n consecutive input weights of each output (TFLite's [out, ..., in] layout)."""
+    rows = np.moveaxis(kernel, -1, 0).reshape(kernel.shape[-1], -1, kernel.shape[-2])  # (out, taps, in)
+    pad = (-rows.shape[-1]) % n
+    rows = np.pad(rows, [(0, 0), (0, 0), (0, pad)], constant_values=0.0).reshape(rows.shape[0], rows.shape[1], -1, n)
+    return bool(np.all(np.sum(rows == 0, axis=-1) >= m))
+
+
+def test_two_four_sparsity_holds_in_every_pruned_kernel(mlp, cnn, digits):
+    small, report = kso.compress(mlp, digits.train, test_data=digits.test, sparsity=0.0, sparsity_m_by_n=(2, 4),
+                                 prune_epochs=1, clusters=None, quantization="none", measure_latency=False)
+    pruned = [t.layer for t in report.layers if t.pruned]
+    assert pruned == ["hidden", "second", "head"]
+    for name in pruned:
+        assert m_by_n_holds(_weights(small, name)["kernel"]), name
+    assert report.final.kernel_sparsity == pytest.approx(0.5, abs=0.02)
+    train, _, test = data_for("residual_cnn", train_size=128, test_size=32)
+    small, report = kso.compress(cnn, train, test_data=test, sparsity=0.0, sparsity_m_by_n=(2, 4),
+                                 prune_epochs=1, clusters=None, quantization="none", measure_latency=False)
+    assert m_by_n_holds(_weights(small, "conv_2")["kernel"])
+    assert not m_by_n_holds(_weights(cnn, "conv_2")["kernel"])  # the check can fail
+
+
+def test_exclusions_and_per_layer_targets(mlp, digits):
+    small, report = kso.compress(
+        mlp, digits.train, test_data=digits.test, sparsity=0.8, exclude=["first"], layer_sparsity={"head": 0.5},
+        schedule="constant", prune_epochs=2, clusters=None, quantization="none", measure_latency=False,
+    )
+    treatments = {t.layer: t for t in report.layers}
+    assert not treatments["hidden"].pruned and "excluded from pruning by the caller" in treatments["hidden"].notes
+    assert np.count_nonzero(_weights(small, "hidden")["kernel"] == 0) == 0
+    assert treatments["second"].target == 0.8 and treatments["second"].sparsity == pytest.approx(0.8, abs=0.01)
+    assert treatments["head"].target == 0.5 and treatments["head"].sparsity == pytest.approx(0.5, abs=0.01)
+    assert report.warnings == ()
+
+
+def test_per_channel_and_per_layer_clusters(cnn):
+    train, _, test = data_for("residual_cnn", train_size=256, test_size=64)
+    small, report = kso.compress(cnn, train, test_data=test, sparsity=0.5, prune_epochs=1, clusters=8,
+                                 per_channel=True, layer_clusters={"head": 4}, cluster_epochs=1, quantization="none",
+                                 measure_latency=False)
+    kernel = _weights(small, "conv_2")["kernel"]
+    per_channel = [len(np.unique(kernel[..., i])) for i in range(kernel.shape[-1])]
+    assert max(per_channel) <= 8 < len(np.unique(kernel))  # eight values per channel, more in all
+    assert len(np.unique(_weights(small, "head")["kernel"])) <= 4
+    treatments = {t.layer: t for t in report.layers}
+    assert treatments["head"].clusters <= 4 and treatments["conv_2"].clusters <= 8
+    assert any(n.startswith("clustered per output channel") for n in treatments["conv_2"].notes)
+    assert report.final.max_unique_kernel_values <= 8
+
+
+def test_full_integer_conversions_have_no_float_tensors(mlp, digits):
+    data = to_tflite_bytes(mlp, "int8", representative_data=digits.train[0][:200])
+    assert "float32" not in tensor_types(data) and tensor_types(data)["int8"] > 0
+    accuracy = np.mean(tflite_predict(data, digits.test[0]).argmax(1) == digits.test[1])
+    reference = np.mean(mlp.predict(digits.test[0], verbose=0).argmax(1) == digits.test[1])
+    assert accuracy >= reference - 0.02
+    with pytest.raises(kso.ConfigurationError, match=r"Expected representative_data .* Received: representative_data=None\."):
+        to_tflite_bytes(mlp, "int8")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_quantization_aware_training_keeps_pruning_and_clustering(name, mlp, cnn, digits):
+    model = {"mlp": mlp, "cnn": cnn}[name]
+    data = (digits.train, digits.test) if name == "mlp" else data_for("residual_cnn", test_size=None)[::2]
+    (train, test) = data
+    small, report = kso.compress(model, train, test_data=test, sparsity=0.75, prune_epochs=3, clusters=8,
+                                 cluster_epochs=1, quantization="qat", qat_epochs=1, measure_latency=False)
+    assert [s.name for s in report.stages] == ["baseline", "pruned", "clustered", "quantized"]
+    final = report.final
+    assert final.quantization == "int8" and final.kernel_sparsity >= 0.74 and final.max_unique_kernel_values <= 8
+    lite = to_tflite_bytes(small, "int8", representative_data=train[0][:200])
+    assert "float32" not in tensor_types(lite)
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_content=lite)
+    kernels = [interpreter.get_tensor(d["index"]) for d in interpreter.get_tensor_details()
+               if d["dtype"] == np.int8 and len(d["shape"]) >= 2 and d["shape"][0] == 10]
+    head = max(kernels, key=lambda k: k.size)  # the head's int8 kernel: zeros kept, eight values at most
+    assert np.mean(head == 0) >= 0.7 and len(np.unique(head)) <= 8
+    assert final.metrics["accuracy"] >= report.stages[2].metrics["accuracy"] - 0.03
+
+
+def test_slimming_stage_and_measurements(mlp, digits, tmp_path):
+    small, report = kso.compress(mlp, digits.train, test_data=digits.test, slim=0.5, slim_epochs=2, prune_epochs=1,
+                                 cluster_epochs=1)
+    assert [s.name for s in report.stages] == ["baseline", "slimmed", "pruned", "clustered", "quantized"]
+    assert report.slimmed_widths == {"hidden": (48, 24), "second": (32, 16)}
+    baseline, slimmed = report.stages[:2]
+    assert slimmed.params < baseline.params / 2 and slimmed.macs < baseline.macs / 2
+    assert baseline.macs == 64 * 48 + 48 * 32 + 32 * 10
+    assert set(baseline.latency) == {"tf_1", "tf_256", "tflite_1", "tflite_256"}
+    assert all(value > 0 for value in baseline.latency.values())
+    assert baseline.entropy_bits_per_weight == pytest.approx(32.0) and baseline.bits_per_weight > 28
+    assert report.final.entropy_bits_per_weight < 4 < report.final.bits_per_weight
+    ratios = report.to_dict()["stages"][1]["latency_ratio"]
+    assert set(ratios) == {"tf_1", "tf_256", "tflite_1", "tflite_256"}
+    from keras_structopt.export.report import plot_stages
+
+    assert plot_stages(report.to_dict(), tmp_path / "chart.png").stat().st_size > 5000
+
+
+def test_tolerance_logic_on_made_up_values():
+    accuracy = _Tolerance("accuracy", 0.95, 0.01, None)
+    assert accuracy.within(0.9401) and not accuracy.within(0.9399) and accuracy.loss(0.93) == pytest.approx(0.02)
+    error = _Tolerance("mean_absolute_error", 2.0, None, 0.1)
+    assert error.within(2.1) and not error.within(2.11) and error.loss(1.5) == pytest.approx(-0.5)
+    assert higher_is_better("auc") and not higher_is_better("loss")
+    with pytest.raises(kso.ConfigurationError, match=r"Expected max_metric_increase \(not max_accuracy_loss\)"):
+        _Tolerance("mean_absolute_error", 2.0, 0.01, None)
+
+
+@pytest.mark.slow
+def test_guarded_search_judges_on_validation_only(mlp, digits):
+    seen = []
+    original = _Job.score
+
+    def spy(self, model, data, conversion=None):
+        seen.append(data is self.validation)
+        return original(self, model, data, conversion)
+
+    with mock.patch.object(_Job, "score", spy):
+        small, report = kso.compress(
+            mlp, digits.train, validation_data=digits.validation, test_data=digits.test, target="cpu",
+            max_accuracy_loss=0.02, slim_epochs=2, prune_epochs=2, cluster_epochs=1, measure_latency=False,
+        )
+    assert seen and all(seen)  # every decision was made on the validation split
+    tries = report.search
+    assert [t["stage"] for t in tries][0] == "slim" and {t["stage"] for t in tries} <= {"slim", "prune", "cluster", "quantize"}
+    reference = tries[0]["validation"] + tries[0]["loss"]
+    for entry in tries:
+        if entry["validation"] is not None:
+            assert entry["kept"] == (reference - entry["validation"] <= 0.02 + 1e-9)
+    kept = {t["stage"]: t["setting"] for t in tries if t["kept"]}
+    recipe = report.recipe
+    assert recipe.slim == kept.get("slim") and recipe.clusters == kept.get("cluster")
+    assert report.distilled and report.size_ratio() > 1
+    assert report.stages[0].name == "baseline" and report.final.tflite_gzip_bytes < report.baseline.tflite_gzip_bytes
