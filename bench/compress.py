@@ -7,6 +7,8 @@ fixed here, trained afresh with a fixed protocol, seed 0), one run compares:
   to 16 values, dynamic-range TFLite), as `compress` runs it with `slim=None`;
 * `tfmot swept`: the same with TFMOT's two knobs swept (sparsity 0.8 / 0.9 / 0.95 x
   clusters 16 / 8 / 4); the best within 1.0 point of test accuracy is TFMOT's tuned best;
+* `qat`: TFMOT's recipe followed by quantization-aware fine-tuning that keeps the zeros and
+  the shared values, converted to a fully int8 file (its tensor types are recorded);
 * `slim only`: structural slimming alone (ratio 0.5 and 0.75, fine-tuned, no TFMOT);
 * the deployment presets (`target=`), with their fixed settings;
 * the accuracy-guarded search (`max_accuracy_loss=0.01`, judged on the validation split
@@ -37,7 +39,9 @@ import keras  # noqa: E402
 
 import keras_structopt as kso  # noqa: E402
 from keras_structopt.compress import PRESETS  # noqa: E402
+from keras_structopt.compress.quantize import tensor_types  # noqa: E402
 from keras_structopt.data import load_digits_split  # noqa: E402
+from keras_structopt.export.tflite import to_tflite_bytes  # noqa: E402
 
 # The winners of bench/families.py (README: "Benchmark: every family on digits").
 WINNERS = {
@@ -103,8 +107,11 @@ def row(case, method, settings, report, seconds):
 def run(case, model, data, method, settings, **kwargs):
     started = time.time()
     keras.utils.set_random_seed(0)
-    _, report = kso.compress(model, data.train, validation_data=data.validation, test_data=data.test, **kwargs)
+    small, report = kso.compress(model, data.train, validation_data=data.validation, test_data=data.test, **kwargs)
     result = row(case, method, settings, report, time.time() - started)
+    if report.final.quantization == "int8":  # what the file holds: a fully int8 file has no float32 tensor
+        lite = to_tflite_bytes(small, "int8", representative_data=data.train[0][:512])
+        result["tensor_types"] = tensor_types(lite)
     print(f"  {method:<18} {settings:<44} acc {result['test_accuracy']:.4f} ({result['loss_points']:+.2f} pts) "
           f"{result['gzip_bytes']:>8,} B {result['smaller']:6.1f}x  ({result['seconds']:.0f} s)", flush=True)
     return result
@@ -119,6 +126,8 @@ def bench_case(case: str, quick: bool, epochs: int, seed: int) -> list[dict]:
     for sparsity, clusters in sweep:
         rows.append(run(case, model, data, "tfmot swept", f"sparsity {sparsity}, {clusters} clusters, dynamic",
                         slim=None, sparsity=sparsity, clusters=clusters, measure_latency=False))
+    rows.append(run(case, model, data, "qat", "sparsity 0.8, 16 clusters, quantization-aware int8",
+                    slim=None, sparsity=0.8, clusters=16, quantization="qat", distill=True))
     for ratio in (0.5,) if quick else (0.5, 0.75):
         rows.append(run(case, model, data, "slim only", f"slim {ratio}, fine-tuned, float",
                         slim=ratio, sparsity=0.0, clusters=None, quantization="none", slim_epochs=5))

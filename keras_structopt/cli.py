@@ -310,7 +310,7 @@ def run(args) -> int:
     conversion = compression.final.quantization  # the conversion the final stage was measured with
     tflite = kso.export_tflite(
         compressed, out / "tflite" / f"{args.name}-{version}.tflite", quantization=conversion,
-        representative_data=data.train[0][:512],
+        representative_data=data.train[0][:512], strip=compression.recipe.strip,
     )
     report = {
         "data": {"dataset": "digits", "view": view, "split": "stratified 60/20/20", "seed": args.seed},

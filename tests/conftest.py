@@ -5,6 +5,13 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Several workers share the cores: one thread each runs small models as fast, without
+    # oversubscribing the machine.
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 

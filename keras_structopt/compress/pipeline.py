@@ -239,7 +239,7 @@ def _resolve_recipe(target, recipe_arguments: dict) -> Recipe:
     return Recipe(**chosen)
 
 
-_PRESET_FIELDS = ("slim", "multiple", "sparsity", "sparsity_m_by_n", "clusters", "quantization")
+_PRESET_FIELDS = ("slim", "multiple", "sparsity", "sparsity_m_by_n", "clusters", "quantization", "strip")
 
 
 def _differs(a, b) -> bool:
@@ -266,6 +266,7 @@ def compress(
     per_channel: bool = False,
     layer_clusters=None,
     quantization: str = "dynamic",
+    strip: bool = False,
     slim_epochs: int = 3,
     prune_epochs: int = 10,
     cluster_epochs: int = 3,
@@ -352,6 +353,8 @@ def compress(
         per_channel: Cluster each output channel of Conv2D kernels on its own.
         layer_clusters: `{layer name: clusters}` overriding `clusters` per layer.
         quantization: `"dynamic"`, `"float16"`, `"int8"`, `"qat"` or `"none"`.
+        strip: Measure (and, in `keras-structopt run`, export) TFLite files without
+            tensor names and converter metadata (`export_tflite(strip=True)`).
         slim_epochs: Fine-tuning epochs after slimming (>= 0).
         prune_epochs: Fine-tuning epochs while pruning (>= 1).
         cluster_epochs: Fine-tuning epochs while clustering (>= 0).
@@ -396,7 +399,7 @@ def compress(
         slim=slim, multiple=multiple, sparsity=sparsity, schedule=schedule, sparsity_m_by_n=sparsity_m_by_n,
         exclude=tuple(exclude) if not isinstance(exclude, str) else exclude,
         layer_sparsity=layer_sparsity or (), clusters=clusters, per_channel=bool(per_channel),
-        layer_clusters=layer_clusters or (), quantization=quantization, slim_epochs=slim_epochs,
+        layer_clusters=layer_clusters or (), quantization=quantization, strip=bool(strip), slim_epochs=slim_epochs,
         prune_epochs=prune_epochs, cluster_epochs=cluster_epochs, qat_epochs=qat_epochs,
     )
     searching = max_accuracy_loss is not None or max_metric_increase is not None
@@ -426,7 +429,8 @@ def compress(
     )
     if distill is None:
         distill = searching or target is not None
-    job = _Job(model, train, validation, test, fine_tuning, batch_size, verbose, measure_latency, bool(distill))
+    job = _Job(model, train, validation, test, fine_tuning, batch_size=batch_size, verbose=verbose,
+               measure_latency=measure_latency, distill=bool(distill), strip=recipe.strip)
     job.check_prunable(recipe, strict=not searching)  # before any training
     if searching:
         return job.search(target or "cpu", recipe, max_accuracy_loss, max_metric_increase)
@@ -436,19 +440,24 @@ def compress(
 class _Job:
     """One `compress` call: the data, the fine-tuning settings and the stage runners."""
 
-    def __init__(self, model, train, validation, test, fine_tuning, batch_size, verbose, measure_latency, distill):
+    def __init__(self, model, train, validation, test, fine_tuning, *, batch_size, verbose, measure_latency,
+                 distill, strip):
         self.model = model
         self.train, self.validation, self.test = train, validation, test
         self.fine_tuning = fine_tuning
         self.batch_size, self.verbose, self.measure_latency = batch_size, verbose, measure_latency
+        self.strip = strip  # whether TFLite files lose names and metadata
         self.warnings: list[str] = []
         self.slimmed_widths: dict = {}
         self.calibration = _head(train[0], 512)
+        # One tf_keras copy of the model (the user's is left alone), with LSTMs that convert exactly;
+        # every stage works on copies of it.
+        self.baseline = tf_keras_copy(model, for_tflite=True)
         # What fine-tuning fits: the labels, or (distilling) labels mixed with the model's predictions.
         self.fit_settings, self.fit_data, self.fit_validation = fine_tuning, train, validation
         self.distilled = False
         if distill:
-            teacher = tf_keras_copy(model).predict(train[0], batch_size=256, verbose=0)
+            teacher = self.baseline.predict(train[0], batch_size=256, verbose=0)
             if not isinstance(teacher, (list, dict)):
                 settings, targets = fine_tuning.distilling(train[1], teacher)
                 if settings is not fine_tuning:
@@ -473,7 +482,7 @@ class _Job:
 
     def check_prunable(self, recipe: Recipe, strict: bool) -> None:
         """Checks the layer names in the settings, and (strict) that pruning has something to prune."""
-        treatments = self.treatments_for(tf_keras_copy(self.model), recipe)
+        treatments = self.treatments_for(self.baseline, recipe)
         if strict and recipe.prunes:
             check_plan(treatments, recipe.sparsity)
 
@@ -510,7 +519,7 @@ class _Job:
     # -- measuring ---------------------------------------------------------------------
 
     def tflite(self, model, conversion: str) -> bytes:
-        return to_tflite_bytes(model, conversion, representative_data=self.calibration)
+        return to_tflite_bytes(model, conversion, representative_data=self.calibration, strip=self.strip)
 
     def score(self, model, data, conversion: str | None = None) -> dict[str, float]:
         """Metrics of `model` on `data`: through its TFLite file with `conversion`, else Keras."""
@@ -572,7 +581,7 @@ class _Job:
     # -- one recipe ----------------------------------------------------------------------
 
     def run(self, recipe: Recipe):
-        current = tf_keras_copy(self.model, for_tflite=True)  # the user's model is left alone
+        current = self.baseline
         treatments = self.treatments_for(current, recipe)
         stages = [self.measure("baseline", current, "none", treatments)]
         if recipe.slim is not None:
@@ -599,7 +608,7 @@ class _Job:
 
     def search(self, target: str, recipe: Recipe, max_accuracy_loss, max_metric_increase):
         preset = PRESETS[target]
-        baseline = tf_keras_copy(self.model, for_tflite=True)
+        baseline = self.baseline
         metric = self.fine_tuning.primary_metric
         reference = self.score(baseline, self.validation, "none")[metric]
         tolerance = _Tolerance(metric, reference, max_accuracy_loss, max_metric_increase)

@@ -37,6 +37,7 @@ class Recipe:
     per_channel: bool = False
     layer_clusters: tuple[tuple[str, int], ...] = ()
     quantization: str = "dynamic"
+    strip: bool = False
     slim_epochs: int = 3
     prune_epochs: int = 10
     cluster_epochs: int = 3
@@ -92,7 +93,7 @@ class Recipe:
             parts.append(f"sparsity {self.sparsity:g} ({self.schedule})")
         if self.clusters:
             parts.append(f"{self.clusters} clusters" + (" per channel" if self.per_channel else ""))
-        parts.append(self.quantization)
+        parts.append(self.quantization + (", stripped" if self.strip else ""))
         return ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,13 +149,13 @@ class Preset:
 PRESETS = {
     "mobile": Preset(
         "mobile",
-        Recipe(slim=0.5, sparsity=0.8, exclude=("last",), clusters=16, quantization="int8"),
+        Recipe(slim=0.5, sparsity=0.8, exclude=("last",), clusters=16, quantization="int8", strip=True),
         slim_ladder=(0.25, 0.5, 0.75, 0.875),
         sparsity_ladder=(0.5, 0.75, 0.85, 0.9),
         cluster_ladder=(32, 16, 8, 4),
         quantization_ladder=("qat", "int8", "dynamic"),
         summary="smallest file for phones and microcontrollers: slim, prune, cluster, full int8 "
-        "(quantization-aware where the layers allow, else post-training)",
+        "(quantization-aware where the layers allow, else post-training), names and metadata stripped",
     ),
     "cpu": Preset(
         "cpu",

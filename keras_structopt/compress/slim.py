@@ -49,6 +49,7 @@ _KEEP = {
 # Layers with one weight per channel on the last axis (sliced with their channels).
 _PER_CHANNEL = {"BatchNormalization", "PReLU", "PositionEmbedding", "Normalization"}
 _MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
+_MIXING = ("softmax", "log_softmax")  # activations computed across the channels
 _RECURRENT = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}
 _PRODUCER_WIDTH = {
     "Dense": "units", "Conv1D": "filters", "Conv2D": "filters", "Conv3D": "filters",
@@ -202,6 +203,8 @@ class _Graph:
             return None  # shared layers and several outputs stay as they are
         last_axis = config.get("axis", -1) in (-1, len(inputs[0].shape) - 1) if inputs else False
         if name in _KEEP:
+            if config.get("activation") in _MIXING:
+                return None  # a softmax over the channels mixes them
             return [ids_in[0]]
         if name in _PER_CHANNEL:
             axis = config.get("axis", -1)
@@ -263,6 +266,8 @@ class _Graph:
     def _producer(self, layer, tensor) -> list[int]:
         ids = self.classes.new(_width(tensor))
         self.made[layer.name] = _Made(layer, ids)
+        if layer.get_config().get("activation") in _MIXING:
+            self._pin(ids)  # a softmax over the channels mixes them
         return ids
 
     # -- classes ---------------------------------------------------------------------
@@ -594,7 +599,8 @@ def respecify(spec, model):
     return candidate
 
 
-def slim(model, x, *, ratio: float = 0.5, min_units: int = 1, multiple: int = 1):
+def slim(model, x, *, ratio: float = 0.5, min_units: int = 1, multiple: int = 1, train_data=None,
+         epochs: int = 0, batch_size: int = 32, verbose: int = 0):
     """Removes whole units and filters from a Keras 3 model; returns `(model, plan)`.
 
     The least important fraction `ratio` of the channels in every group of tied
@@ -613,10 +619,15 @@ def slim(model, x, *, ratio: float = 0.5, min_units: int = 1, multiple: int = 1)
         min_units: Fewest channels any group keeps.
         multiple: Round each group's kept channels up to this multiple (8 for GPU
             tensor cores, 128 for TPUs; never above the original width).
+        train_data: `(x, y)` to fine-tune the slimmed model on, compiled as `model`
+            was (optimizer, loss, metrics); needs `epochs`.
+        epochs: Fine-tuning epochs (0: none, the model is returned uncompiled).
+        batch_size: Fine-tuning batch size.
+        verbose: Keras verbosity while fine-tuning.
 
     Returns:
-        `(slimmed, plan)`: an uncompiled Keras 3 model and a `SlimPlan` whose
-        `widths` lists every layer made narrower.
+        `(slimmed, plan)`: a Keras 3 model (compiled as `model` was when fine-tuned)
+        and a `SlimPlan` whose `widths` lists every layer made narrower.
 
     Example:
         >>> import keras, numpy as np
@@ -638,6 +649,14 @@ def slim(model, x, *, ratio: float = 0.5, min_units: int = 1, multiple: int = 1)
     _checks.fraction("ratio", ratio)
     _checks.positive_int("min_units", min_units)
     _checks.positive_int("multiple", multiple)
+    _checks.non_negative_int("epochs", epochs)
+    compile_config = model.get_compile_config() if epochs else None
+    if epochs and (train_data is None or not compile_config):
+        raise _checks.error(
+            "Expected train_data=(x, y) and a compiled model to fine-tune the slimmed model on. Received: "
+            f"epochs={epochs}, train_data={'None' if train_data is None else 'given'}, and a model that was "
+            f"{'compiled' if compile_config else 'never compiled'}."
+        )
     plan = plan_slimming(model, x, ratio=ratio, min_units=min_units, multiple=multiple)
     slimmed = apply_plan(model, plan)
     spec = architecture_of(model)
@@ -645,4 +664,7 @@ def slim(model, x, *, ratio: float = 0.5, min_units: int = 1, multiple: int = 1)
         new_spec = respecify(spec, slimmed)
         if new_spec is not None:  # a StructuredModel again, which keeps its spec when saved
             slimmed = rerender(slimmed, keras, architecture=new_spec)
+    if epochs:
+        slimmed.compile_from_config(compile_config)
+        slimmed.fit(train_data[0], train_data[1], epochs=epochs, batch_size=batch_size, verbose=verbose)
     return slimmed, plan

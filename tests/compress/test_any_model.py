@@ -69,7 +69,9 @@ def test_residual_cnn_meets_the_compression_target(tmp_path):
     train, validation, test = data_for("residual_cnn")
     model.fit(*train, validation_data=validation, epochs=20, verbose=0,
               callbacks=[keras.callbacks.EarlyStopping("val_accuracy", patience=5, restore_best_weights=True)])
+    before = [w.copy() for w in model.get_weights()]
     small, report = kso.compress(model, train, validation_data=validation, test_data=test)  # the defaults
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     loss = report.baseline.metrics["accuracy"] - report.final.metrics["accuracy"]
     assert report.size_ratio() >= 8.0, report.to_dict()["stages"]
     assert loss <= 0.015, report.to_dict()["stages"]

@@ -81,12 +81,14 @@ def test_every_family_slims_and_still_runs(case):
         assert spec.count_params() == small.count_params()
 
 
-def test_a_plain_dense_winner_keeps_its_spec_through_saving(tmp_path, digits):
+def test_a_plain_dense_winner_keeps_its_spec_through_saving_and_fine_tunes(tmp_path, digits):
     model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=2, units=64).build(
         keras_tuner.HyperParameters()
     )
-    small, _ = slim(model, digits.train[0], ratio=0.75)
+    model.fit(*digits.train, epochs=3, verbose=0)
+    small, _ = slim(model, digits.train[0], ratio=0.75, train_data=digits.train, epochs=2)
     assert kso.architecture_of(small).widths == (16, 16)
+    assert type(small.optimizer).__name__ == "Adam" and small.evaluate(*digits.test, verbose=0)[1] > 0.85
     small.save(tmp_path / "small.keras")
     assert kso.architecture_of(keras.models.load_model(tmp_path / "small.keras")).widths == (16, 16)
 
@@ -105,6 +107,7 @@ def test_user_models_slim(name):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
+        ({"epochs": 2}, r"Expected train_data=\(x, y\) and a compiled model to fine-tune the slimmed model on"),
         ({"ratio": 1.0}, r"Expected ratio to be a float with 0 <= ratio < 1\. Received: ratio=1\.0\."),
         ({"multiple": 0}, r"Expected multiple to be an int >= 1\. Received: multiple=0\."),
         ({"min_units": -2}, r"Expected min_units to be an int >= 1\. Received: min_units=-2\."),
