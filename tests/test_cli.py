@@ -56,14 +56,14 @@ def test_an_earlier_search_is_not_overwritten(tmp_path, capsys):
 @pytest.mark.slow
 def test_default_job_meets_the_acceptance_numbers(tmp_path):
     out = tmp_path / "out"
-    result = run_cli("--trials", "5", "--epochs", "10", "--out", str(out), "--seed", "0")
-    assert "trial 5/5" in result.stdout and "The search (validation split):" in result.stdout
+    result = run_cli("--out", str(out))  # the defaults: 10 trials x 20 epochs, the guarded search
+    assert "trial 10/10" in result.stdout and "The search (validation split):" in result.stdout
     report = json.loads((out / "report.json").read_text())
     markdown = (out / "report.md").read_text()
     assert markdown.startswith("# keras-structopt report") and "### Accuracy-guarded search" in markdown
     assert (out / "compression.png").read_bytes()[:4] == b"\x89PNG"
     search = report["search"]
-    assert search["trials_completed"] == 5 and search["best_val_accuracy"] > 0.9
+    assert search["trials_completed"] == 10 and search["best_val_accuracy"] > 0.9
     assert search["best_architecture"]["version"] == 1
     compression = report["compression"]
     assert compression["settings"] == {"target": "cpu", "max_accuracy_loss": 0.01, "prune_epochs": 10, "cluster_epochs": 3}
@@ -101,7 +101,7 @@ def test_default_job_meets_the_acceptance_numbers(tmp_path):
 
     # Resuming compresses again and exports a new version; version 1 is untouched.
     stamp = (saved_model / "saved_model.pb").stat().st_mtime_ns
-    run_cli("--trials", "5", "--epochs", "10", "--out", str(out), "--seed", "0", "--resume",
+    run_cli("--out", str(out), "--resume",
             "--max-accuracy-loss", "none", "--prune-epochs", "1", "--cluster-epochs", "0", "--quiet")
     assert json.loads((out / "report.json").read_text())["export"]["saved_model"] == os.path.join("digits", "2")
     assert (saved_model / "saved_model.pb").stat().st_mtime_ns == stamp

@@ -44,6 +44,20 @@ def _clusterable_position_embedding(layer):
 _FEWEST = 3
 
 
+def _enough_weights(layer, count: int, per_channel: bool) -> bool:
+    """TFMOT's own test of whether it will cluster a Conv2D (it skips the layer silently otherwise)."""
+    import warnings
+
+    tfmot()
+    from tensorflow_model_optimization.python.core.clustering.keras.cluster import (
+        layer_has_enough_weights_to_cluster,
+    )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bool(layer_has_enough_weights_to_cluster(layer, count, per_channel))
+
+
 def _base_name(weight) -> str:
     return weight.name.split("/")[-1].split(":")[0]
 
@@ -106,7 +120,8 @@ def cluster(model, train, *, clusters: int, epochs: int, batch_size: int, fine_t
         wanted = counts_by_name.get(path, counts_by_name.get(path.rsplit("/", 1)[-1], clusters))
         channelwise = per_channel and type(layer).__name__ == "Conv2D"
         count = layer_clusters(layer, wanted, channelwise)
-        if channelwise and count < _FEWEST:  # a channel too sparse for its own values: cluster the kernel as one
+        if channelwise and (count < _FEWEST or not _enough_weights(layer, count, True)):
+            # Too few weights per channel: TFMOT would skip the layer (and drop its zeros); cluster it as one.
             channelwise, count = False, layer_clusters(layer, wanted)
         if count >= _FEWEST and type(layer).__name__ == "PositionEmbedding":
             layer = _clusterable_position_embedding(layer)
@@ -116,6 +131,8 @@ def cluster(model, train, *, clusters: int, epochs: int, batch_size: int, fine_t
                          if has_kernel else "no kernel to cluster")
         elif not registry.supports(layer):
             return leave(layer, treatment, f"TFMOT cannot cluster {type(layer).__name__} layers")
+        elif type(layer).__name__ == "Conv2D" and not _enough_weights(layer, count, False):
+            return leave(layer, treatment, f"too few weights for {count} clusters: not clustered")
         treatment.clustered, treatment.clusters = True, count
         if channelwise:
             treatment.notes.append(f"clustered per output channel: {count} values in each")

@@ -219,7 +219,7 @@ class FineTuning:
             >>> settings = FineTuning("Adam", {"learning_rate": 1e-3}, "sparse_categorical_crossentropy",
             ...                       ["accuracy"], "model")
             >>> soft, targets = settings.distilling(np.array([1]), np.array([[0.2, 0.8]]))
-            >>> soft.loss, targets.tolist()
+            >>> soft.loss, [[round(float(v), 3) for v in row] for row in targets]
             ('categorical_crossentropy', [[0.1, 0.9]])
         """
         name = _names(self.loss)

@@ -595,6 +595,9 @@ class _Job:
         per_channel_layers = ()
         if recipe.clusters is not None:
             current = self.clustered(current, recipe, treatments, recipe.clusters)
+            if recipe.prunes:
+                self.warnings += [w.replace("pruning reached", "after clustering, pruning kept")
+                                  for w in check_reached(current, treatments)]
             per_channel_layers = _per_channel_layers(treatments)
             stages.append(self.measure("clustered", current, "none", treatments, per_channel_layers=per_channel_layers))
         if recipe.quantization != "none":

@@ -20,21 +20,22 @@ def sequential_cnn():
 
 
 def residual_cnn(filters=32):
+    layers = keras.layers
     inputs = keras.Input((8, 8, 1))
-    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(inputs)
-    x = keras.layers.BatchNormalization(momentum=0.9)(x)
-    x = keras.layers.ReLU()(x)
-    h = keras.layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
-    h = keras.layers.BatchNormalization(momentum=0.9)(h)
-    h = keras.layers.Activation("relu")(h)
-    h = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(h)
-    h = keras.layers.BatchNormalization(momentum=0.9)(h)
-    x = keras.layers.ReLU()(keras.layers.Add()([x, h]))
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Conv2D(2 * filters, 3, padding="same", activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dropout(0.1)(x)
-    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x), name="residual_cnn")
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name="stem")(inputs)
+    x = layers.BatchNormalization(momentum=0.9, name="stem_norm")(x)
+    x = layers.ReLU()(x)
+    h = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name="separable")(x)
+    h = layers.BatchNormalization(momentum=0.9, name="separable_norm")(h)
+    h = layers.Activation("relu")(h)
+    h = layers.Conv2D(filters, 3, padding="same", use_bias=False, name="conv")(h)
+    h = layers.BatchNormalization(momentum=0.9, name="conv_norm")(h)
+    x = layers.ReLU()(layers.Add(name="residual")([x, h]))
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(2 * filters, 3, padding="same", activation="relu", name="wide")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.1)(x)
+    return keras.Model(inputs, layers.Dense(10, activation="softmax", name="head")(x), name="residual_cnn")
 
 
 def lstm_text():

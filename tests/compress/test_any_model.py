@@ -42,7 +42,8 @@ def test_user_models_compress_and_export(name, tmp_path):
     train, _, test = data_for(name, train_size=128, test_size=48)
     model.fit(*train, epochs=1, verbose=0)
     before = [w.copy() for w in model.get_weights()]
-    small, report = kso.compress(model, train, test_data=test, prune_epochs=1, cluster_epochs=1, **STAGES.get(name, {}))
+    small, report = kso.compress(model, train, test_data=test, prune_epochs=1, cluster_epochs=1,
+                                 measure_latency=False, **STAGES.get(name, {}))
     clustered = name not in STAGES
     assert [s.name for s in report.stages] == ["baseline", "pruned"] + ["clustered"] * clustered + ["quantized"]
     assert [t.layer for t in report.layers] == _layers_with_weights(model)
@@ -76,9 +77,9 @@ def test_residual_cnn_meets_the_compression_target(tmp_path):
     assert report.size_ratio() >= 8.0, report.to_dict()["stages"]
     assert loss <= 0.015, report.to_dict()["stages"]
     treatments = {t.layer: t for t in report.layers}
-    assert treatments["separable_conv2d"].pruned_weights == ("pointwise_kernel",)
-    assert not treatments["batch_normalization"].pruned
-    assert "TFMOT prunes no weight of BatchNormalization layers" in treatments["batch_normalization"].notes
+    assert treatments["separable"].pruned_weights == ("pointwise_kernel",)
+    assert not treatments["stem_norm"].pruned
+    assert "TFMOT prunes no weight of BatchNormalization layers" in treatments["stem_norm"].notes
     path = kso.export_saved_model(small, tmp_path, "cnn")
     assert max_difference(_serve(path, test[0]), small.predict(test[0], verbose=0)) <= 1e-5
 
@@ -120,7 +121,7 @@ def test_fine_tuning_uses_the_models_compile_settings(breast_cancer):
         return original(self, *args, **kwargs)
 
     with mock.patch.object(tf_keras.Model, "compile", spy):
-        _, report = kso.compress(model, train, test_data=test, prune_epochs=2, cluster_epochs=1,
+        _, report = kso.compress(model, train, test_data=test, prune_epochs=2, cluster_epochs=1, measure_latency=False,
                                  quantization="none", learning_rate=0.01)
     fine_tunes = compiled_with[:2]  # pruning, then clustering; later ones score the stages
     assert fine_tunes == [("SGD", "binary_crossentropy", ["AUC"])] * 2
@@ -144,7 +145,7 @@ def test_uncompiled_model_needs_a_loss(breast_cancer):
         with pytest.raises(kso.ConfigurationError, match=r"Expected a compiled model or an explicit loss= .* Received: model 'cancer', which was never compiled"):
             kso.compress(model, train)
         fit.assert_not_called()
-    _, report = kso.compress(model, train, test_data=test, loss="binary_crossentropy", metrics=["accuracy"],
+    _, report = kso.compress(model, train, test_data=test, loss="binary_crossentropy", metrics=["accuracy"], measure_latency=False,
                              prune_epochs=1, clusters=None, quantization="none")
     assert report.fine_tuning.source == "arguments" and report.fine_tuning.optimizer == "Adam"
     assert set(report.final.metrics) == {"loss", "accuracy"}

@@ -25,7 +25,7 @@ def compressed(trained, digits):
     before = [w.copy() for w in trained.get_weights()]
     result = kso.compress(
         trained, digits.train, validation_data=digits.validation, test_data=digits.test,
-        sparsity=0.8, clusters=16, prune_epochs=4, cluster_epochs=2,
+        sparsity=0.8, clusters=16, prune_epochs=4, cluster_epochs=2, measure_latency=False,
     )
     return result, before
 
@@ -61,7 +61,7 @@ def test_the_users_model_is_not_modified(compressed, trained):
 def test_skip_clustering_and_quantization(trained, digits):
     _, report = kso.compress(
         trained, digits.train, test_data=digits.test, sparsity=0.5, clusters=None,
-        quantization="none", prune_epochs=1,
+        quantization="none", prune_epochs=1, measure_latency=False,
     )
     assert [s.name for s in report.stages] == ["baseline", "pruned"]
     assert report.final.kernel_sparsity == pytest.approx(0.5, abs=0.01)
@@ -115,7 +115,7 @@ def _tf_keras_after_compress(env_value):
         model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1, units=8).build(
             keras_tuner.HyperParameters())
         kso.compress(model, (data.train[0][:64], data.train[1][:64]), prune_epochs=1,
-                     cluster_epochs=0, quantization="none")
+                     cluster_epochs=0, quantization="none", measure_latency=False)
         print(tf.keras.Model.__module__.split(".")[0], os.environ.get("TF_USE_LEGACY_KERAS"))
         """
     ).format(setup="" if env_value is None else f"os.environ['TF_USE_LEGACY_KERAS'] = {env_value!r}")

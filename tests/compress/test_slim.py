@@ -85,12 +85,12 @@ def test_a_plain_dense_winner_keeps_its_spec_through_saving_and_fine_tunes(tmp_p
     model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=2, units=64).build(
         keras_tuner.HyperParameters()
     )
-    model.fit(*digits.train, epochs=3, verbose=0)
-    small, _ = slim(model, digits.train[0], ratio=0.75, train_data=digits.train, epochs=2)
-    assert kso.architecture_of(small).widths == (16, 16)
+    model.fit(*digits.train, epochs=5, verbose=0)
+    small, _ = slim(model, digits.train[0], ratio=0.5, train_data=digits.train, epochs=3)
+    assert kso.architecture_of(small).widths == (32, 32)
     assert type(small.optimizer).__name__ == "Adam" and small.evaluate(*digits.test, verbose=0)[1] > 0.85
     small.save(tmp_path / "small.keras")
-    assert kso.architecture_of(keras.models.load_model(tmp_path / "small.keras")).widths == (16, 16)
+    assert kso.architecture_of(keras.models.load_model(tmp_path / "small.keras")).widths == (32, 32)
 
 
 @pytest.mark.parametrize("name", ["sequential_cnn", "residual_cnn", "lstm_text", "attention_encoder"])
