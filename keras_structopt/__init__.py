@@ -7,6 +7,7 @@ Example:
     'dense'
 """
 
+from keras_structopt import search  # noqa: E402  (a subpackage, after the names it uses)
 from keras_structopt.bridge import architecture_of, to_tf_keras
 from keras_structopt.compress import CompressionReport, Recipe, Stage, compress, slim
 from keras_structopt.errors import ConfigurationError, UnsupportedModelError
@@ -40,6 +41,7 @@ __all__ = [
     "export_saved_model",
     "export_tflite",
     "render",
+    "search",
     "slim",
     "to_tf_keras",
 ]

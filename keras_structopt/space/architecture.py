@@ -138,6 +138,8 @@ class Architecture:
         connection: How blocks connect; each family accepts its own patterns:
             dense `"plain"`/`"residual"`/`"dense"`, conv `"plain"`/`"dense"`,
             recurrent `"plain"`/`"residual"`, transformer `"residual"`/`"dense"`.
+            A recurrent `"residual"` where no layer's output is as wide as its
+            input (so no add can apply) is stored as `"plain"`: one network, one spec.
         task: `"multiclass"` (softmax), `"binary"` (one sigmoid unit) or
             `"regression"` (linear outputs).
         outputs: Number of classes or regression targets (1 for `"binary"`).
@@ -212,6 +214,12 @@ class Architecture:
                 _checks.one_of(name, value, _OPTION_CHOICES[name])
         _check_family_options(self.family, shape, options)
         object.__setattr__(self, "options", tuple(sorted(options.items())))
+        if self.family == "recurrent" and self.connection == "residual" and not _recurrent_residual_applies(
+            shape, blocks, options
+        ):
+            # A residual connection joins only equal widths; where none can, the network is the
+            # plain one, and the spec says so (two descriptions of one network are one spec).
+            object.__setattr__(self, "connection", "plain")
 
     # -- access ------------------------------------------------------------------
 
@@ -326,6 +334,19 @@ class Architecture:
         from keras_structopt.space.render import count
 
         return count(self).macs
+
+
+def _recurrent_residual_applies(shape, blocks, options) -> bool:
+    """Whether any recurrent block's output has its input's width (what a residual add needs)."""
+    width = options["embedding_units"] if options.get("vocabulary_size") else shape[-1]
+    directions = 2 if options["bidirectional"] else 1
+    for i, block in enumerate(blocks):
+        returns_sequences = not (i == len(blocks) - 1 and options["reduce"] == "last")
+        out = directions * block.units
+        if returns_sequences and out == width:
+            return True
+        width = out
+    return False
 
 
 def _check_family_options(family: str, shape: tuple[int, ...], options: dict) -> None:

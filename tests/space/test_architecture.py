@@ -135,3 +135,22 @@ def test_heads_follow_the_task():
     assert probabilities.shape == (5, 1) and ((probabilities > 0) & (probabilities < 1)).all()
     multiclass = np.asarray(render(Architecture("dense", (4,), [Block("dense", 8)], outputs=3), keras)(x))
     np.testing.assert_allclose(multiclass.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_recurrent_residual_that_cannot_apply_is_the_plain_network():
+    from keras_structopt.space import Architecture, Block
+
+    def spec(connection, units, reduce="last"):
+        return Architecture(family="recurrent", input_shape=(6, 3), outputs=2, connection=connection,
+                            blocks=tuple(Block(kind="gru", units=u) for u in units),
+                            options={"reduce": reduce, "bidirectional": False})
+
+    # One layer returning its last state: no add anywhere, so "residual" is "plain".
+    assert spec("residual", (8,)) == spec("plain", (8,))
+    assert spec("residual", (8,)).connection == "plain"
+    # Two equal layers returning sequences: the second layer's add applies.
+    assert spec("residual", (8, 8), reduce="mean").connection == "residual"
+    assert spec("residual", (8, 8), reduce="mean").count_params() == spec("plain", (8, 8), reduce="mean").count_params()
+    # An input as wide as the first layer: the first add applies.
+    assert Architecture(family="recurrent", input_shape=(6, 8), outputs=2, connection="residual",
+                        blocks=(Block(kind="gru", units=8),), options={"reduce": "mean"}).connection == "residual"
