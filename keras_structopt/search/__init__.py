@@ -3,6 +3,7 @@ budgets, cost-aware objectives and no duplicates; the simplest model within nois
 Pareto front. No TFMOT, no tf_keras: this package works on Keras Tuner and Keras 3 only."""
 
 from keras_structopt.search.curves import CurveRecorder, learning_curves, plot_learning_curves
+from keras_structopt.search.evolution import EvolutionarySearch, EvolutionOracle, mutate
 from keras_structopt.search.select import (
     Record,
     Selection,
@@ -12,20 +13,31 @@ from keras_structopt.search.select import (
     select_simplest,
     simplest_within,
 )
+from keras_structopt.search.stopping import MedianStopper, MedianStopping, should_stop
+from keras_structopt.search.transfer import adapt, inherit_weights, warm_start
 from keras_structopt.search.tuners import StructuralMixin, rejected_candidates, tuner
 
 __all__ = [
     "CurveRecorder",
+    "EvolutionOracle",
+    "EvolutionarySearch",
+    "MedianStopper",
+    "MedianStopping",
     "Record",
     "Selection",
     "StructuralMixin",
+    "adapt",
+    "inherit_weights",
     "learning_curves",
+    "mutate",
     "non_dominated",
     "pareto_front",
     "plot_learning_curves",
     "plot_pareto",
     "rejected_candidates",
     "select_simplest",
+    "should_stop",
     "simplest_within",
     "tuner",
+    "warm_start",
 ]

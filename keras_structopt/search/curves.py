@@ -19,9 +19,30 @@ import keras
 CURVES_FILE = "curves.json"
 
 
+NOTE_FILE = "structopt.json"  # what keras-structopt notes about a trial (rejected, stopped, refit epochs)
+
+
 def trial_directory(tuner, trial_id: str) -> Path:
     """The folder Keras Tuner keeps a trial's files in."""
-    return Path(tuner.project_dir) / f"trial_{trial_id}"
+    return trial_folder(tuner.project_dir, trial_id)
+
+
+def trial_folder(project_dir, trial_id: str) -> Path:
+    """The folder of trial `trial_id` in a project directory."""
+    return Path(project_dir) / f"trial_{trial_id}"
+
+
+def read_note(project_dir, trial_id: str) -> dict:
+    """What keras-structopt noted about a trial ({} if nothing)."""
+    return read_json(trial_folder(project_dir, trial_id) / NOTE_FILE)
+
+
+def write_note(project_dir, trial_id: str, update: dict) -> None:
+    """Adds `update` to a trial's note (written atomically)."""
+    path = trial_folder(project_dir, trial_id) / NOTE_FILE
+    note = read_json(path)
+    note.update(update)
+    _write(path, note)
 
 
 class CurveRecorder(keras.callbacks.Callback):
@@ -46,14 +67,14 @@ class CurveRecorder(keras.callbacks.Callback):
         self.validation_size = validation_size
 
     def on_train_begin(self, logs=None):
-        data = _read(self.path)
+        data = read_json(self.path)
         key = "all" if self.fold is None else self.fold
         data["runs"] = [r for r in data.get("runs", []) if r.get("fold", "all") != key]
         data["runs"].append({"fold": key, "validation_size": self.validation_size, "epochs": []})
         _write(self.path, data)
 
     def on_epoch_end(self, epoch, logs=None):
-        data = _read(self.path)
+        data = read_json(self.path)
         key = "all" if self.fold is None else self.fold
         runs = [r for r in data.get("runs", []) if r.get("fold", "all") == key]
         if not runs:
@@ -73,7 +94,8 @@ def _is_number(value) -> bool:
     return True
 
 
-def _read(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON file's object, or {} if it is missing or half-written."""
     try:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -89,7 +111,7 @@ def _write(path: Path, data: dict) -> None:
 
 def read_curves(tuner, trial_id: str) -> list[dict]:
     """The recorded runs of one trial (one per fold when cross-validated)."""
-    return _read(trial_directory(tuner, trial_id) / CURVES_FILE).get("runs", [])
+    return read_json(trial_directory(tuner, trial_id) / CURVES_FILE).get("runs", [])
 
 
 def _architecture_costs(tuner, hyperparameters) -> dict[str, Any]:

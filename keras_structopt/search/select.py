@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_structopt import _checks
-from keras_structopt.search.curves import read_curves
+from keras_structopt.search.curves import read_curves, read_note
 
 COSTS = ("params", "macs")
 RULES = ("one_se", "best")
@@ -119,8 +119,8 @@ def records(tuner) -> tuple[list[Record], dict[str, str]]:
     for trial in tuner.oracle.trials.values():
         if trial.status != "COMPLETED" or not trial.metrics.exists(metric):
             continue
-        note = Path(tuner.project_dir) / f"trial_{trial.trial_id}" / "structopt.json"
-        if note.exists() and "rejected" in note.read_text():
+        note = read_note(tuner.project_dir, trial.trial_id)
+        if "rejected" in note or "median_stopped" in note:  # never trained, or not to the end
             continue
         value = trial.metrics.get_best_value(metric)
         if value is None or not math.isfinite(value):

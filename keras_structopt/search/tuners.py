@@ -18,9 +18,10 @@ for; users keep calling `tuner.search(...)`, `results_summary()` and `get_best_m
   candidate over it is recorded as rejected (with the worst score, so the oracle learns).
 * **No duplicates** (`deduplicate=True`): hyperparameter values that describe a network
   (and training settings) already tried are replaced by new ones before anything is built.
-* **Cost-aware objective** (`cost="params" | "macs"`, `cost_weight=w`): the oracle maximises
-  `metric - w * log2(cost / reference)`, recorded as the metric `cost_aware_score`; the
-  reference is the cost of the first trial.
+* **Cost-aware objective** (`cost="params" | "macs"`, `cost_weight=w`, default 0.01): the
+  oracle maximises `metric - w * log2(cost / reference)` (a minimised metric is negated
+  first), recorded as the metric `cost_aware_score`; the reference is the cost of the first
+  trial, so only differences matter: each halving of the cost is worth `w` of the metric.
 """
 
 from __future__ import annotations
@@ -34,11 +35,14 @@ import keras_tuner
 import numpy as np
 
 from keras_structopt import _checks
-from keras_structopt.search.curves import CurveRecorder, trial_directory
+from keras_structopt.search.curves import CurveRecorder, read_note, trial_directory, write_note
+from keras_structopt.search.stopping import STOPPED_METRIC, MedianStopper, MedianStopping, stopped_note
+from keras_structopt.search.transfer import WARM_NOTE, inherit_weights, load_donors
 
 REFITS = ("all", "best_fold")
 COSTS = ("params", "macs")
 SCORE = "cost_aware_score"
+DEFAULT_COST_WEIGHT = 0.01  # halving the cost is worth one point of accuracy
 _ATTEMPTS = 200  # replacement draws before a budget or duplicate check gives up
 
 
@@ -79,9 +83,9 @@ class StructuralMixin:
     """
 
     def __init__(self, hypermodel=None, *, folds=None, refit: str = "all", groups_required: bool = False,
-                 cost: str | None = None, cost_weight: float = 0.0, max_params: int | None = None,
+                 cost: str | None = None, cost_weight: float = DEFAULT_COST_WEIGHT, max_params: int | None = None,
                  max_macs: int | None = None, max_latency_ms: float | None = None, deduplicate: bool = True,
-                 **kwargs):
+                 median_stopping: MedianStopping | bool | None = None, donors=None, **kwargs):
         if folds is not None and not (hasattr(folds, "split") and hasattr(folds, "get_n_splits")):
             raise _checks.error(
                 "Expected folds to be a scikit-learn splitter (KFold, StratifiedKFold, GroupKFold, "
@@ -100,6 +104,16 @@ class StructuralMixin:
         self.folds, self.refit, self.cost, self.cost_weight = folds, refit, cost, float(cost_weight)
         self.max_params, self.max_macs, self.max_latency_ms = max_params, max_macs, max_latency_ms
         self.deduplicate = deduplicate
+        if median_stopping is True:
+            median_stopping = MedianStopping()
+        if median_stopping not in (None, False) and not isinstance(median_stopping, MedianStopping):
+            raise _checks.error(
+                "Expected median_stopping to be a keras_structopt.search.MedianStopping, True or None. "
+                f"Received: median_stopping={median_stopping!r}."
+            )
+        self.median_stopping = median_stopping or None
+        self.donors = load_donors(donors)
+        self._inheritance = None
         self._base_objective = None
         if cost is not None:  # the oracle maximises the combined score; `objective` is its metric
             self._base_objective = _objective_from(kwargs.get("objective") or "val_accuracy")
@@ -177,10 +191,39 @@ class StructuralMixin:
             validation = fit_kwargs.get("validation_data")
             size = _length(validation[0]) if isinstance(validation, (tuple, list)) and validation else None
             callbacks.append(CurveRecorder(directory, validation_size=size))
+            callbacks.extend(self._stoppers(trial, "all"))
             results = super().run_trial(trial, *fit_args, callbacks=callbacks, **fit_kwargs)
         else:
             results = self._run_folds(trial, directory, fit_args, fit_kwargs)
-        return self._with_cost(trial, results)
+        if self._inheritance is not None:
+            write_note(self.project_dir, trial.trial_id, {"inherited": self._inheritance})
+            self._inheritance = None
+        return self._with_stop(trial, self._with_cost(trial, results))
+
+    def _build_hypermodel(self, hp):
+        model = super()._build_hypermodel(hp)
+        if self.donors and "tuner/trial_id" not in hp.values:  # Hyperband's continuations have their parent's
+            self._inheritance = inherit_weights(model, self.donors)
+        return model
+
+    def _stoppers(self, trial, fold) -> list:
+        if self.median_stopping is None:
+            return []
+        objective = self._base_objective or self.oracle.objective
+        rule = self.median_stopping
+        return [MedianStopper(self.project_dir, trial.trial_id, rule, rule.metric or objective.name,
+                              rule.direction or objective.direction, fold=fold)]
+
+    def _with_stop(self, trial, results):
+        """Marks a median-stopped trial with the metric `stopped_at_epoch` (and keeps its last values)."""
+        note = stopped_note(self.project_dir, trial.trial_id)
+        if note is None:
+            return results
+        from keras_tuner.src.engine import tuner_utils
+
+        metrics = dict(tuner_utils.convert_to_metrics_dict(results, self.oracle.objective))
+        metrics[STOPPED_METRIC] = float(note["epoch"])
+        return metrics
 
     def _run_folds(self, trial, directory, fit_args, fit_kwargs):
         from keras_tuner.src.engine import tuner_utils
@@ -207,6 +250,7 @@ class StructuralMixin:
                 callbacks = self._deepcopy_callbacks(original_callbacks)
                 callbacks.append(checkpoint)
                 callbacks.append(CurveRecorder(directory, fold=k, validation_size=len(validation_index)))
+                callbacks.extend(self._stoppers(trial, k))
                 kwargs = dict(fit_kwargs, callbacks=callbacks,
                               validation_data=(_take(x, validation_index), _take(y, validation_index)))
                 model = self._try_build(trial.hyperparameters)
@@ -224,11 +268,13 @@ class StructuralMixin:
                 saved.write_text(json.dumps({"history": record}))
             histories.append(history)
             values.append(_best(history.history, objective))
+            if stopped_note(self.project_dir, trial.trial_id) is not None:
+                break  # below the median in this fold: the other folds are not trained
         metrics = dict(tuner_utils.convert_to_metrics_dict(histories, objective))  # the folds' mean
         metrics.update({f"{objective.name}_fold_{k}": v for k, v in enumerate(values)})
         metrics[f"{objective.name}_fold_std"] = float(np.std(values))
         epochs = [_best_epoch(history.history, objective) for history in histories]
-        _trial_note(self, trial, {"refit_epochs": int(round(float(np.mean(epochs)))) + 1})
+        write_note(self.project_dir, trial.trial_id, {"refit_epochs": int(round(float(np.mean(epochs)))) + 1})
         return metrics
 
     def _with_cost(self, trial, results):
@@ -267,7 +313,7 @@ class StructuralMixin:
             return None
         worst = {self.oracle.objective.name: -1e9 if self.oracle.objective.direction == "max" else 1e9}
         metadata["rejected"] = f"latency {latency:.2f} ms over max_latency_ms={self.max_latency_ms}"
-        _trial_note(self, trial, metadata)
+        write_note(self.project_dir, trial.trial_id, metadata)
         return worst
 
     def results_summary(self, num_trials: int = 10):
@@ -303,9 +349,8 @@ class StructuralMixin:
                 "the tuner with refit='best_fold'."
             )
         x, y, fit_kwargs = self._data
-        note = trial_directory(self, trial.trial_id) / "structopt.json"
         # As many epochs as the folds needed to reach their best (on average).
-        epochs = json.loads(note.read_text()).get("refit_epochs") if note.exists() else None
+        epochs = read_note(self.project_dir, trial.trial_id).get("refit_epochs")
         epochs = epochs or fit_kwargs.get("epochs", 1)
         kwargs = {k: v for k, v in fit_kwargs.items() if k not in ("validation_data", "epochs", "initial_epoch")}
         self.hypermodel.fit(trial.hyperparameters, model, x, y, epochs=epochs, **kwargs)
@@ -338,14 +383,6 @@ def _costs(hypermodel, hyperparameters) -> dict[str, int]:
     """Parameters and MACs of the network the values describe, without building it."""
     spec = hypermodel.architecture(hyperparameters.copy())
     return {"params": spec.count_params(), "macs": spec.count_macs()}
-
-
-def _trial_note(tuner, trial, note: dict) -> None:
-    path = trial_directory(tuner, trial.trial_id) / "structopt.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data.update(note)
-    path.write_text(json.dumps(data))
 
 
 def _hp_with(hypermodel, values: dict):
@@ -391,8 +428,14 @@ def _guard_oracle(tuner) -> None:
         )
     seen: set[str] = set()
     rejected: list[dict] = []
+    queue: list[dict] = []  # warm-start structures, handed out first (see transfer.warm_start)
     oracle._structopt_guarded = True
     oracle._structopt_rejected = rejected
+    oracle._structopt_queue = queue
+    grid = hasattr(oracle, "_populate_next")  # GridSearch walks from its own earlier trials
+
+    def warm(trial_id) -> bool:
+        return WARM_NOTE in read_note(tuner.project_dir, trial_id)
     if any(budgets.values()) or tuner.deduplicate:
         oracle._max_collisions = max(oracle._max_collisions, _ATTEMPTS)
 
@@ -430,7 +473,24 @@ def _guard_oracle(tuner) -> None:
         for trial in oracle.trials.values():  # after a resume: what is already there counts
             if trial.trial_id != trial_id and trial.hyperparameters.values:
                 remember(trial.hyperparameters.values)
-        response = original_populate(trial_id)
+        while queue:
+            entry = queue.pop(0)
+            if oracle._duplicate(entry["values"]):
+                entry["notes"].append("skipped: tried already, or refused")
+                continue
+            origin = {k: entry[k] for k in ("from", "trial", "value", "notes")}
+            write_note(tuner.project_dir, trial_id, {WARM_NOTE: origin})
+            remember(entry["values"])
+            return {"status": "RUNNING", "values": dict(entry["values"])}
+        if grid and oracle.start_order and all(warm(t) for t in oracle.start_order):
+            # The grid has not started: it must see no trials to begin at its first point.
+            started, oracle.start_order = oracle.start_order, []
+            try:
+                response = original_populate(trial_id)
+            finally:
+                oracle.start_order = started
+        else:
+            response = original_populate(trial_id)
         values = response.get("values")
         if response.get("status") != "RUNNING" or values is None:
             return response
@@ -447,8 +507,28 @@ def _guard_oracle(tuner) -> None:
         remember(values)
         return {"status": "RUNNING", "values": values}
 
+    original_best = oracle.get_best_trials
+
+    def get_best_trials(num_trials=1):
+        # Median-stopped trials rank after every trial that ran to the end.
+        ranked = original_best(len(oracle.trials))
+        ranked.sort(key=lambda trial: trial.metrics.exists(STOPPED_METRIC))
+        return ranked[:num_trials]
+
+    original_end = oracle.end_trial
+
+    def end_trial(trial):
+        original_end(trial)
+        if grid and warm(trial.trial_id) and trial.trial_id in oracle._populate_next:
+            oracle._populate_next.remove(trial.trial_id)  # not a grid point: the walk goes on from its own
+        # Keras Tuner saves before the trial leaves `ongoing_trials`; saving again means a
+        # resumed search does not run the finished trial a second time.
+        oracle.save()
+
     oracle._duplicate = duplicate
     oracle.populate_space = populate_space
+    oracle.get_best_trials = get_best_trials
+    oracle.end_trial = end_trial
 
 
 _CLASSES: dict[type, type] = {}
@@ -466,7 +546,8 @@ def tuner(base, hypermodel, **kwargs):
         refit: `"all"` (the best model retrained on all the data) or `"best_fold"`.
         cost: `"params"` or `"macs"` for a cost-aware objective (None: the metric alone).
         cost_weight: How many units of the metric one halving of the cost is worth
-            (the base tuner's `objective` is the metric it combines).
+            (default 0.01: one point of accuracy); the base tuner's `objective` is the
+            metric it combines.
         max_params, max_macs: Budgets checked before building (None: no budget).
         max_latency_ms: A budget on one example's latency, measured before training.
         deduplicate: Replace candidates that describe a network already tried.

@@ -283,41 +283,63 @@ KILLED_SEARCH = textwrap.dedent("""
 
     x, y = load_digits_split("flat", seed=0).train
     hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 2), units=[8, 16],
-                                      connection="plain", dropout=0.0, learning_rate=1e-2, seed=0)
-    search = kso.search.tuner(keras_tuner.RandomSearch, hypermodel, objective="val_accuracy", max_trials=2,
-                              seed=3, folds=KFold(3, shuffle=True, random_state=0), directory=directory,
-                              project_name="cv", overwrite=False)
-    search.search(x[:240], y[:240], epochs=1, batch_size=32, verbose=0, callbacks=[Log()])
-    print("trials", sorted(search.oracle.trials))
+                                      connection="plain", dropout=0.0, learning_rate=[1e-2, 1e-5], seed=0)
+    if sys.argv[4] == "cv":
+        search = kso.search.tuner(keras_tuner.RandomSearch, hypermodel, objective="val_accuracy", max_trials=2,
+                                  seed=3, folds=KFold(3, shuffle=True, random_state=0), directory=directory,
+                                  project_name="cv", overwrite=False)
+        search.search(x[:240], y[:240], epochs=1, batch_size=32, verbose=0, callbacks=[Log()])
+    else:
+        search = kso.search.tuner(kso.search.EvolutionarySearch, hypermodel, objective="val_accuracy",
+                                  max_trials=5, population_size=2, sample_size=2, seed=0, directory=directory,
+                                  project_name="evolution", median_stopping=kso.search.MedianStopping(1, 2))
+        search.search(x[:240], y[:240], validation_data=(x[240:400], y[240:400]), epochs=2, batch_size=32,
+                      verbose=0, callbacks=[Log()])
+    print("trials", sorted(search.oracle.trials), [t.status for t in search.oracle.trials.values()])
 """)
+
+
+def _run_killable(tmp_path, kill_at, kind):
+    script = tmp_path / "search.py"
+    script.write_text(KILLED_SEARCH)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.getcwd())
+    return subprocess.run([sys.executable, str(script), str(tmp_path), str(tmp_path / "trainings.log"),
+                           str(kill_at), kind], env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow
 def test_killed_cross_validated_search_loses_no_trial_and_no_fold(tmp_path):
-    script = tmp_path / "search.py"
-    script.write_text(KILLED_SEARCH)
-    log = tmp_path / "trainings.log"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.getcwd())
     # Killed when the fifth fold training starts: trial 1 (three folds) and trial 2's first
     # fold are finished.
-    first = subprocess.run([sys.executable, str(script), str(tmp_path), str(log), "5"], env=env,
-                           capture_output=True, text=True, timeout=300)
+    first = _run_killable(tmp_path, 5, "cv")
     assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
     project = tmp_path / "cv"
     finished = {p: p.stat().st_mtime_ns for p in project.rglob("fold_*.json")}
     assert len(finished) == 4
-    log.write_text("")
-    second = subprocess.run([sys.executable, str(script), str(tmp_path), str(log), "0"], env=env,
-                            capture_output=True, text=True, timeout=300)
+    (tmp_path / "trainings.log").write_text("")
+    second = _run_killable(tmp_path, 0, "cv")
     assert second.returncode == 0, second.stderr[-2000:]
-    assert log.read_text().count("start") == 2  # only trial 2's last two folds trained again
+    assert (tmp_path / "trainings.log").read_text().count("start") == 2  # only trial 2's last two folds
     for path, mtime in finished.items():
         assert path.stat().st_mtime_ns == mtime  # finished folds untouched
-    assert "trials ['0', '1']" in second.stdout or "trials ['00', '01']" in second.stdout
-    reloaded = kso.search.tuner(keras_tuner.RandomSearch, kso.DenseHyperModel(
-        input_shape=(64,), outputs=10, num_layers=(1, 2), units=[8, 16], connection="plain", dropout=0.0,
-        learning_rate=1e-2, seed=0), objective="val_accuracy", max_trials=2, folds=KFold(3),
-        directory=tmp_path, project_name="cv")
-    assert_all_completed(reloaded, expected=2)
-    for trial in reloaded.oracle.trials.values():
-        assert all(trial.metrics.exists(f"val_accuracy_fold_{k}") for k in range(3))
+    assert "trials ['0', '1'] ['COMPLETED', 'COMPLETED']" in second.stdout, second.stdout
+    for trial in json.loads((project / "oracle.json").read_text())["end_order"]:
+        metrics = json.loads((project / f"trial_{trial}" / "trial.json").read_text())["metrics"]["metrics"]
+        assert all(f"val_accuracy_fold_{k}" in metrics for k in range(3))
+
+
+@pytest.mark.slow
+def test_killed_evolution_with_median_stopping_loses_no_trial(tmp_path):
+    # Killed when the third trial starts training: two finished trials.
+    first = _run_killable(tmp_path, 3, "evolution")
+    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+    project = tmp_path / "evolution"
+    finished = {p: p.read_text() for p in project.glob("trial_*/trial.json") if '"COMPLETED"' in p.read_text()}
+    assert len(finished) == 2
+    (tmp_path / "trainings.log").write_text("")
+    second = _run_killable(tmp_path, 0, "evolution")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert (tmp_path / "trainings.log").read_text().count("start") == 3  # trials 3-5; none trained twice
+    for path, text in finished.items():
+        assert path.read_text() == text  # finished trials untouched
+    assert "trials ['0', '1', '2', '3', '4'] ['COMPLETED'" in second.stdout, second.stdout
