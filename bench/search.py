@@ -16,9 +16,21 @@ bundled digits, seed 0), the seed changes the candidates drawn and the weights. 
 
 The chosen model of each arm is scored on the test split (never seen by any choice).
 Prints a table (mean ± std over seeds) and writes JSON; seed 0's accuracy-only search
-draws the Pareto front and the learning curves by depth next to the JSON.
+draws the Pareto front and the learning curves by depth next to the JSON. That is the
+`evidence` part; the others (`--parts`) compare cheaper searches:
 
-    python bench/search.py                       # 5 seeds (about 25 min on 2 cores)
+* `strategies`: `RandomSearch`, `BayesianOptimization` (10 random points first) and
+  `EvolutionarySearch` (population 10, tournaments of 3) over the same space, 30 trials
+  each; the best validation accuracy after 10, 20 and 30 trials;
+* `stopping`: the same random search with and without median stopping (its defaults):
+  best validation accuracy and the epochs trained in all;
+* `transfer`: a search on digits 0-4, then searches on digits 5-9 (a related task): cold,
+  warm-started from the first (its best 3 structures first), and warm-started with weight
+  inheritance from its best model; how many trials (and epochs, with early stopping on
+  validation accuracy, patience 3) each needs to reach the cold search's best.
+
+    python bench/search.py                       # evidence, 5 seeds (about 50 min on 2 cores)
+    python bench/search.py --parts strategies,stopping,transfer --epochs 10
     python bench/search.py --seeds 1 --trials 3 --epochs 3   # a smoke run
 """
 
@@ -36,6 +48,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import keras  # noqa: E402
 import keras_tuner  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402
@@ -143,7 +156,7 @@ def summarise(rows: list[dict]) -> dict:
             "seconds_mean": float(np.mean([r["seconds"] for r in found])),
         }
     base = summary.get("accuracy only")
-    for arm, values in summary.items():
+    for values in summary.values():
         if base:
             values["accuracy_vs_accuracy_only_pts"] = 100 * (values["test_accuracy_mean"] - base["test_accuracy_mean"])
             values["params_vs_accuracy_only"] = values["params_mean"] / base["params_mean"]
@@ -161,31 +174,194 @@ def print_table(summary: dict) -> None:
               f"| {v['largest_trained_params']:,} | {v['seconds_mean']:.0f} |")
 
 
+# -- cheaper search: strategies, median stopping, transfer ---------------------------------------
+
+
+def _best_so_far(search, checkpoints) -> dict:
+    scores = [search.oracle.trials[i].score for i in search.oracle.start_order]
+    best, found = float("-inf"), {}
+    for index, score in enumerate(scores, start=1):
+        if score is not None and not search.oracle.trials[search.oracle.start_order[index - 1]].metrics.exists(
+                "stopped_at_epoch"):
+            best = max(best, score)
+        if index in checkpoints:
+            found[index] = best
+    return found
+
+
+def run_strategies(seed, args, data, workdir) -> list[dict]:
+    (x, y), validation = data.train, data.validation
+    rows = []
+    bases = {
+        "random": (keras_tuner.RandomSearch, {}),
+        "bayesian": (keras_tuner.BayesianOptimization, {"num_initial_points": 10}),
+        "evolution": (kso.search.EvolutionarySearch, {"population_size": 10, "sample_size": 3}),
+    }
+    for name, (base, options) in bases.items():
+        start = time.perf_counter()
+        total = args.strategy_trials
+        search = kso.search.tuner(base, _hypermodel(seed), objective="val_accuracy", max_trials=total,
+                                  seed=seed + 1, directory=workdir, project_name=f"{name}-{seed}", **options)
+        search.search(x, y, validation_data=validation, epochs=args.epochs, batch_size=32, verbose=0)
+        checkpoints = (total // 3, 2 * total // 3, total)
+        best = _best_so_far(search, checkpoints)
+        row = {"part": "strategies", "strategy": name, "seed": seed}
+        row.update({f"best_at_{n}": best.get(n) for n in checkpoints})
+        row["seconds"] = time.perf_counter() - start
+        rows.append(row)
+    return rows
+
+
+def _epochs_trained(search) -> int:
+    return sum(len(run["epochs"]) for trial_id in search.oracle.trials
+               for run in kso.search.curves.read_curves(search, trial_id))
+
+
+def run_stopping(seed, args, data, workdir) -> list[dict]:
+    (x, y), validation = data.train, data.validation
+    rows = []
+    for name, rule in (("off", None), ("median", kso.search.MedianStopping())):
+        start = time.perf_counter()
+        search = kso.search.tuner(keras_tuner.RandomSearch, _hypermodel(seed), objective="val_accuracy",
+                                  max_trials=args.trials * 2, seed=seed + 1, median_stopping=rule,
+                                  directory=workdir, project_name=f"stopping-{name}-{seed}")
+        search.search(x, y, validation_data=validation, epochs=args.epochs, batch_size=32, verbose=0)
+        stopped = sum(1 for t in search.oracle.trials.values() if t.metrics.exists("stopped_at_epoch"))
+        rows.append({"part": "stopping", "stopping": name, "seed": seed,
+                     "best_val_accuracy": search.oracle.get_best_trials(1)[0].score,
+                     "epochs_trained": _epochs_trained(search), "trials_stopped": stopped,
+                     "seconds": time.perf_counter() - start})
+    return rows
+
+
+def _classes(split, low):
+    x, y = split
+    keep = (y >= low) & (y < low + 5)
+    return x[keep], (y[keep] - low).astype("int32")
+
+
+def run_transfer(seed, args, data, workdir) -> list[dict]:
+    source = [_classes(s, 0) for s in (data.train, data.validation)]
+    target = [_classes(s, 5) for s in (data.train, data.validation)]
+    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=3)
+    fit = dict(epochs=args.epochs, batch_size=32, verbose=0, callbacks=[stop])
+
+    def make(name, **kwargs):
+        hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=5, seed=seed)
+        return kso.search.tuner(keras_tuner.RandomSearch, hypermodel, objective="val_accuracy",
+                                max_trials=args.trials, seed=seed + 101 if name != "source" else seed + 1,
+                                directory=workdir, project_name=f"{name}-{seed}", **kwargs)
+
+    earlier = make("source")
+    earlier.search(*source[0], validation_data=source[1], **fit)
+    donor = earlier.get_best_models(1)[0]
+    arms = {"cold": make("cold"), "warm": make("warm"), "warm + inherit": make("warm-inherit", donors=[donor])}
+    for name in ("warm", "warm + inherit"):
+        kso.search.warm_start(arms[name], earlier.project_dir, top_k=3)
+    rows = []
+    for search in arms.values():
+        search.search(*target[0], validation_data=target[1], **fit)
+    goal = arms["cold"].oracle.get_best_trials(1)[0].score
+    for name, search in arms.items():
+        order = search.oracle.start_order
+        reached, epochs = None, 0
+        for index, trial_id in enumerate(order, start=1):
+            epochs += sum(len(run["epochs"]) for run in kso.search.curves.read_curves(search, trial_id))
+            if search.oracle.trials[trial_id].score >= goal - 1e-9:
+                reached = index
+                break
+        # Not reached: counted as one trial more than the search had (and all its epochs).
+        rows.append({"part": "transfer", "arm": name, "seed": seed, "cold_best": goal,
+                     "best_val_accuracy": search.oracle.get_best_trials(1)[0].score,
+                     "reached": int(reached is not None), "trials_to_cold_best": reached or len(order) + 1,
+                     "epochs_to_cold_best": epochs, "trials": len(order),
+                     "epochs_trained": _epochs_trained(search)})
+    return rows
+
+
+def _mean_std(values):
+    values = np.array([v for v in values if v is not None], dtype=float)
+    return (float(values.mean()), float(values.std()), len(values)) if len(values) else (None, None, 0)
+
+
+def summarise_parts(rows: list[dict]) -> dict:
+    summary = {}
+    for row in rows:
+        part = row["part"]
+        arm = row.get("strategy") or row.get("stopping") or row.get("arm")
+        summary.setdefault(part, {}).setdefault(arm, []).append(row)
+    table = {}
+    for part, arms in summary.items():
+        table[part] = {}
+        for arm, found in arms.items():
+            numeric = sorted({k for r in found for k, v in r.items() if isinstance(v, (int, float))
+                              and k not in ("seed",)})
+            table[part][arm] = {k: dict(zip(("mean", "std", "n"), _mean_std([r.get(k) for r in found])))
+                                for k in numeric}
+    return table
+
+
+def print_parts(table: dict) -> None:
+    for part, arms in table.items():
+        print(f"\n{part}:")
+        keys = sorted({k for values in arms.values() for k in values if k != "seconds"})
+        print("| arm | " + " | ".join(keys) + " |")
+        print("|---|" + "---:|" * len(keys))
+        for arm, values in arms.items():
+            cells = []
+            for k in keys:
+                v = values.get(k, {"mean": None})
+                cells.append("—" if v["mean"] is None else f"{v['mean']:.4g} ± {v['std']:.2g} (n={v['n']})")
+            print(f"| {arm} | " + " | ".join(cells) + " |")
+
+
+PARTS = {"strategies": run_strategies, "stopping": run_stopping, "transfer": run_transfer}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", default="evidence", help="comma-separated: evidence, strategies, stopping, transfer")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--strategy-trials", type=int, default=30, help="trials of each strategies search")
     parser.add_argument("--out", default="bench/results/search.json")
     args = parser.parse_args(argv)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = [p for p in parts if p != "evidence" and p not in PARTS]
+    if unknown:
+        parser.error(f"unknown parts {unknown}; accepted: evidence, {', '.join(PARTS)}")
     data = load_digits_split("flat", seed=0)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    if "rows" in results:  # an evidence-only file
+        results = {"evidence": results}
     workdir = Path(tempfile.mkdtemp(prefix="structopt-bench-search-"))
-    rows: list[dict] = []
     try:
-        for seed in range(args.seeds):
-            found = run_seed(seed, args, data, workdir, out.parent if seed == 0 else None)
-            for row in found:
-                print(f"  seed {seed}  {row['arm']:<16} test {row['test_accuracy']:.4f}  "
-                      f"{row['params']:>7,} params  {row['widths']} {row['connection']}", flush=True)
-            rows.extend(found)
-            out.write_text(json.dumps({"settings": vars(args), "summary": summarise(rows), "rows": rows},
-                                      indent=2))
+        if "evidence" in parts:
+            rows: list[dict] = []
+            for seed in range(args.seeds):
+                found = run_seed(seed, args, data, workdir, out.parent if seed == 0 else None)
+                for row in found:
+                    print(f"  seed {seed}  {row['arm']:<16} test {row['test_accuracy']:.4f}  "
+                          f"{row['params']:>7,} params  {row['widths']} {row['connection']}", flush=True)
+                rows.extend(found)
+                results["evidence"] = {"settings": vars(args), "summary": summarise(rows), "rows": rows}
+                out.write_text(json.dumps(results, indent=2))
+            print_table(summarise(rows))
+        for part in (p for p in parts if p in PARTS):  # each part keeps its own settings and rows
+            rows = []
+            for seed in range(args.seeds):
+                found = PARTS[part](seed, args, data, workdir)
+                for row in found:
+                    print("  " + json.dumps(row), flush=True)
+                rows.extend(found)
+                results[part] = {"settings": vars(args), "summary": summarise_parts(rows)[part], "rows": rows}
+                out.write_text(json.dumps(results, indent=2))
+            print_parts(summarise_parts(rows))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    summary = summarise(rows)
-    print_table(summary)
     print(f"\nWrote {out}")
     return 0
 

@@ -1,6 +1,9 @@
-"""Choosing depth and width with evidence: tuners with learning curves, cross-validated trials,
-budgets, cost-aware objectives and no duplicates; the simplest model within noise; the
-Pareto front. No TFMOT, no tf_keras: this package works on Keras Tuner and Keras 3 only."""
+"""Choosing depth and width with evidence, and searching for it cheaply.
+
+Tuners with learning curves, cross-validated trials, budgets, cost-aware objectives and no
+duplicates; the simplest model within noise; the Pareto front; regularized evolution;
+median stopping; warm start from an earlier search and weight inheritance from donors. No
+TFMOT, no tf_keras: this package works on Keras Tuner and Keras 3 only."""
 
 from keras_structopt.search.curves import CurveRecorder, learning_curves, plot_learning_curves
 from keras_structopt.search.evolution import EvolutionarySearch, EvolutionOracle, mutate

@@ -2,8 +2,9 @@
 cost-aware objectives and no duplicate architectures.
 
 `tuner(base, hypermodel, ...)` makes a tuner of any Keras Tuner class (`RandomSearch`,
-`GridSearch`, `BayesianOptimization`, `Hyperband`, or a subclass) with the features asked
-for; users keep calling `tuner.search(...)`, `results_summary()` and `get_best_models()`.
+`GridSearch`, `BayesianOptimization`, `Hyperband`, `keras_structopt.search.EvolutionarySearch`,
+or a subclass) with the features asked for; users keep calling `tuner.search(...)`,
+`results_summary()` and `get_best_models()`.
 
 * **Learning curves**: every trial's per-epoch metrics go to `curves.json` in its folder.
 * **Cross-validation** (`folds=` any scikit-learn splitter): each trial trains once per
@@ -18,6 +19,9 @@ for; users keep calling `tuner.search(...)`, `results_summary()` and `get_best_m
   candidate over it is recorded as rejected (with the worst score, so the oracle learns).
 * **No duplicates** (`deduplicate=True`): hyperparameter values that describe a network
   (and training settings) already tried are replaced by new ones before anything is built.
+* **Median stopping** (`median_stopping=MedianStopping(...)`): see `search.stopping`.
+* **Weight inheritance** (`donors=[...]`) and warm start (`warm_start(tuner, ...)`): see
+  `search.transfer`.
 * **Cost-aware objective** (`cost="params" | "macs"`, `cost_weight=w`, default 0.01): the
   oracle maximises `metric - w * log2(cost / reference)` (a minimised metric is negated
   first), recorded as the metric `cost_aware_score`; the reference is the cost of the first
@@ -70,11 +74,6 @@ def _labels(y):
     return None if isinstance(y, (dict, list)) else np.asarray(y)
 
 
-def _objective_name(oracle) -> str:
-    objective = oracle.objective
-    return getattr(objective, "name", str(objective))
-
-
 class StructuralMixin:
     """The keras-structopt features, mixed in front of a Keras Tuner tuner class.
 
@@ -82,8 +81,8 @@ class StructuralMixin:
     tuner's arguments and the features' (see the module's docstring).
     """
 
-    def __init__(self, hypermodel=None, *, folds=None, refit: str = "all", groups_required: bool = False,
-                 cost: str | None = None, cost_weight: float = DEFAULT_COST_WEIGHT, max_params: int | None = None,
+    def __init__(self, hypermodel=None, *, folds=None, refit: str = "all", cost: str | None = None,
+                 cost_weight: float = DEFAULT_COST_WEIGHT, max_params: int | None = None,
                  max_macs: int | None = None, max_latency_ms: float | None = None, deduplicate: bool = True,
                  median_stopping: MedianStopping | bool | None = None, donors=None, **kwargs):
         if folds is not None and not (hasattr(folds, "split") and hasattr(folds, "get_n_splits")):
@@ -551,6 +550,10 @@ def tuner(base, hypermodel, **kwargs):
         max_params, max_macs: Budgets checked before building (None: no budget).
         max_latency_ms: A budget on one example's latency, measured before training.
         deduplicate: Replace candidates that describe a network already tried.
+        median_stopping: A `MedianStopping` rule (or True for its defaults): a trial
+            below the median of the finished trials at the same epoch stops.
+        donors: Keras 3 models (or `.keras` paths) each candidate inherits weights from
+            (see `keras_structopt.search.transfer`).
         **kwargs: The base tuner's arguments (`objective`, `max_trials`, `directory`, ...).
 
     Returns:
