@@ -204,6 +204,13 @@ def plot_learning_curves(tuner, path, *, metric: str = "val_accuracy", group_by:
     axis.set_ylabel(metric)
     axis.set_title(f"learning curves by {group_by}")
     axis.legend(fontsize=8)
+    return save_figure(figure, path)
+
+
+def save_figure(figure, path) -> Path:
+    """Writes a matplotlib figure as a PNG (folders made as needed), closes it, returns the path."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

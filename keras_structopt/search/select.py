@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 from typing import Any
 
 from keras_structopt import _checks
-from keras_structopt.search.curves import read_curves, read_note
+from keras_structopt.search.curves import read_curves, read_note, save_figure
 
 COSTS = ("params", "macs")
 RULES = ("one_se", "best")
@@ -230,9 +229,4 @@ def plot_pareto(tuner, path, *, cost: str = "params"):
     axis.set_ylabel(metric)
     axis.set_title("metric against cost")
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
