@@ -10,7 +10,7 @@ Example:
 from keras_structopt import search  # noqa: E402  (a subpackage, after the names it uses)
 from keras_structopt.bridge import architecture_of, to_tf_keras
 from keras_structopt.compress import CompressionReport, Recipe, Stage, compress, slim
-from keras_structopt.errors import ConfigurationError, UnsupportedModelError
+from keras_structopt.errors import ConfigurationError, SearchFailedError, UnsupportedModelError
 from keras_structopt.export import export_saved_model, export_tflite
 from keras_structopt.hypermodels import (
     ConvHyperModel,
@@ -27,6 +27,7 @@ __all__ = [
     "Block",
     "CompressionReport",
     "ConfigurationError",
+    "SearchFailedError",
     "ConvHyperModel",
     "DenseHyperModel",
     "RecurrentHyperModel",

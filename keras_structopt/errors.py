@@ -42,3 +42,13 @@ class UnsupportedModelError(ValueError):
         >>> issubclass(UnsupportedModelError, ValueError)
         True
     """
+
+
+class SearchFailedError(RuntimeError):
+    """A search ended without one completed trial; the message gives the first failure's reason.
+
+    Example:
+        >>> from keras_structopt.errors import SearchFailedError
+        >>> issubclass(SearchFailedError, RuntimeError)
+        True
+    """

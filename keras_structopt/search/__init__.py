@@ -2,11 +2,13 @@
 
 Tuners with learning curves, cross-validated trials, budgets, cost-aware objectives and no
 duplicates; the simplest model within noise; the Pareto front; regularized evolution;
-median stopping; warm start from an earlier search and weight inheritance from donors. No
+median stopping; diverging trials failed at once and their region avoided; warm start
+from an earlier search and weight inheritance from donors. No
 TFMOT, no tf_keras: this package works on Keras Tuner and Keras 3 only."""
 
 from keras_structopt.search.curves import CurveRecorder, learning_curves, plot_learning_curves
 from keras_structopt.search.evolution import EvolutionarySearch, EvolutionOracle, mutate
+from keras_structopt.search.failures import NonFiniteStopper
 from keras_structopt.search.select import (
     Record,
     Selection,
@@ -26,6 +28,7 @@ __all__ = [
     "EvolutionarySearch",
     "MedianStopper",
     "MedianStopping",
+    "NonFiniteStopper",
     "Record",
     "Selection",
     "StructuralMixin",

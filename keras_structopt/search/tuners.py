@@ -20,6 +20,9 @@ or a subclass) with the features asked for; users keep calling `tuner.search(...
 * **No duplicates** (`deduplicate=True`): hyperparameter values that describe a network
   (and training settings) already tried are replaced by new ones before anything is built.
 * **Median stopping** (`median_stopping=MedianStopping(...)`): see `search.stopping`.
+* **Failures**: a NaN or inf loss fails the trial at once with its reason; Bayesian
+  optimisation counts it as the worst score and no oracle proposes its region again; a
+  search that completes no trial raises `SearchFailedError`: see `search.failures`.
 * **Weight inheritance** (`donors=[...]`) and warm start (`warm_start(tuner, ...)`): see
   `search.transfer`.
 * **Cost-aware objective** (`cost="params" | "macs"`, `cost_weight=w`, default 0.01): the
@@ -40,6 +43,14 @@ import numpy as np
 
 from keras_structopt import _checks
 from keras_structopt.search.curves import CurveRecorder, read_note, trial_directory, write_note
+from keras_structopt.search.failures import (
+    NonFiniteStopper,
+    check_completed,
+    diverged_trials,
+    from_consecutive_failures,
+    near_failure,
+    worst_scores,
+)
 from keras_structopt.search.stopping import STOPPED_METRIC, MedianStopper, MedianStopping, stopped_note
 from keras_structopt.search.transfer import WARM_NOTE, inherit_weights, load_donors
 
@@ -127,11 +138,20 @@ class StructuralMixin:
         """Checks the data (for cross-validation: that it can be split) before any training.
 
         Raises a `ConfigurationError` after the search if the budgets refused every
-        candidate drawn, so no trial ran: the budget is below the space's networks.
+        candidate drawn, so no trial ran: the budget is below the space's networks; and a
+        `SearchFailedError` (with the first failure's reason) if trials ran but none
+        completed, or `max_consecutive_failed_trials` failed in a row.
         """
         if self.folds is not None:
             self._check_folds(fit_args, fit_kwargs)
-        result = super().search(*fit_args, **fit_kwargs)
+        try:
+            result = super().search(*fit_args, **fit_kwargs)
+        except RuntimeError as error:  # Keras Tuner's max_consecutive_failed_trials
+            failed = from_consecutive_failures(error, self.oracle, self.project_dir)
+            if failed is None:
+                raise
+            raise failed from None
+        check_completed(self.oracle, self.project_dir)
         rejected = rejected_candidates(self)
         if not self.oracle.trials and rejected:
             reasons = sorted({r["reason"] for r in rejected})
@@ -190,6 +210,7 @@ class StructuralMixin:
             validation = fit_kwargs.get("validation_data")
             size = _length(validation[0]) if isinstance(validation, (tuple, list)) and validation else None
             callbacks.append(CurveRecorder(directory, validation_size=size))
+            callbacks.append(NonFiniteStopper(self.project_dir, trial.trial_id))
             callbacks.extend(self._stoppers(trial, "all"))
             results = super().run_trial(trial, *fit_args, callbacks=callbacks, **fit_kwargs)
         else:
@@ -249,6 +270,7 @@ class StructuralMixin:
                 callbacks = self._deepcopy_callbacks(original_callbacks)
                 callbacks.append(checkpoint)
                 callbacks.append(CurveRecorder(directory, fold=k, validation_size=len(validation_index)))
+                callbacks.append(NonFiniteStopper(self.project_dir, trial.trial_id))
                 callbacks.extend(self._stoppers(trial, k))
                 kwargs = dict(fit_kwargs, callbacks=callbacks,
                               validation_data=(_take(x, validation_index), _take(y, validation_index)))
@@ -435,11 +457,16 @@ def _guard_oracle(tuner) -> None:
 
     def warm(trial_id) -> bool:
         return WARM_NOTE in read_note(tuner.project_dir, trial_id)
-    if any(budgets.values()) or tuner.deduplicate:
-        oracle._max_collisions = max(oracle._max_collisions, _ATTEMPTS)
+    oracle._max_collisions = max(oracle._max_collisions, _ATTEMPTS)  # refusals (budgets, duplicates, diverged
+    # regions) are redrawn, not counted as the search's end
 
     def refusal(values) -> str | None:
-        if not describes or "tuner/trial_id" in values:  # Hyperband continuing a trial: not a new network
+        if "tuner/trial_id" in values:  # Hyperband continuing a trial: not a new network
+            return None
+        failed = near_failure(oracle, values, diverged_trials(oracle, tuner.project_dir))
+        if failed is not None:
+            return f"in the region of trial {failed}, which diverged (a non-finite loss)"
+        if not describes:
             return None
         spec = hypermodel.architecture(_hp_with(hypermodel, values))
         for name, limit in budgets.items():
@@ -524,6 +551,8 @@ def _guard_oracle(tuner) -> None:
         # resumed search does not run the finished trial a second time.
         oracle.save()
 
+    if hasattr(oracle, "_vectorize_trials"):  # Bayesian optimisation: diverged trials are the worst score
+        worst_scores(oracle, tuner.project_dir)
     oracle._duplicate = duplicate
     oracle.populate_space = populate_space
     oracle.get_best_trials = get_best_trials
