@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -233,6 +234,48 @@ def _progress_callback(say, total):
     return Progress()
 
 
+JOB_FILE = "job.json"  # where a run is: {"status": "exporting" | "done", "version": N}
+
+
+def _read_job(out: Path) -> dict:
+    try:
+        job = json.loads((out / JOB_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return job if isinstance(job, dict) else {}
+
+
+def _write_job(out: Path, job: dict) -> None:
+    temporary = out / f".{JOB_FILE}.tmp-{os.getpid()}"
+    temporary.write_text(json.dumps(job) + "\n")
+    os.replace(temporary, out / JOB_FILE)
+
+
+def _remove_temporaries(out: Path, name: str) -> list[Path]:
+    """Removes what a killed run left half-written under `out` (only keras-structopt's temporary names).
+
+    Example:
+        >>> out = getfixture("tmp_path")
+        >>> (out / "digits" / ".tmp-1-0a1b").mkdir(parents=True)
+        >>> (out / "digits" / "1").mkdir()
+        >>> [p.name for p in _remove_temporaries(out, "digits")], sorted(p.name for p in (out / "digits").iterdir())
+        (['.tmp-1-0a1b'], ['1'])
+    """
+    import shutil
+
+    patterns = [(out / name, ".tmp-*"), (out / "tflite", f".{name}-*.tflite.tmp-*"), (out, ".report.*.tmp-*"),
+                (out, f".{JOB_FILE}.tmp-*")]
+    removed = []
+    for directory, pattern in patterns:
+        for path in sorted(directory.glob(pattern)) if directory.is_dir() else ():
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def run(args) -> int:
     """Runs one job from parsed `run` flags: search, compress, export, report."""
     say = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, flush=True))
@@ -250,6 +293,9 @@ def run(args) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    job = _read_job(out) if args.resume else {}
+    if args.resume:
+        _remove_temporaries(out, args.name)
     view, class_name = FAMILIES[args.family]
     view = args.view or view
     data = load_digits_split(view, seed=args.seed)
@@ -310,12 +356,18 @@ def run(args) -> int:
         **settings,
     )
 
-    version = (existing_versions(out, args.name) or [0])[-1] + 1
-    saved_model = kso.export_saved_model(compressed, out, args.name, version=version)
+    # A job killed while exporting left its version in job.json: the resumed job finishes that
+    # version (a SavedModel directory appears whole or not at all); otherwise the next version.
+    pending = job.get("version") if job.get("status") == "exporting" else None
+    version = pending or (existing_versions(out, args.name) or [0])[-1] + 1
+    _write_job(out, {"status": "exporting", "version": version})
+    saved_model = out / args.name / str(version)
+    if pending is None or not (saved_model / "saved_model.pb").is_file():
+        saved_model = kso.export_saved_model(compressed, out, args.name, version=version)
     conversion = compression.final.quantization  # the conversion the final stage was measured with
     tflite = kso.export_tflite(
         compressed, out / "tflite" / f"{args.name}-{version}.tflite", quantization=conversion,
-        representative_data=data.train[0][:512], strip=compression.recipe.strip,
+        representative_data=data.train[0][:512], strip=compression.recipe.strip, overwrite=pending is not None,
     )
     report = {
         "data": {"dataset": "digits", "view": view, "split": "stratified 60/20/20", "seed": args.seed},
@@ -346,6 +398,7 @@ def run(args) -> int:
     }
     plot_stages(report["compression"], out / "compression.png")
     write_report(out, report)
+    _write_job(out, {"status": "done", "version": version})
     if args.quiet:
         print(json.dumps({"final_test_accuracy": compression.final.metrics, "size_ratio": compression.size_ratio()}))
     else:

@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -120,16 +121,54 @@ def _search_record(out):
     )
 
 
+FAULT_FLAGS = ["--trials", "3", "--epochs", "2", "--max-accuracy-loss", "none", "--prune-epochs", "1",
+               "--cluster-epochs", "0", "--seed", "0", "--quiet"]
+DRIVER = os.path.join(os.path.dirname(__file__), "fault_driver.py")
+
+
+def run_killed(point, out, *flags):
+    """`keras-structopt run` killed with SIGKILL at `point` (see tests/fault_driver.py)."""
+    result = subprocess.run([sys.executable, DRIVER, point, *FAULT_FLAGS, "--out", str(out), *flags],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == -signal.SIGKILL, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def _finished_trials(out):
+    return {p.parent.name: (p.read_bytes(), (p.parent / "checkpoint.weights.h5").stat().st_mtime_ns)
+            for p in (out / "tuner").glob("trial_*/trial.json") if json.loads(p.read_text())["status"] == "COMPLETED"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", ["0", "1"])
-def test_same_seed_same_trials_and_winner(tmp_path, seed):
-    flags = ["--trials", "3", "--epochs", "2", "--max-accuracy-loss", "none", "--prune-epochs", "1", "--cluster-epochs", "0",
-             "--seed", seed, "--quiet"]
-    run_cli(*flags, "--out", str(tmp_path / "a"))
-    run_cli(*flags, "--out", str(tmp_path / "b"))
-    first, second = _search_record(tmp_path / "a"), _search_record(tmp_path / "b")
-    assert len(first[0]) == 3
-    assert first == second
+def test_killed_anywhere_and_resumed_a_job_ends_as_an_uninterrupted_one(tmp_path):
+    """SIGKILL mid-search, mid-compression, mid-export and before the TFLite file, each time resumed:
+    no finished trial lost or re-run, the same trials and winner as an uninterrupted run in another
+    process, byte-identical TFLite files, nothing half-written left, one exported version."""
+    uninterrupted, out = tmp_path / "a", tmp_path / "b"
+    run_cli(*FAULT_FLAGS, "--out", str(uninterrupted))
+
+    run_killed("search", out)  # the second trial is running
+    before = _finished_trials(out)
+    assert len(before) == 1
+    run_killed("compress", out, "--resume")  # the search ends, then the run dies in the pruning stage
+    after = _finished_trials(out)
+    assert len(after) == 3  # trials lost: 0
+    assert all(after[name] == before[name] for name in before)  # trials re-run: 0 (same record, same checkpoint)
+
+    run_killed("export", out, "--resume")  # dies with the SavedModel written but not renamed into place
+    assert list((out / "digits").glob(".tmp-*")) and not (out / "digits" / "1").exists()
+    run_killed("tflite", out, "--resume")  # dies after the SavedModel version is in place
+    assert not list((out / "digits").glob(".tmp-*"))  # the half-written export was removed
+    assert (out / "digits" / "1" / "saved_model.pb").is_file() and not (out / "tflite" / "digits-1.tflite").exists()
+    assert json.loads((out / "job.json").read_text()) == {"status": "exporting", "version": 1}
+    run_cli(*FAULT_FLAGS, "--out", str(out), "--resume")
+    assert sorted(p.name for p in (out / "digits").iterdir()) == ["1"]  # the killed job's version, finished
+    assert json.loads((out / "job.json").read_text()) == {"status": "done", "version": 1}
+    assert _finished_trials(out) == after
+
+    assert _search_record(out) == _search_record(uninterrupted)  # same trials, scores and winner
+    assert (out / "tflite" / "digits-1.tflite").read_bytes() == (uninterrupted / "tflite" / "digits-1.tflite").read_bytes()
+    reports = [json.loads((d / "report.json").read_text())["compression"]["stages"] for d in (uninterrupted, out)]
+    assert [s["test_accuracy"] for s in reports[0]] == [s["test_accuracy"] for s in reports[1]]
 
 
 @pytest.mark.slow

@@ -1,0 +1,61 @@
+"""Runs `keras-structopt run` in this process and kills it with SIGKILL at a chosen point.
+
+    python tests/fault_driver.py search|compress|export|tflite RUN-FLAGS...
+
+`search`: at the end of an epoch once one trial has finished (a trial is running);
+`compress`: when the pruning stage starts; `export`: after the SavedModel is written into
+its temporary directory, before it is renamed into place; `tflite`: after the SavedModel
+version is in place, before the TFLite file is written. The crash tests resume each.
+"""
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+def die(*_, **__):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main(point, flags):
+    import importlib
+
+    import keras
+
+    import keras_structopt as kso
+
+    cli = importlib.import_module("keras_structopt.cli")
+    pipeline = importlib.import_module("keras_structopt.compress.pipeline")  # kso.compress is the function
+    saved_model = importlib.import_module("keras_structopt.export.saved_model")
+
+    out = Path(flags[flags.index("--out") + 1])
+    if point == "search":
+        class Killer(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                finished = [p for p in (out / "tuner").glob("trial_*/trial.json")
+                            if json.loads(p.read_text())["status"] == "COMPLETED"]
+                if finished:
+                    die()
+
+        cli._progress_callback = lambda say, total: Killer()
+    elif point == "compress":
+        pipeline._Job.pruned = die
+    elif point == "export":
+        original = saved_model.write_saved_model
+
+        def write_then_die(model, directory):
+            original(model, directory)
+            die()
+
+        saved_model.write_saved_model = write_then_die
+    elif point == "tflite":
+        kso.export_tflite = die
+    else:
+        raise SystemExit(f"unknown point {point!r}")
+    return cli.main(["run", *flags])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2:]))
