@@ -24,6 +24,8 @@ draws the Pareto front and the learning curves by depth next to the JSON. That i
   each; the best validation accuracy after 10, 20 and 30 trials;
 * `stopping`: the same random search with and without median stopping (its defaults):
   best validation accuracy and the epochs trained in all;
+* `budget`: the `max_params=5000` search again, its (small, cheap) networks trained until
+  validation accuracy stops improving (up to `--budget-epochs`, patience 10);
 * `transfer`: a search on digits 0-4, then searches on digits 5-9 (a related task): cold,
   warm-started from the first (its best 3 structures first), and warm-started with weight
   inheritance from its best model; how many trials (and epochs, with early stopping on
@@ -279,6 +281,27 @@ def run_transfer(seed, args, data, workdir) -> list[dict]:
     return rows
 
 
+def run_budget(seed, args, data, workdir) -> list[dict]:
+    """`max_params=5000` with small networks trained until they stop improving: up to
+    `--budget-epochs` epochs, early stopping on validation accuracy (patience 10); the
+    best epoch's weights are the trial's (Keras Tuner's checkpoint)."""
+    (x, y), validation, test = data.train, data.validation, data.test
+    start = time.perf_counter()
+    hypermodel = _hypermodel(seed)
+    search = kso.search.tuner(keras_tuner.RandomSearch, hypermodel, objective="val_accuracy",
+                              max_trials=args.trials, seed=seed + 1, max_params=5000, directory=workdir,
+                              project_name=f"budget-long-{seed}")
+    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=10)
+    search.search(x, y, validation_data=validation, epochs=args.budget_epochs, batch_size=32, verbose=0,
+                  callbacks=[stop])
+    best = search.oracle.get_best_trials(1)[0]
+    row = _row("max_params=5000, trained to convergence", seed, hypermodel, best, search.load_model(best), test,
+               time.perf_counter() - start, search)
+    row.update({"part": "budget", "refused_candidates": len(kso.search.rejected_candidates(search)),
+                "epochs_trained": _epochs_trained(search), "best_val_accuracy": best.score})
+    return [row]
+
+
 def _mean_std(values):
     values = np.array([v for v in values if v is not None], dtype=float)
     return (float(values.mean()), float(values.std()), len(values)) if len(values) else (None, None, 0)
@@ -315,16 +338,18 @@ def print_parts(table: dict) -> None:
             print(f"| {arm} | " + " | ".join(cells) + " |")
 
 
-PARTS = {"strategies": run_strategies, "stopping": run_stopping, "transfer": run_transfer}
+PARTS = {"strategies": run_strategies, "stopping": run_stopping, "transfer": run_transfer, "budget": run_budget}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", default="evidence", help="comma-separated: evidence, strategies, stopping, transfer")
+    parser.add_argument("--parts", default="evidence",
+                        help="comma-separated: evidence, strategies, stopping, transfer, budget")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--strategy-trials", type=int, default=30, help="trials of each strategies search")
+    parser.add_argument("--budget-epochs", type=int, default=100, help="most epochs of a budget trial (budget part)")
     parser.add_argument("--out", default="bench/results/search.json")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]

@@ -66,3 +66,35 @@ def shape(name: str, value: Any) -> tuple[int, ...]:
             f"without the batch axis). Received: {name}={value!r}."
         )
     return tuple(int(d) for d in dims)
+
+
+def writable_directory(name: str, value: Any) -> None:
+    """Raises unless `value` is a directory that exists and can be written, or can be created.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> file = pathlib.Path(tempfile.mkdtemp()) / "file"
+        >>> _ = file.write_text("")
+        >>> try:
+        ...     writable_directory("directory", file / "models")
+        ... except ValueError as error:
+        ...     print(str(error).split(".")[0])
+        Expected directory to be a directory that can be written (or created)
+    """
+    import os
+    from pathlib import Path
+
+    path = Path(os.fspath(value))
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{str(existing)!r} is a file, not a directory"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{str(existing)!r} cannot be written"
+    if problem is not None:
+        raise error(
+            f"Expected {name} to be a directory that can be written (or created). Received: {name}={str(value)!r}; "
+            f"{problem}."
+        )

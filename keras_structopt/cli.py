@@ -100,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         try:
             _validate(args)
-        except ConfigurationError as error:
+            return run(args)
+        except ConfigurationError as error:  # bad flags, or a --resume of a project that cannot be read
             print(f"keras-structopt run: error: {error}", file=sys.stderr)
             return 2
-        return run(args)
     return 2  # pragma: no cover - argparse requires a command
 
 
@@ -148,6 +148,7 @@ def _validate(args) -> None:
     _checks.positive_int("--prune-epochs", args.prune_epochs)
     _checks.non_negative_int("--cluster-epochs", args.cluster_epochs)
     _checks.non_negative_int("--seed", args.seed)
+    _checks.writable_directory("--out", args.out)
     project = Path(args.out) / "tuner"
     if project.exists() and not args.resume:
         raise _checks.error(

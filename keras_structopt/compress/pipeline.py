@@ -179,6 +179,55 @@ def _as_arrays(data, argument: str):
 
 
 
+def _check_against_model(model, data, argument: str) -> None:
+    """Raises before any training if `(x, y)` cannot feed `model`: input shapes, lengths, empty or
+    non-finite inputs, class ids beyond the output's width."""
+    x, y = data
+    named = dict(x) if isinstance(x, dict) else None
+    arrays = list(named.values()) if named is not None else list(x) if isinstance(x, (list, tuple)) else [x]
+    inputs = list(model.inputs)
+    names = list(named) if named is not None else [f"{argument}[0]" + (f"[{i}]" if len(arrays) > 1 else "")
+                                                  for i in range(len(arrays))]
+    if len(arrays) != len(inputs):
+        raise _checks.error(
+            f"Expected {argument}[0] to hold {len(inputs)} input array(s), one per model input. Received: "
+            f"{len(arrays)}."
+        )
+    if named is not None:  # match by input name where the names agree
+        by_name = {t.name.split(":")[0]: t for t in inputs}
+        inputs = [by_name.get(key, tensor) for key, tensor in zip(named, inputs)]
+    for name, array, tensor in zip(names, arrays, inputs):
+        array = np.asarray(array)
+        if len(array) == 0:
+            raise _checks.error(f"Expected {name} to hold at least one example. Received: shape {array.shape}.")
+        expected = tuple(tensor.shape[1:])
+        if len(array.shape[1:]) != len(expected) or any(
+                e is not None and e != a for e, a in zip(expected, array.shape[1:])):
+            raise _checks.error(
+                f"Expected {name} of shape (batch, {', '.join(str(d) for d in expected)}) to match the model's "
+                f"input. Received: {name}.shape={array.shape}."
+            )
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise _checks.error(f"Expected {name} to hold finite numbers. Received: NaN or inf values.")
+    y_values = list(y.values()) if isinstance(y, dict) else list(y) if isinstance(y, (list, tuple)) else [y]
+    for labels in y_values:
+        labels = np.asarray(labels)
+        if len(labels) != len(np.asarray(arrays[0])):
+            raise _checks.error(
+                f"Expected as many labels as examples. Received: {argument} with {len(np.asarray(arrays[0]))} "
+                f"examples and {len(labels)} labels."
+            )
+    outputs = list(model.outputs)
+    if len(outputs) == 1 and len(y_values) == 1:
+        labels, width = np.asarray(y_values[0]), outputs[0].shape[-1]
+        sparse = np.issubdtype(labels.dtype, np.integer) and (labels.ndim == 1 or labels.shape[-1] == 1)
+        if sparse and width is not None and width > 1 and labels.size and (labels.min() < 0 or labels.max() >= width):
+            raise _checks.error(
+                f"Expected {argument}[1] to hold class ids in [0, {width - 1}] for the model's {width} outputs. "
+                f"Received: labels from {labels.min()} to {labels.max()}."
+            )
+
+
 _HIGHER_IS_BETTER_HINTS = ("loss", "error", "crossentropy", "hinge", "logcosh", "poisson", "divergence", "mae", "mse")
 
 
@@ -418,6 +467,8 @@ def compress(
             f"test_data). Received: validation_data=None with max_accuracy_loss={max_accuracy_loss!r}."
         )
     check_bridgeable(model)
+    for argument, data in (("train_data", train), ("validation_data", validation), ("test_data", test)):
+        _check_against_model(model, data, argument)
     if recipe.slim is not None and is_tf_keras(model):
         raise _checks.error(
             "Expected a Keras 3 model for slimming (it rebuilds the network narrower in Keras 3). Received: a "

@@ -61,6 +61,7 @@ def export_saved_model(model, directory, name: str, version: int | None = None) 
         )
     if version is not None:
         _checks.positive_int("version", version)
+    _checks.writable_directory("directory", directory)
     base = Path(directory) / name
     if version is None:
         version = (existing_versions(directory, name) or [0])[-1] + 1

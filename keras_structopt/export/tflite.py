@@ -336,6 +336,9 @@ def export_tflite(
             "Received: representative_data=None."
         )
     path = Path(path)
+    _checks.writable_directory("path's folder", path.parent)
+    if path.is_dir():
+        raise _checks.error(f"Expected path to be a .tflite file. Received: path={str(path)!r}, a directory.")
     if path.exists() and not overwrite:
         raise FileExistsError(
             f"Expected path to be a new file. Received: path={str(path)!r}, which exists; "

@@ -311,8 +311,23 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         )
         return model
 
-    def fit(self, hp, model, *args, **kwargs):
-        """Checks the training data against the space, then trains as Keras Tuner does."""
+    def check_fit_data(self, *args, **kwargs) -> None:
+        """Raises a `ConfigurationError` if numpy data given to `fit`/`search` does not fit the space.
+
+        Checked: the example shape against `input_shape`, as many labels as examples, no
+        empty data, no NaN or inf in the inputs (or in regression targets), class ids in
+        range; for `x` and `y` and for `validation_data`. `search` calls it before its first
+        trial, `fit` before each training.
+
+        Example:
+            >>> import numpy as np, keras_structopt as kso
+            >>> hypermodel = kso.DenseHyperModel(input_shape=(4,), outputs=3)
+            >>> try:
+            ...     hypermodel.check_fit_data(np.zeros((5, 4)), np.array([0, 1, 2, 3, 0]))
+            ... except kso.ConfigurationError as error:
+            ...     print(str(error).split(".")[0])
+            Expected y to hold class ids in [0, 2] for task='multiclass' with outputs=3
+        """
         x = kwargs.get("x", args[0] if args else None)
         y = kwargs.get("y", args[1] if len(args) > 1 else None)
         check_data(self._shape, self.task, self._outputs, x, y, "x", "y")
@@ -322,6 +337,10 @@ class StructuralHyperModel(keras_tuner.HyperModel):
                 self._shape, self.task, self._outputs, validation[0], validation[1],
                 "validation_data[0]", "validation_data[1]",
             )
+
+    def fit(self, hp, model, *args, **kwargs):
+        """Checks the training data against the space, then trains as Keras Tuner does."""
+        self.check_fit_data(*args, **kwargs)
         return model.fit(*args, **kwargs)
 
     def get_config(self) -> dict[str, Any]:
@@ -356,6 +375,21 @@ def trial_seed(seed: int, values: dict) -> int:
 
 def check_data(shape, task, outputs, x, y, x_name, y_name) -> None:
     """Raises a `ConfigurationError` if numpy data does not fit the space."""
+    if isinstance(x, np.ndarray) and len(x) == 0:
+        raise _checks.error(f"Expected {x_name} to hold at least one example. Received: {x_name}.shape={x.shape}.")
+    if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and len(x) != len(y):
+        raise _checks.error(
+            f"Expected as many labels as examples. Received: {x_name} with {len(x)} examples and {y_name} with "
+            f"{len(y)}."
+        )
+    for name, values in ((x_name, x), (y_name, y if task == "regression" else None)):
+        if isinstance(values, np.ndarray) and np.issubdtype(values.dtype, np.floating):
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise _checks.error(
+                    f"Expected {name} to hold finite numbers. Received: {int(bad.sum())} NaN or inf values, the first "
+                    f"at index {tuple(int(i) for i in np.argwhere(bad)[0])}."
+                )
     if isinstance(x, np.ndarray) and tuple(x.shape[1:]) != tuple(shape):
         raise _checks.error(
             f"Expected {x_name} of shape (batch, {', '.join(map(str, shape))}) to match "

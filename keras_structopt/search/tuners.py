@@ -122,6 +122,7 @@ class StructuralMixin:
                 f"Received: median_stopping={median_stopping!r}."
             )
         self.median_stopping = median_stopping or None
+        _check_project(kwargs)
         self.donors = load_donors(donors)
         self._inheritance = None
         self._base_objective = None
@@ -142,6 +143,9 @@ class StructuralMixin:
         `SearchFailedError` (with the first failure's reason) if trials ran but none
         completed, or `max_consecutive_failed_trials` failed in a row.
         """
+        check = getattr(self.hypermodel, "check_fit_data", None)
+        if check is not None:  # before any trial: no trial folder for data that cannot fit
+            check(*fit_args, **fit_kwargs)
         if self.folds is not None:
             self._check_folds(fit_args, fit_kwargs)
         try:
@@ -377,6 +381,31 @@ class StructuralMixin:
         self.hypermodel.fit(trial.hyperparameters, model, x, y, epochs=epochs, **kwargs)
         model.save_weights(refit)
         return model
+
+
+def _check_project(kwargs) -> None:
+    """Raises before Keras Tuner reads a project directory it cannot resume (a kill while a file
+    was written by Keras Tuner, a file edited by hand): the message names the file."""
+    import os
+    from pathlib import Path
+
+    directory = kwargs.get("directory") or "."
+    _checks.writable_directory("directory", directory)
+    project = Path(os.fspath(directory)) / (kwargs.get("project_name") or "untitled_project")
+    if kwargs.get("overwrite") or not project.is_dir():
+        return
+    for path in [project / "oracle.json", *sorted(project.glob("trial_*/trial.json"))]:
+        if not path.exists():
+            continue
+        try:
+            state = json.loads(path.read_text())
+            if not isinstance(state, dict):
+                raise ValueError(f"a JSON {type(state).__name__}, not an object")
+        except (ValueError, UnicodeDecodeError) as error:
+            raise _checks.error(
+                f"Expected a project directory Keras Tuner can resume. Received: {str(path)!r}, which cannot be read "
+                f"({error}); move the project away (or pass overwrite=True to delete it) to start a new search."
+            ) from None
 
 
 def _objective_from(value):

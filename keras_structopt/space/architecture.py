@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from keras_structopt import _checks
+from keras_structopt.errors import ConfigurationError
 
 FORMAT_VERSION = 1
 
@@ -205,8 +206,8 @@ class Architecture:
         unknown = sorted(set(given) - set(options))
         if unknown:
             raise _checks.error(
-                f"Unknown options for family={self.family!r}: {unknown}. "
-                f"Accepted: {sorted(options)}."
+                f"Expected options of family={self.family!r} among {sorted(options)}. "
+                f"Received: unknown options {unknown}."
             )
         options.update(given)
         for name, value in options.items():
@@ -285,6 +286,8 @@ class Architecture:
             >>> Architecture.from_dict(spec.to_dict()) == spec
             True
         """
+        if not isinstance(config, Mapping):
+            raise _checks.error(f"Expected an architecture dict. Received: a {type(config).__name__}.")
         config = dict(config)
         version = config.pop("version", None)
         if version != FORMAT_VERSION:
@@ -292,7 +295,26 @@ class Architecture:
                 f"Expected an architecture dict with version={FORMAT_VERSION}. "
                 f"Received: version={version!r}."
             )
-        return cls(**config)
+        _check_keys("architecture", config, cls)
+        blocks = config["blocks"]
+        if not isinstance(blocks, (list, tuple)):
+            raise _checks.error(f"Expected blocks to be a list of block dicts. Received: a {type(blocks).__name__}.")
+        for block in blocks:
+            if not isinstance(block, (Mapping, Block)):
+                raise _checks.error(f"Expected each block to be a dict. Received: {block!r}.")
+            if isinstance(block, Mapping):
+                _check_keys("block", block, Block)
+        if not isinstance(config.get("options", {}), Mapping):
+            raise _checks.error(f"Expected options to be a dict. Received: options={config['options']!r}.")
+        try:
+            return cls(**config)
+        except ConfigurationError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as error:
+            raise _checks.error(
+                f"Expected an architecture dict whose fields have the documented types. Received: "
+                f"{type(error).__name__}: {error}."
+            ) from None
 
     def to_json(self) -> str:
         """Returns `to_dict()` as canonical JSON (sorted keys), usable as a key.
@@ -305,8 +327,20 @@ class Architecture:
 
     @classmethod
     def from_json(cls, text: str) -> Architecture:
-        """Inverse of `to_json`."""
-        return cls.from_dict(json.loads(text))
+        """Inverse of `to_json`.
+
+        Example:
+            >>> spec = Architecture("dense", (4,), [Block("dense", 8)], outputs=3)
+            >>> Architecture.from_json(spec.to_json()) == spec
+            True
+        """
+        try:
+            config = json.loads(text)
+        except (TypeError, ValueError) as error:
+            raise _checks.error(
+                f"Expected architecture JSON (from to_json). Received: text that is not JSON ({error})."
+            ) from None
+        return cls.from_dict(config)
 
     # -- costs --------------------------------------------------------------------
 
@@ -381,3 +415,20 @@ def _check_family_options(family: str, shape: tuple[int, ...], options: dict) ->
     if family == "transformer":
         for name in ("model_units", "num_heads", "key_units"):
             _checks.positive_int(name, options[name])
+
+
+def _check_keys(what: str, config: Mapping, cls) -> None:
+    """Raises unless `config` holds every required field of the dataclass `cls` and no other key."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(str(k) for k in config if k not in fields)
+    required = sorted(name for name, f in fields.items()
+                      if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    missing = [name for name in required if name not in config]
+    if unknown or missing:
+        raise _checks.error(
+            f"Expected a {what} dict with the keys {required} (and optionally "
+            f"{sorted(set(fields) - set(required))}). Received: "
+            + "; ".join(part for part in (f"unknown keys {unknown}" if unknown else "",
+                                          f"missing keys {missing}" if missing else "") if part)
+            + "."
+        )

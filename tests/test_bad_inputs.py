@@ -1,0 +1,162 @@
+"""Bad input, table-driven: each row is rejected before any training, with a message that names
+the argument, the value received and what is accepted, and leaves no file behind."""
+
+import re
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_structopt as kso
+from keras_structopt.cli import main
+
+X = np.random.default_rng(0).random((64, 64)).astype("float32")
+Y = np.arange(64) % 10
+DENSE = dict(input_shape=(64,), outputs=10)
+
+
+def tiny_model():
+    inputs = keras.Input((64,))
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Dense(8, activation="relu")(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def lambda_model():
+    inputs = keras.Input((64,))
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Lambda(lambda t: t * 2.0)(inputs))
+    return keras.Model(inputs, outputs)
+
+
+def search(tmp, *fit_args, tuner_kwargs=None, **fit_kwargs):
+    tuner = kso.search.tuner(keras_tuner.RandomSearch, kso.DenseHyperModel(**DENSE), objective="val_accuracy",
+                             max_trials=1, directory=tmp / "search", project_name="p", **(tuner_kwargs or {}))
+    fit_kwargs.setdefault("epochs", 1)
+    tuner.search(*fit_args, **fit_kwargs)
+
+
+def make_tuner(tmp, **kwargs):
+    return kso.search.tuner(keras_tuner.RandomSearch, kso.DenseHyperModel(**DENSE), objective="val_accuracy",
+                            max_trials=1, directory=tmp / "search", project_name="p", **kwargs)
+
+
+def compress(tmp, **kwargs):
+    kso.compress(tiny_model(), (X, Y), validation_data=(X, Y), **kwargs)
+
+
+def write(relative, content):
+    """A setup step: a file the user already has."""
+    def setup(tmp):
+        path = tmp / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return setup
+
+
+def cli(tmp, *flags):
+    raise SystemExit(main(["run", "--out", str(tmp / "out"), *flags]))
+
+
+NAN_X = X.copy()
+NAN_X[3, 7] = np.nan
+DATASET = tf.data.Dataset.from_tensor_slices((X, Y)).batch(8)
+
+KFOLD = __import__("sklearn.model_selection").model_selection.KFold(3)
+ROWS = [
+    # HyperModels: the space
+    ("num_layers zero", None, lambda t: kso.DenseHyperModel(**DENSE, num_layers=0), "Expected num_layers to be an int >= 1.*Received: num_layers=0"),
+    ("units range reversed", None, lambda t: kso.DenseHyperModel(**DENSE, units=(256, 16)), r"Expected units.*Received: units=\(256, 16\)"),
+    ("dropout above 1", None, lambda t: kso.DenseHyperModel(**DENSE, dropout=1.5), r"Expected dropout.*Received: dropout=1\.5"),
+    ("unknown connection", None, lambda t: kso.DenseHyperModel(**DENSE, connection="sideways"), r"Expected connection.*Received: connection='sideways'"),
+    ("learning rate above 1", None, lambda t: kso.DenseHyperModel(**DENSE, learning_rate=5.0), r"Expected learning_rate to be a float >= 1e-07 and <= 1\.0.*Received: learning_rate=5\.0"),
+    ("input shape with zero", None, lambda t: kso.DenseHyperModel(input_shape=(0,), outputs=10), r"Expected input_shape to be a non-empty tuple of ints >= 1.*Received: input_shape=\(0,\)"),
+    ("outputs zero", None, lambda t: kso.DenseHyperModel(input_shape=(64,), outputs=0), r"Expected outputs.*Received: outputs=0"),
+    ("unknown task", None, lambda t: kso.DenseHyperModel(**DENSE, task="ranking"), r"Expected task to be one of .*Received: task='ranking'"),
+    ("negative seed", None, lambda t: kso.DenseHyperModel(**DENSE, seed=-1), r"Expected seed to be an int >= 0.*Received: seed=-1"),
+    ("conv input of rank 1", None, lambda t: kso.ConvHyperModel(input_shape=(64,), outputs=10), r"Expected input_shape.*Received: input_shape=\(64,\)"),
+    ("unknown recurrent cell", None, lambda t: kso.RecurrentHyperModel(input_shape=(8, 8), outputs=10, cell="rnn"), r"Expected cell.*Received: cell='rnn'"),
+    # Search data: checked before the first trial
+    ("x of the wrong shape", None, lambda t: search(t, X[:, :63], Y, validation_data=(X, Y)), r"Expected x of shape \(batch, 64\).*Received: x\.shape=\(64, 63\)"),
+    ("labels out of range", None, lambda t: search(t, X, Y + 1, validation_data=(X, Y)), r"Expected y to hold class ids in \[0, 9\].*Received: labels from 1 to 10"),
+    ("NaN in the inputs", None, lambda t: search(t, NAN_X, Y, validation_data=(X, Y)), r"Expected x to hold finite numbers\. Received: 1 NaN or inf values, the first at index \(3, 7\)"),
+    ("empty data", None, lambda t: search(t, X[:0], Y[:0], validation_data=(X, Y)), r"Expected x to hold at least one example\. Received: x\.shape=\(0, 64\)"),
+    ("fewer labels than examples", None, lambda t: search(t, X, Y[:10], validation_data=(X, Y)), r"Expected as many labels as examples\. Received: x with 64 examples and y with 10"),
+    ("validation of the wrong shape", None, lambda t: search(t, X, Y, validation_data=(X[:, :8], Y)), r"Expected validation_data\[0\] of shape \(batch, 64\).*Received"),
+    ("folds with validation_data", None, lambda t: search(t, X, Y, validation_data=(X, Y), tuner_kwargs={"folds": KFOLD}), r"Expected no validation_data with folds="),
+    ("tf.data where folds need a length", None, lambda t: search(t, DATASET, tuner_kwargs={"folds": KFOLD}), r"a tf\.data\.Dataset has no known length to split"),
+    # Search options
+    ("folds not a splitter", None, lambda t: make_tuner(t, folds=5), r"Expected folds to be a scikit-learn splitter.*Received: folds=5"),
+    ("unknown refit", None, lambda t: make_tuner(t, refit="last"), r"Expected refit to be one of \['all', 'best_fold'\]\. Received: refit='last'"),
+    ("unknown cost", None, lambda t: make_tuner(t, cost="flops"), r"Expected cost to be one of \['params', 'macs'\]\. Received: cost='flops'"),
+    ("negative cost weight", None, lambda t: make_tuner(t, cost="params", cost_weight=-1), r"Expected cost_weight to be a number >= 0\. Received: cost_weight=-1"),
+    ("zero params budget", None, lambda t: make_tuner(t, max_params=0), r"Expected max_params to be an int >= 1\. Received: max_params=0"),
+    ("median stopping not a rule", None, lambda t: make_tuner(t, median_stopping="yes"), r"Expected median_stopping to be a keras_structopt\.search\.MedianStopping.*Received: median_stopping='yes'"),
+    ("base not a tuner", None, lambda t: kso.search.tuner(int, kso.DenseHyperModel(**DENSE)), r"Expected base to be a Keras Tuner tuner class\. Received: base=<class 'int'>"),
+    ("corrupted project directory", write("search/p/oracle.json", '{"ongoing_trials": {'), lambda t: make_tuner(t), r"Expected a project directory Keras Tuner can resume\. Received: .*oracle\.json', which cannot be read"),
+    ("search directory under a file", write("f", ""), lambda t: make_tuner(t / "f" / "x"), r"Expected directory to be a directory that can be written \(or created\).*is a file, not a directory"),
+    # Compression
+    ("negative tolerance", None, lambda t: compress(t, max_accuracy_loss=-0.1), r"max_accuracy_loss.*Received: max_accuracy_loss=-0\.1"),
+    ("unknown target", None, lambda t: compress(t, target="watch"), r"Expected target to be one of.*Received: target='watch'"),
+    ("sparsity of one", None, lambda t: compress(t, sparsity=1.0), r"Expected sparsity to be a float with 0 <= sparsity < 1.*Received: sparsity=1\.0"),
+    ("one cluster", None, lambda t: compress(t, clusters=1), r"Expected clusters.*Received: clusters=1"),
+    ("m:n with m >= n", None, lambda t: compress(t, sparsity_m_by_n=(4, 2)), r"Expected sparsity_m_by_n.*Received: sparsity_m_by_n=\(4, 2\)"),
+    ("unknown quantization", None, lambda t: compress(t, quantization="int4"), r"Expected quantization to be one of.*Received: quantization='int4'"),
+    ("slim everything", None, lambda t: compress(t, slim=1.0), r"Expected slim.*Received: slim=1\.0"),
+    ("unknown schedule", None, lambda t: compress(t, schedule="cosine"), r"Expected schedule to be one of.*Received: schedule='cosine'"),
+    ("exclude an unknown layer", None, lambda t: compress(t, exclude=("no_such_layer",)), r"Expected layer names of the model in exclude / layer_sparsity\. Received: \['no_such_layer'\]; the layers with weights are"),
+    ("training data of the wrong shape", None, lambda t: kso.compress(tiny_model(), (X[:, :8], Y), validation_data=(X, Y)), r"Expected train_data\[0\] of shape \(batch, 64\) to match the model's input\. Received: train_data\[0\]\.shape=\(64, 8\)"),
+    ("compress labels out of range", None, lambda t: kso.compress(tiny_model(), (X, Y + 5), validation_data=(X, Y)), r"Expected train_data\[1\] to hold class ids in \[0, 9\] for the model's 10 outputs\. Received: labels from 5 to 14"),
+    ("a Lambda layer", None, lambda t: kso.compress(lambda_model(), (X, Y), validation_data=(X, Y)), r"Expected a Keras 3 Sequential or functional model of standard layers\. Received: model .* 1 layer\(s\) the bridge cannot carry into tf_keras:(.|\n)*Lambda"),
+    # Exports
+    ("an existing SavedModel version", write("models/digits/1/saved_model.pb", "mine"), lambda t: kso.export_saved_model(tiny_model(), t / "models", "digits", version=1), r"Expected a new version\. Received: version=1, but .* exists"),
+    ("a model name with a path", None, lambda t: kso.export_saved_model(tiny_model(), t / "models", "a/b"), r"Expected name to be a model name .*Received: name='a/b'"),
+    ("an existing TFLite file", write("m.tflite", "mine"), lambda t: kso.export_tflite(tiny_model(), t / "m.tflite"), r"Expected path to be a new file\. Received: path=.*m\.tflite', which exists; pass overwrite=True"),
+    ("unknown TFLite quantization", None, lambda t: kso.export_tflite(tiny_model(), t / "m.tflite", quantization="int4"), r"Expected quantization to be one of.*Received: quantization='int4'"),
+    ("int8 without calibration data", None, lambda t: kso.export_tflite(tiny_model(), t / "m.tflite", quantization="int8"), r"Expected representative_data .*Received: representative_data=None"),
+    ("export under a file", write("file", "not a directory"), lambda t: kso.export_saved_model(tiny_model(), t / "file" / "models", "digits"), r"Expected directory to be a directory that can be written \(or created\)\. Received: directory=.*is a file, not a directory"),
+    # Architectures
+    ("unknown family", None, lambda t: kso.Architecture.from_dict({"version": 1, "family": "graph"}), r"family"),
+    ("architecture JSON that is not JSON", None, lambda t: kso.Architecture.from_json("{not json"), r"Expected"),
+    ("architecture of a future version", None, lambda t: kso.Architecture.from_dict({"version": 99, "family": "dense"}), r"Expected an architecture dict with version=1\. Received: version=99\."),
+    # Transfer
+    ("warm start from a missing project", None, lambda t: kso.search.warm_start(make_tuner(t), t / "nowhere"), r"Expected from_directory to be a Keras Tuner project directory \(holding oracle\.json\)\. Received: from_directory='.*nowhere'"),
+    ("warm start of no structures", None, lambda t: kso.search.warm_start(make_tuner(t), t, top_k=0), r"Expected top_k to be an int >= 1\. Received: top_k=0"),
+    # The command
+    ("command: zero epochs", None, lambda t: cli(t, "--epochs", "0"), r"Expected --epochs to be an int >= 1\. Received: --epochs=0"),
+    ("command: --out is a file", write("out", ""), lambda t: cli(t), r"Expected --out to be a directory that can be written \(or created\)\. Received: --out=.*is a file"),
+    ("command: resume a corrupted search", write("out/tuner/oracle.json", "garbage"), lambda t: cli(t, "--resume"), r"Expected a project directory Keras Tuner can resume\. Received: .*oracle\.json', which cannot be read"),
+    ("command: unknown view", None, lambda t: cli(t, "--view", "sideways"), r"Expected --view to be one of \['flat', 'rows', 'image', 'tokens'\]\. Received: --view='sideways'"),
+    ("command: prune epochs zero", None, lambda t: cli(t, "--max-accuracy-loss", "none", "--prune-epochs", "0"), r"Expected --prune-epochs to be an int >= 1\. Received: --prune-epochs=0"),
+]
+
+
+def _files(directory):
+    return {str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in directory.rglob("*") if p.is_file()}
+
+
+def test_the_table_has_at_least_forty_rows():
+    assert len(ROWS) >= 40 and len({row[0] for row in ROWS}) == len(ROWS)
+
+
+@pytest.mark.parametrize("name, setup, call, message", ROWS, ids=[row[0] for row in ROWS])
+def test_bad_input_is_rejected_before_any_training_and_leaves_no_file(tmp_path, capsys, monkeypatch, name, setup,
+                                                                      call, message):
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(keras.Model, "fit", no_training)
+    if setup is not None:
+        setup(tmp_path)
+    before = _files(tmp_path)
+    with pytest.raises((kso.ConfigurationError, kso.UnsupportedModelError, FileExistsError, SystemExit)) as caught:
+        call(tmp_path)
+    text = str(caught.value)
+    if caught.type is SystemExit:
+        assert caught.value.code == 2
+        text = capsys.readouterr().err
+    assert re.search(message, text), text
+    assert _files(tmp_path) == before  # no file appeared, none of the user's changed
