@@ -33,6 +33,7 @@ or a subclass) with the features asked for; users keep calling `tuner.search(...
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import time
@@ -223,6 +224,15 @@ class StructuralMixin:
             write_note(self.project_dir, trial.trial_id, {"inherited": self._inheritance})
             self._inheritance = None
         return self._with_stop(trial, self._with_cost(trial, results))
+
+    def on_trial_end(self, trial):
+        """Ends the trial as Keras Tuner does, then frees what it left (its model and graphs).
+
+        Keras Tuner clears the Keras session before the next build; collecting garbage here
+        as well keeps a long search's memory flat (`bench/memory.py` measures it).
+        """
+        super().on_trial_end(trial)
+        gc.collect()
 
     def _build_hypermodel(self, hp):
         model = super()._build_hypermodel(hp)
@@ -528,6 +538,8 @@ def _guard_oracle(tuner) -> None:
         for trial in oracle.trials.values():  # after a resume: what is already there counts
             if trial.trial_id != trial_id and trial.hyperparameters.values:
                 remember(trial.hyperparameters.values)
+        if grid:
+            _restore_grid(oracle, warm)
         while queue:
             entry = queue.pop(0)
             if oracle._duplicate(entry["values"]):
@@ -586,6 +598,25 @@ def _guard_oracle(tuner) -> None:
     oracle.populate_space = populate_space
     oracle.get_best_trials = get_best_trials
     oracle.end_trial = end_trial
+
+
+def _restore_grid(oracle, warm) -> None:
+    """Rebuilds GridSearch's walk after a resume (Keras Tuner saves neither its ordered list of
+    trials nor its queue, and a resumed grid raises `KeyError`): the grid's own trials in grid
+    order, each queued to propose its next combination, which the walk skips where tried."""
+    import functools
+
+    from keras_tuner.src.tuners.gridsearch import LinkedList
+
+    ids = [t for t in oracle.start_order if not warm(t) and oracle.trials[t].hyperparameters.values]
+    if not ids or all(t in oracle._ordered_ids._data_to_index for t in ids):
+        return
+    ordered = sorted(ids, key=functools.cmp_to_key(
+        lambda a, b: oracle._compare(oracle.trials[a].hyperparameters.values, oracle.trials[b].hyperparameters.values)))
+    oracle._ordered_ids = LinkedList()
+    for trial_id in ordered:
+        oracle._ordered_ids.insert(trial_id)
+    oracle._populate_next = list(ordered)
 
 
 _CLASSES: dict[type, type] = {}

@@ -289,6 +289,13 @@ KILLED_SEARCH = textwrap.dedent("""
                                   seed=3, folds=KFold(3, shuffle=True, random_state=0), directory=directory,
                                   project_name="cv", overwrite=False)
         search.search(x[:240], y[:240], epochs=1, batch_size=32, verbose=0, callbacks=[Log()])
+    elif sys.argv[4] in ("grid", "plain-grid"):
+        make = keras_tuner.GridSearch if sys.argv[4] == "plain-grid" else (
+            lambda *a, **k: kso.search.tuner(keras_tuner.GridSearch, *a, **k))
+        search = make(hypermodel, objective="val_accuracy", max_trials=5, directory=directory, project_name="grid",
+                      overwrite=False)
+        search.search(x[:240], y[:240], validation_data=(x[240:400], y[240:400]), epochs=1, batch_size=32,
+                      verbose=0, callbacks=[Log()])
     else:
         search = kso.search.tuner(kso.search.EvolutionarySearch, hypermodel, objective="val_accuracy",
                                   max_trials=5, population_size=2, sample_size=2, seed=0, directory=directory,
@@ -343,3 +350,24 @@ def test_killed_evolution_with_median_stopping_loses_no_trial(tmp_path):
     for path, text in finished.items():
         assert path.read_text() == text  # finished trials untouched
     assert "trials ['0', '1', '2', '3', '4'] ['COMPLETED'" in second.stdout, second.stdout
+
+
+@pytest.mark.slow
+def test_killed_grid_search_resumes_where_keras_tuner_raises_key_error(tmp_path):
+    # Keras Tuner saves no grid walk: a resumed GridSearch raises KeyError. Killed when the third
+    # trial starts; resumed, it trains that trial and the rest, and visits what an uninterrupted run does.
+    first = _run_killable(tmp_path, 3, "grid")
+    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+    (tmp_path / "trainings.log").write_text("")
+    second = _run_killable(tmp_path, 0, "grid")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert (tmp_path / "trainings.log").read_text().count("start") == 3  # trial 3 again, then 4 and 5
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    assert _run_killable(whole, 0, "grid").returncode == 0
+
+    def visited(directory):
+        return sorted(json.dumps(json.loads(p.read_text())["hyperparameters"]["values"], sort_keys=True)
+                      for p in (directory / "grid").glob("trial_*/trial.json"))
+
+    assert len(visited(tmp_path)) == 5 and visited(tmp_path) == visited(whole)
