@@ -83,7 +83,86 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed of the split, the search and the weights (default: 0)")
     run.add_argument("--resume", action="store_true", help="continue the search already in OUT/tuner")
     run.add_argument("--quiet", action="store_true", help="print only the summary")
+    run.add_argument(
+        "--job", default=None,
+        help="a JSON file of these settings, keys as the flags without dashes ({\"family\": \"conv\", "
+        "\"trials\": 5, \"max_accuracy_loss\": \"none\"}); flags given as well win",
+    )
     return parser
+
+
+def _run_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
+
+
+def load_job(path, parser: argparse.ArgumentParser | None = None) -> dict:
+    """Reads a job file: a JSON object of `run` settings, each key a flag without its dashes.
+
+    Every key and value is checked against the flags (unknown keys, wrong types), so a
+    malformed job fails before any work, naming the key, the value and what is accepted.
+
+    Example:
+        >>> import json
+        >>> path = getfixture("tmp_path") / "job.json"
+        >>> _ = path.write_text(json.dumps({"family": "conv", "trials": 5, "max_accuracy_loss": "none"}))
+        >>> load_job(path)
+        {'family': 'conv', 'trials': 5, 'max_accuracy_loss': 'none'}
+    """
+    run = _run_parser(parser or _parser())
+    actions = {a.dest: a for a in run._actions if a.dest not in ("help", "job")}
+    try:
+        job = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise _checks.error(
+            f"Expected --job to be a readable JSON file. Received: --job={str(path)!r} ({error})."
+        ) from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise _checks.error(
+            f"Expected --job to hold JSON. Received: --job={str(path)!r}, which does not parse ({error})."
+        ) from None
+    if not isinstance(job, dict):
+        raise _checks.error(
+            f"Expected --job to hold a JSON object of settings. Received: a JSON {type(job).__name__} in {str(path)!r}."
+        )
+    settings = {}
+    for key, value in job.items():
+        name = str(key).replace("-", "_")
+        action = actions.get(name)
+        if action is None:
+            raise _checks.error(
+                f"Expected the keys of --job among {sorted(actions)}. Received: {str(key)!r} in {str(path)!r}."
+            )
+        if isinstance(action, argparse._StoreTrueAction):
+            accepted, ok = "true or false", isinstance(value, bool)
+        elif action.type is int:
+            accepted, ok = "an integer", isinstance(value, int) and not isinstance(value, bool)
+        elif action.type is float:
+            accepted, ok = "a number", isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif name == "max_accuracy_loss":
+            accepted, ok = "a number or 'none'", isinstance(value, (int, float, str)) and not isinstance(value, bool)
+        else:
+            accepted, ok = "a string", isinstance(value, str)
+        if not ok and not (value is None and action.default is None):
+            raise _checks.error(f"Expected {name} in --job to be {accepted}. Received: {name}={value!r}.")
+        settings[name] = str(value) if name == "max_accuracy_loss" and value is not None else value
+    return settings
+
+
+def parse_run(argv: list[str]) -> argparse.Namespace:
+    """Parses and checks `run` flags (and a `--job` file): every problem raises a
+    `ConfigurationError` before any work.
+
+    Example:
+        >>> parse_run(["run", "--family", "conv", "--trials", "2"]).trials
+        2
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "job", None) is not None:
+        _run_parser(parser).set_defaults(**load_job(args.job, parser))
+        args = parser.parse_args(argv)  # flags given on the command line win over the job's
+    _validate(args)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         try:
-            _validate(args)
+            args = parse_run(argv)
             return run(args)
         except ConfigurationError as error:  # bad flags, or a --resume of a project that cannot be read
             print(f"keras-structopt run: error: {error}", file=sys.stderr)
@@ -148,6 +227,13 @@ def _validate(args) -> None:
     _checks.positive_int("--prune-epochs", args.prune_epochs)
     _checks.non_negative_int("--cluster-epochs", args.cluster_epochs)
     _checks.non_negative_int("--seed", args.seed)
+    from keras_structopt.export.saved_model import _NAME
+
+    if not isinstance(args.name, str) or not _NAME.match(args.name):
+        raise _checks.error(
+            "Expected --name to be a model name of letters, digits, '.', '_' and '-' (no path separators). "
+            f"Received: --name={args.name!r}."
+        )
     _checks.writable_directory("--out", args.out)
     project = Path(args.out) / "tuner"
     if project.exists() and not args.resume:

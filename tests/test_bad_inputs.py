@@ -1,6 +1,7 @@
 """Bad input, table-driven: each row is rejected before any training, with a message that names
 the argument, the value received and what is accepted, and leaves no file behind."""
 
+import json
 import re
 
 import keras
@@ -129,6 +130,7 @@ ROWS = [
     ("command: --out is a file", write("out", ""), lambda t: cli(t), r"Expected --out to be a directory that can be written \(or created\)\. Received: --out=.*is a file"),
     ("command: resume a corrupted search", write("out/tuner/oracle.json", "garbage"), lambda t: cli(t, "--resume"), r"Expected a project directory Keras Tuner can resume\. Received: .*oracle\.json', which cannot be read"),
     ("command: unknown view", None, lambda t: cli(t, "--view", "sideways"), r"Expected --view to be one of \['flat', 'rows', 'image', 'tokens'\]\. Received: --view='sideways'"),
+    ("command: a model name with a path", None, lambda t: cli(t, "--name", "../digits"), r"Expected --name to be a model name of letters, digits, '\.', '_' and '-' \(no path separators\)\. Received: --name='\.\./digits'\."),
     ("command: prune epochs zero", None, lambda t: cli(t, "--max-accuracy-loss", "none", "--prune-epochs", "0"), r"Expected --prune-epochs to be an int >= 1\. Received: --prune-epochs=0"),
 ]
 
@@ -160,3 +162,32 @@ def test_bad_input_is_rejected_before_any_training_and_leaves_no_file(tmp_path, 
         text = capsys.readouterr().err
     assert re.search(message, text), text
     assert _files(tmp_path) == before  # no file appeared, none of the user's changed
+
+
+# The command's job files: the rows above cover flags; these cover `--job`.
+JOB_ROWS = [
+    ("job file that is not JSON", "{family: conv", r"Expected --job to hold JSON\. Received: --job='.*job\.json', which does not parse"),
+    ("job file holding a list", "[1, 2]", r"Expected --job to hold a JSON object of settings\. Received: a JSON list"),
+    ("job with an unknown key", '{"colour": "red"}', r"Expected the keys of --job among \[.*'family'.*\]\. Received: 'colour'"),
+    ("job with a string for trials", '{"trials": "many"}', r"Expected trials in --job to be an integer\. Received: trials='many'\."),
+    ("job with a bad tuner", '{"tuner": "sideways"}', r"Expected --tuner to be one of \['random', 'grid', 'bayesian', 'hyperband'\]\. Received: --tuner='sideways'\."),
+    ("job with a number for resume", '{"resume": 1}', r"Expected resume in --job to be true or false\. Received: resume=1\."),
+]
+
+
+@pytest.mark.parametrize("name, text, message", JOB_ROWS, ids=[row[0] for row in JOB_ROWS])
+def test_a_bad_job_file_is_rejected_before_any_work(tmp_path, capsys, name, text, message):
+    (tmp_path / "job.json").write_text(text)
+    before = _files(tmp_path)
+    assert main(["run", "--job", str(tmp_path / "job.json"), "--out", str(tmp_path / "out")]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert _files(tmp_path) == before
+
+
+def test_a_job_file_sets_the_flags_and_flags_given_win(tmp_path):
+    from keras_structopt.cli import parse_run
+
+    (tmp_path / "job.json").write_text(json.dumps({"family": "conv", "trials": 4, "max_accuracy_loss": "none",
+                                                    "clusters": 8, "quiet": True}))
+    args = parse_run(["run", "--job", str(tmp_path / "job.json"), "--trials", "2", "--out", str(tmp_path / "o")])
+    assert (args.family, args.trials, args.max_accuracy_loss, args.clusters, args.quiet) == ("conv", 2, None, 8, True)
