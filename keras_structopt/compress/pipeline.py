@@ -468,7 +468,8 @@ def compress(
         )
     check_bridgeable(model)
     for argument, data in (("train_data", train), ("validation_data", validation), ("test_data", test)):
-        _check_against_model(model, data, argument)
+        if data is not None:
+            _check_against_model(model, data, argument)
     if recipe.slim is not None and is_tf_keras(model):
         raise _checks.error(
             "Expected a Keras 3 model for slimming (it rebuilds the network narrower in Keras 3). Received: a "
