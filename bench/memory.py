@@ -6,11 +6,14 @@ trial the process's resident set size (RSS, from /proc/self/statm) is recorded. 
 the RSS per trial and the growth per trial after the first five (a least-squares slope,
 so one noisy reading does not decide it), and writes JSON.
 
-Keras Tuner clears the Keras session before each build; keras-structopt's tuners also
-collect garbage after each trial, so the graphs and weights of finished trials are freed.
+Keras Tuner clears the Keras session before each build and keras-structopt's tuners collect
+garbage after each trial, yet TensorFlow 2.21 / Keras 3 keep each trained model's step
+graphs alive: in one process the memory grows with every trial. With `--isolate` each trial
+trains in its own process (`isolate_trials=True`) and the search process stays flat.
 
     python bench/memory.py                 # 50 trials x 1 epoch (a few minutes on 2 cores)
     python bench/memory.py --trials 12     # a quick look
+    python bench/memory.py --isolate       # one process per trial (isolate_trials=True)
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--out", default="bench/results/memory.json")
+    parser.add_argument("--isolate", action="store_true", help="one process per trial (isolate_trials=True)")
+    parser.add_argument("--out", default=None, help="JSON path (default: bench/results/memory[-isolated].json)")
     args = parser.parse_args(argv)
     data = load_digits_split("flat", seed=0)
     workdir = Path(tempfile.mkdtemp(prefix="structopt-bench-memory-"))
@@ -78,7 +82,7 @@ def main(argv=None) -> int:
     try:
         tuner = kso.search.tuner(Recording, kso.DenseHyperModel(input_shape=(64,), outputs=10, seed=0),
                                  objective="val_accuracy", max_trials=args.trials, seed=1, directory=workdir,
-                                 project_name="memory")
+                                 project_name="memory", isolate_trials=args.isolate)
         before = rss_mib()
         tuner.search(*data.train, validation_data=data.validation, epochs=args.epochs, batch_size=32, verbose=0)
     finally:
@@ -91,7 +95,7 @@ def main(argv=None) -> int:
     print(f"\nRSS before the search {before:.1f} MiB, after trial 5 {rss[min(4, len(rss) - 1)]:.1f} MiB, after "
           f"trial {len(rss)} {rss[-1]:.1f} MiB; growth per trial after the first five: {slope:.2f} MiB "
           f"({len(rss)} trials, {time.perf_counter() - started:.0f} s)")
-    out = Path(args.out)
+    out = Path(args.out or f"bench/results/memory{'-isolated' if args.isolate else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"settings": vars(args), "rss_before_mib": before, "rss_mib": rss,
                                "growth_mib_per_trial_after_5": slope,

@@ -346,6 +346,8 @@ def main(argv=None) -> int:
     parser.add_argument("--parts", default="evidence",
                         help="comma-separated: evidence, strategies, stopping, transfer, budget")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first seed (parts only): later seeds are added to an earlier run's rows")
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--strategy-trials", type=int, default=30, help="trials of each strategies search")
@@ -377,7 +379,14 @@ def main(argv=None) -> int:
             print_table(summarise(rows))
         for part in (p for p in parts if p in PARTS):  # each part keeps its own settings and rows
             rows = []
-            for seed in range(args.seeds):
+            if args.first_seed > 0 and part in results:  # more seeds for an earlier run of the part
+                earlier = results[part]
+                if any(earlier["settings"].get(k) != v for k, v in vars(args).items()
+                       if k in ("trials", "epochs", "strategy_trials", "budget_epochs") and k in earlier["settings"]):
+                    parser.error(f"--first-seed extends the part {part!r} only with its earlier settings "
+                                 f"{earlier['settings']}")
+                rows = [r for r in earlier["rows"] if r["seed"] < args.first_seed]
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 found = PARTS[part](seed, args, data, workdir)
                 for row in found:
                     print("  " + json.dumps(row), flush=True)

@@ -95,6 +95,8 @@ ROWS = [
     ("negative cost weight", None, lambda t: make_tuner(t, cost="params", cost_weight=-1), r"Expected cost_weight to be a number >= 0\. Received: cost_weight=-1"),
     ("zero params budget", None, lambda t: make_tuner(t, max_params=0), r"Expected max_params to be an int >= 1\. Received: max_params=0"),
     ("median stopping not a rule", None, lambda t: make_tuner(t, median_stopping="yes"), r"Expected median_stopping to be a keras_structopt\.search\.MedianStopping.*Received: median_stopping='yes'"),
+    ("isolated trials with folds", None, lambda t: make_tuner(t, isolate_trials=True, folds=KFOLD), r"Expected no folds with isolate_trials=True \(not carried into trial processes yet\)\. Received: folds=KFold"),
+    ("isolated trials with a dataset", None, lambda t: search(t, DATASET, tuner_kwargs={"isolate_trials": True}), r"Expected numpy arrays for isolate_trials=True .*Received: x of type"),
     ("base not a tuner", None, lambda t: kso.search.tuner(int, kso.DenseHyperModel(**DENSE)), r"Expected base to be a Keras Tuner tuner class\. Received: base=<class 'int'>"),
     ("corrupted project directory", write("search/p/oracle.json", '{"ongoing_trials": {'), lambda t: make_tuner(t), r"Expected a project directory Keras Tuner can resume\. Received: .*oracle\.json', which cannot be read"),
     ("search directory under a file", write("f", ""), lambda t: make_tuner(t / "f" / "x"), r"Expected directory to be a directory that can be written \(or created\).*is a file, not a directory"),

@@ -23,6 +23,7 @@ or a subclass) with the features asked for; users keep calling `tuner.search(...
 * **Failures**: a NaN or inf loss fails the trial at once with its reason; Bayesian
   optimisation counts it as the worst score and no oracle proposes its region again; a
   search that completes no trial raises `SearchFailedError`: see `search.failures`.
+* **One process per trial** (`isolate_trials=True`): see `search.isolated`.
 * **Weight inheritance** (`donors=[...]`) and warm start (`warm_start(tuner, ...)`): see
   `search.transfer`.
 * **Cost-aware objective** (`cost="params" | "macs"`, `cost_weight=w`, default 0.01): the
@@ -52,6 +53,7 @@ from keras_structopt.search.failures import (
     near_failure,
     worst_scores,
 )
+from keras_structopt.search.isolated import check_supported, run_isolated, save_data
 from keras_structopt.search.stopping import STOPPED_METRIC, MedianStopper, MedianStopping, stopped_note
 from keras_structopt.search.transfer import WARM_NOTE, inherit_weights, load_donors
 
@@ -96,7 +98,8 @@ class StructuralMixin:
     def __init__(self, hypermodel=None, *, folds=None, refit: str = "all", cost: str | None = None,
                  cost_weight: float = DEFAULT_COST_WEIGHT, max_params: int | None = None,
                  max_macs: int | None = None, max_latency_ms: float | None = None, deduplicate: bool = True,
-                 median_stopping: MedianStopping | bool | None = None, donors=None, **kwargs):
+                 median_stopping: MedianStopping | bool | None = None, donors=None, isolate_trials: bool = False,
+                 **kwargs):
         if folds is not None and not (hasattr(folds, "split") and hasattr(folds, "get_n_splits")):
             raise _checks.error(
                 "Expected folds to be a scikit-learn splitter (KFold, StratifiedKFold, GroupKFold, "
@@ -133,6 +136,9 @@ class StructuralMixin:
         super().__init__(hypermodel, **kwargs)
         self._data = None
         _guard_oracle(self)
+        self.isolate_trials, self._isolated_fit = bool(isolate_trials), None
+        if self.isolate_trials:
+            check_supported(self)
 
     # -- search -------------------------------------------------------------------------
 
@@ -149,6 +155,8 @@ class StructuralMixin:
             check(*fit_args, **fit_kwargs)
         if self.folds is not None:
             self._check_folds(fit_args, fit_kwargs)
+        if self.isolate_trials:
+            self._isolated_fit = save_data(self.project_dir, fit_args, fit_kwargs)
         try:
             result = super().search(*fit_args, **fit_kwargs)
         except RuntimeError as error:  # Keras Tuner's max_consecutive_failed_trials
@@ -210,7 +218,11 @@ class StructuralMixin:
             rejected = self._latency_rejection(trial)
             if rejected is not None:
                 return rejected
-        if self.folds is None:
+        if self.isolate_trials:
+            objective = self.oracle.objective if self.cost is None else self._base_objective
+            results = run_isolated(self, trial, dict(self._isolated_fit, epochs=fit_kwargs.get("epochs", 1)),
+                                   objective)
+        elif self.folds is None:
             callbacks = list(fit_kwargs.pop("callbacks", []))
             validation = fit_kwargs.get("validation_data")
             size = _length(validation[0]) if isinstance(validation, (tuple, list)) and validation else None
@@ -643,6 +655,8 @@ def tuner(base, hypermodel, **kwargs):
             below the median of the finished trials at the same epoch stops.
         donors: Keras 3 models (or `.keras` paths) each candidate inherits weights from
             (see `keras_structopt.search.transfer`).
+        isolate_trials: Train each trial in its own Python process, so the search's memory
+            stays flat over hundreds of trials (see `keras_structopt.search.isolated`).
         **kwargs: The base tuner's arguments (`objective`, `max_trials`, `directory`, ...).
 
     Returns:

@@ -193,33 +193,33 @@ for case in sys.argv[2:]:
 
 
 @pytest.mark.slow
-def test_saved_winners_compress_and_export_in_a_new_process(tmp_path):
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_saved_winners_compress_and_export_in_a_new_process(tmp_path, case):
     """A search winner of every family, saved to .keras, loaded in a new process: it keeps
-    its Architecture, compresses and exports."""
+    its Architecture, compresses and exports. (One case per test, so test workers share them.)"""
     import json
     import os
     import subprocess
     import sys
 
-    for case in sorted(CASES):
-        train, validation, _ = data_for(case, size=300)
-        tuner = keras_tuner.RandomSearch(
-            hypermodel(case), objective="val_accuracy", max_trials=1, seed=3, directory=tmp_path / "searches",
-            project_name=case,
-        )
-        tuner.search(*train, validation_data=validation, epochs=2, verbose=0)
-        assert_all_completed(tuner, expected=1)
-        winner = tuner.get_best_models(1)[0]
-        winner.save(tmp_path / f"{case}.keras")
-        (tmp_path / f"{case}.json").write_text(kso.architecture_of(winner).to_json())
+    train, validation, _ = data_for(case, size=300)
+    tuner = keras_tuner.RandomSearch(
+        hypermodel(case), objective="val_accuracy", max_trials=1, seed=3, directory=tmp_path / "searches",
+        project_name=case,
+    )
+    tuner.search(*train, validation_data=validation, epochs=2, verbose=0)
+    assert_all_completed(tuner, expected=1)
+    winner = tuner.get_best_models(1)[0]
+    winner.save(tmp_path / f"{case}.keras")
+    (tmp_path / f"{case}.json").write_text(kso.architecture_of(winner).to_json())
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     result = subprocess.run(
-        [sys.executable, "-c", _LOADED_WINNERS, str(tmp_path), *sorted(CASES)],
+        [sys.executable, "-c", _LOADED_WINNERS, str(tmp_path), case],
         capture_output=True, text=True, timeout=1500, cwd=root,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     outcomes = {o["case"]: o for o in map(json.loads, [line for line in result.stdout.splitlines() if line.startswith("{")])}
-    assert sorted(outcomes) == sorted(CASES)
+    assert sorted(outcomes) == [case]
     for outcome in outcomes.values():
         assert outcome["spec_kept"] and outcome["compressed_spec_kept"], outcome
         assert outcome["stages"] == ["baseline", "pruned", "clustered", "quantized"], outcome

@@ -68,7 +68,7 @@ def test_max_consecutive_failed_trials_is_honoured_with_the_first_reason(tmp_pat
 
 def test_bayesian_optimisation_does_not_propose_a_diverged_region_again(tmp_path, small_digits):
     tuner = kso.search.tuner(keras_tuner.BayesianOptimization, DivergingSpace(), objective="val_accuracy",
-                             max_trials=8, num_initial_points=3, seed=2, max_consecutive_failed_trials=10,
+                             max_trials=6, num_initial_points=3, seed=2, max_consecutive_failed_trials=10,
                              directory=tmp_path, project_name="bayes")
     _search(tuner, small_digits)
     oracle = tuner.oracle
