@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from keras_structopt.errors import ConfigurationError
+if TYPE_CHECKING:
+    from keras_structopt.errors import ConfigurationError
 
 
 def error(message: str) -> ConfigurationError:
+    from keras_structopt.errors import ConfigurationError  # imports Keras Tuner: only when raising
+
     return ConfigurationError(message)
 
 

@@ -2,7 +2,9 @@
 
 `keras-structopt run` searches a structural space on a bundled dataset, compresses
 the winner, exports it and writes a report. With no flags it runs a small real job:
-the dense family on scikit-learn's digits.
+the dense family on scikit-learn's digits. `compress MODEL` and `export MODEL` do the
+end of that job for a model the user already has; `report DIR` redraws the tables and
+plots of an existing search. `python -m keras_structopt` is the same command.
 """
 
 from __future__ import annotations
@@ -33,10 +35,61 @@ FAMILY_VIEWS = {
 }
 
 
+EXAMPLES = """examples:
+  keras-structopt run                                  # dense family on bundled digits, the defaults
+  keras-structopt run --family conv --trials 5 --epochs 10 --out cnn
+  keras-structopt run --config job.toml                # settings (and the space) from a job file
+  keras-structopt compress model.keras --out small     # compress a model you already have
+  keras-structopt export model.keras --out serving     # SavedModel version + TFLite, no compression
+  keras-structopt report structopt-out                 # tables and plots of an existing search
+"""
+
+
+def _add_output_flags(parser, *, name_default: str = "digits") -> None:
+    parser.add_argument("--out", default="structopt-out", help="output directory (default: structopt-out)")
+    parser.add_argument("--name", default=name_default, help=f"exported model name (default: {name_default})")
+    _add_verbosity_flags(parser)
+
+
+def _add_verbosity_flags(parser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    parser.add_argument(
+        "--verbose", action="store_true", help="let TensorFlow's own log lines through (hidden by default)"
+    )
+
+
+def _add_compression_flags(parser) -> None:
+    parser.add_argument(
+        "--target", default="cpu",
+        help="deployment preset whose stages the compression uses: mobile, cpu, gpu or tpu (default: cpu)",
+    )
+    parser.add_argument(
+        "--max-accuracy-loss", default="0.01",
+        help="search for the smallest model whose validation accuracy is at most this much below the "
+        "winner's (default: 0.01, one point); 'none' applies the settings below once instead",
+    )
+    parser.add_argument("--slim", type=float, default=None, help="fixed settings: fraction of units to remove")
+    parser.add_argument("--sparsity", type=float, default=None, help="fixed settings: target kernel sparsity (0.8)")
+    parser.add_argument(
+        "--clusters", type=int, default=None, help="fixed settings: max distinct values per kernel; 0 skips (16)"
+    )
+    parser.add_argument(
+        "--quantization", default=None,
+        help="fixed settings: TFLite conversion: dynamic, float16, int8, qat or none (dynamic)",
+    )
+    parser.add_argument("--prune-epochs", type=int, default=10, help="fine-tuning epochs while pruning (default: 10)")
+    parser.add_argument(
+        "--cluster-epochs", type=int, default=3, help="fine-tuning epochs while clustering (default: 3)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the weights (default: 0)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keras-structopt",
         description="Search a Keras model's structure, compress the winner, export it.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
@@ -48,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
             "TF Serving SavedModel and a TFLite file, and write OUT/report.json and "
             "OUT/report.md."
         ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--family", default="dense", help=f"one of {sorted(FAMILIES)} (default: dense)")
     run.add_argument(
@@ -58,36 +113,58 @@ def _parser() -> argparse.ArgumentParser:
         "--trials", type=int, default=10, help="max trials (default: 10; Hyperband sizes itself from --epochs)"
     )
     run.add_argument("--epochs", type=int, default=20, help="epochs per trial (default: 20)")
-    run.add_argument(
-        "--target", default="cpu",
-        help="deployment preset whose stages the compression uses: mobile, cpu, gpu or tpu (default: cpu)",
-    )
-    run.add_argument(
-        "--max-accuracy-loss", default="0.01",
-        help="search for the smallest model whose validation accuracy is at most this much below the "
-        "winner's (default: 0.01, one point); 'none' applies the settings below once instead",
-    )
-    run.add_argument("--slim", type=float, default=None, help="fixed settings: fraction of units to remove")
-    run.add_argument("--sparsity", type=float, default=None, help="fixed settings: target kernel sparsity (0.8)")
-    run.add_argument(
-        "--clusters", type=int, default=None, help="fixed settings: max distinct values per kernel; 0 skips (16)"
-    )
-    run.add_argument(
-        "--quantization", default=None,
-        help="fixed settings: TFLite conversion: dynamic, float16, int8, qat or none (dynamic)",
-    )
-    run.add_argument("--prune-epochs", type=int, default=10, help="fine-tuning epochs while pruning (default: 10)")
-    run.add_argument("--cluster-epochs", type=int, default=3, help="fine-tuning epochs while clustering (default: 3)")
-    run.add_argument("--out", default="structopt-out", help="output directory (default: structopt-out)")
-    run.add_argument("--name", default="digits", help="exported model name (default: digits)")
-    run.add_argument("--seed", type=int, default=0, help="seed of the split, the search and the weights (default: 0)")
+    _add_compression_flags(run)
+    _add_output_flags(run)
     run.add_argument("--resume", action="store_true", help="continue the search already in OUT/tuner")
-    run.add_argument("--quiet", action="store_true", help="print only the summary")
     run.add_argument(
-        "--job", default=None,
-        help="a JSON file of these settings, keys as the flags without dashes ({\"family\": \"conv\", "
-        "\"trials\": 5, \"max_accuracy_loss\": \"none\"}); flags given as well win",
+        "--job", "--config", dest="job", default=None,
+        help="a job file (.toml or .json) of these settings, keys as the flags without dashes (family = "
+        "\"conv\", trials = 5, max_accuracy_loss = \"none\"), optionally grouped in [search], [compression] "
+        "and [export] tables, and a [space] table of HyperModel arguments (a list is a choice, {min, max} a "
+        "range); flags given as well win",
     )
+    run.set_defaults(space=None)
+
+    compress = commands.add_parser(
+        "compress",
+        help="compress a saved Keras model, export it, write the report",
+        description=(
+            "Load MODEL (a .keras file, in Keras' safe mode), compress it on the bundled digits view its "
+            "input fits (fine-tuning and the guarded search on the training and validation splits, the "
+            "report on the test split), export a SavedModel version and a TFLite file, and write "
+            "OUT/report.json, OUT/report.md and OUT/compression.png."
+        ),
+    )
+    compress.add_argument("model", help="the model: a .keras file")
+    compress.add_argument(
+        "--view", default=None, help="digits view the model reads: flat, image, rows or tokens (default: from "
+        "the model's input)",
+    )
+    _add_compression_flags(compress)
+    _add_output_flags(compress, name_default="model")
+
+    export = commands.add_parser(
+        "export",
+        help="export a saved Keras model: SavedModel version + TFLite",
+        description="Load MODEL (a .keras file, in Keras' safe mode) and write OUT/NAME/VERSION (the next "
+        "TF Serving version) and OUT/tflite/NAME-VERSION.tflite.",
+    )
+    export.add_argument("model", help="the model: a .keras file")
+    export.add_argument(
+        "--quantization", default="dynamic", help="TFLite conversion: dynamic, float16 or none (default: dynamic)"
+    )
+    _add_output_flags(export, name_default="model")
+
+    report = commands.add_parser(
+        "report",
+        help="tables and plots of an existing search directory",
+        description="Read a search's project directory (a Keras Tuner project, or the OUT of `keras-structopt "
+        "run`), without changing it, and write trials.json, trials.md, learning_curves.png, pareto.png and "
+        "TensorBoard HParams (and, for a run's OUT, report.md and compression.png again) to a new directory.",
+    )
+    report.add_argument("directory", help="the project directory, or a `run` OUT directory")
+    report.add_argument("--out", default=None, help="where to write (default: DIRECTORY/report); must be new")
+    _add_verbosity_flags(report)
     return parser
 
 
@@ -95,11 +172,88 @@ def _run_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
 
 
-def load_job(path, parser: argparse.ArgumentParser | None = None) -> dict:
-    """Reads a job file: a JSON object of `run` settings, each key a flag without its dashes.
+JOB_SECTIONS = ("search", "compression", "export")
+# HyperModel arguments a job's [space] cannot set: the command sets them from the data.
+_SPACE_FIXED = ("input_shape", "outputs", "seed", "vocabulary_size", "name", "tunable")
 
-    Every key and value is checked against the flags (unknown keys, wrong types), so a
-    malformed job fails before any work, naming the key, the value and what is accepted.
+
+def _read_job_file(path) -> dict:
+    import tomllib
+
+    is_toml = str(path).lower().endswith(".toml")
+    kind = "TOML" if is_toml else "JSON"
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise _checks.error(
+            f"Expected --job to be a readable job file (.toml or .json). Received: --job={str(path)!r} ({error})."
+        ) from None
+    try:
+        job = tomllib.loads(text) if is_toml else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as error:
+        raise _checks.error(
+            f"Expected --job to hold {kind}. Received: --job={str(path)!r}, which does not parse ({error})."
+        ) from None
+    if not isinstance(job, dict):
+        raise _checks.error(
+            f"Expected --job to hold a {kind} object of settings. Received: a {kind} {type(job).__name__} in "
+            f"{str(path)!r}."
+        )
+    flat = {}
+    for key, value in job.items():
+        if key in JOB_SECTIONS:
+            if not isinstance(value, dict):
+                raise _checks.error(
+                    f"Expected [{key}] in --job to be a table of settings. Received: {key}={value!r}."
+                )
+            for inner, setting in value.items():
+                if inner in flat:
+                    raise _checks.error(
+                        f"Expected each setting once in --job. Received: {inner!r} twice in {str(path)!r}."
+                    )
+                flat[inner] = setting
+        elif key in flat:
+            raise _checks.error(f"Expected each setting once in --job. Received: {key!r} twice in {str(path)!r}.")
+        else:
+            flat[key] = value
+    return flat
+
+
+def _space_arguments(space, path) -> dict:
+    """A job's [space] table as HyperModel arguments: a list is a choice, {min, max} a range."""
+    if not isinstance(space, dict):
+        raise _checks.error(
+            f"Expected space in --job to be a table of HyperModel arguments. Received: space={space!r}."
+        )
+    arguments = {}
+    for key, value in space.items():
+        if key in _SPACE_FIXED:
+            raise _checks.error(
+                f"Expected [space] in --job without {list(_SPACE_FIXED)} (the command sets them from the data). "
+                f"Received: {key}={value!r} in {str(path)!r}."
+            )
+        if isinstance(value, dict):
+            if set(value) == {"min", "max"}:
+                value = (value["min"], value["max"])
+            elif set(value) == {"range"} and isinstance(value["range"], list) and len(value["range"]) == 2:
+                value = tuple(value["range"])
+            else:
+                raise _checks.error(
+                    f"Expected {key} in [space] to be a value, a list (a choice) or {{min = A, max = B}} (a "
+                    f"range). Received: {key}={value!r}."
+                )
+        arguments[key] = value
+    return arguments
+
+
+def load_job(path, parser: argparse.ArgumentParser | None = None) -> dict:
+    """Reads a job file (TOML or JSON): `run` settings, each key a flag without its dashes.
+
+    Settings may be grouped in `[search]`, `[compression]` and `[export]` tables; a
+    `[space]` table holds arguments of the family's HyperModel (a list is a choice,
+    `{min = A, max = B}` a range). Every key and value is checked against the flags
+    (unknown keys, wrong types), so a malformed job fails before any work, naming the key,
+    the value and what is accepted; the space's values are checked by the HyperModel.
 
     Example:
         >>> import json
@@ -107,30 +261,26 @@ def load_job(path, parser: argparse.ArgumentParser | None = None) -> dict:
         >>> _ = path.write_text(json.dumps({"family": "conv", "trials": 5, "max_accuracy_loss": "none"}))
         >>> load_job(path)
         {'family': 'conv', 'trials': 5, 'max_accuracy_loss': 'none'}
+        >>> path = getfixture("tmp_path") / "job.toml"
+        >>> _ = path.write_text(
+        ...     '[search]\\ntrials = 3\\n[space]\\nnum_layers = {min = 1, max = 2}\\nunits = [16, 32]\\n')
+        >>> load_job(path)
+        {'trials': 3, 'space': {'num_layers': (1, 2), 'units': [16, 32]}}
     """
     run = _run_parser(parser or _parser())
     actions = {a.dest: a for a in run._actions if a.dest not in ("help", "job")}
-    try:
-        job = json.loads(Path(path).read_text())
-    except OSError as error:
-        raise _checks.error(
-            f"Expected --job to be a readable JSON file. Received: --job={str(path)!r} ({error})."
-        ) from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise _checks.error(
-            f"Expected --job to hold JSON. Received: --job={str(path)!r}, which does not parse ({error})."
-        ) from None
-    if not isinstance(job, dict):
-        raise _checks.error(
-            f"Expected --job to hold a JSON object of settings. Received: a JSON {type(job).__name__} in {str(path)!r}."
-        )
+    job = _read_job_file(path)
     settings = {}
     for key, value in job.items():
         name = str(key).replace("-", "_")
+        if name == "space":
+            settings["space"] = _space_arguments(value, path)
+            continue
         action = actions.get(name)
         if action is None:
             raise _checks.error(
-                f"Expected the keys of --job among {sorted(actions)}. Received: {str(key)!r} in {str(path)!r}."
+                f"Expected the keys of --job among {sorted([*actions, 'space'])}. Received: {str(key)!r} in "
+                f"{str(path)!r}."
             )
         if isinstance(action, argparse._StoreTrueAction):
             accepted, ok = "true or false", isinstance(value, bool)
@@ -168,22 +318,45 @@ def parse_run(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `keras-structopt` command; returns the exit status.
 
+    TensorFlow's own log lines are kept out of the output unless `--verbose` is given
+    (`keras_structopt._quiet`). Bad flags and bad job files exit with status 2 before
+    any work, a search without a completed trial with status 1.
+
     Example:
         >>> from keras_structopt.cli import main
         >>> main(["run", "--tuner", "sideways"])  # bad flags fail before any work
         2
     """
+    from keras_structopt._quiet import quiet_tensorflow
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser().parse_args(argv)
+    end_quiet = (lambda: None) if args.verbose else quiet_tensorflow()
+    try:
+        return _dispatch(args, argv)
+    finally:
+        end_quiet()
+
+
+def _dispatch(args, argv) -> int:
     from keras_structopt.errors import ConfigurationError
 
-    args = _parser().parse_args(argv)
-    if args.command == "run":
-        try:
+    try:
+        if args.command == "run":
             args = parse_run(argv)
             return run(args)
-        except ConfigurationError as error:  # bad flags, or a --resume of a project that cannot be read
-            print(f"keras-structopt run: error: {error}", file=sys.stderr)
-            return 2
-    return 2  # pragma: no cover - argparse requires a command
+        if args.command == "compress":
+            _validate_compression(args)
+            _validate_output(args)
+            return compress_command(args)
+        if args.command == "export":
+            _checks.one_of("--quantization", args.quantization, ("dynamic", "float16", "none"))
+            _validate_output(args)
+            return export_command(args)
+        return report_command(args)
+    except ConfigurationError as error:  # bad flags, a job file, a model or a project that cannot be read
+        print(f"keras-structopt {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 def _validate(args) -> None:
@@ -193,6 +366,19 @@ def _validate(args) -> None:
         _checks.one_of("--view", args.view, FAMILY_VIEWS[args.family])
     _checks.positive_int("--trials", args.trials)
     _checks.positive_int("--epochs", args.epochs)
+    _validate_compression(args)
+    _validate_output(args)
+    project = Path(args.out) / "tuner"
+    if project.exists() and not args.resume:
+        raise _checks.error(
+            f"Expected --out to hold no earlier search. Received: --out={args.out!r}, whose "
+            f"{str(project)!r} exists; pass --resume to continue that search, or choose another --out."
+        )
+    if args.space is not None:
+        _hypermodel(args)  # the job's [space] is checked by the HyperModel, before any work
+
+
+def _validate_compression(args) -> None:
     _checks.one_of("--target", args.target, ("mobile", "cpu", "gpu", "tpu"))
     if str(args.max_accuracy_loss).lower() == "none":
         args.max_accuracy_loss = None
@@ -227,6 +413,9 @@ def _validate(args) -> None:
     _checks.positive_int("--prune-epochs", args.prune_epochs)
     _checks.non_negative_int("--cluster-epochs", args.cluster_epochs)
     _checks.non_negative_int("--seed", args.seed)
+
+
+def _validate_output(args) -> None:
     from keras_structopt.export.saved_model import _NAME
 
     if not isinstance(args.name, str) or not _NAME.match(args.name):
@@ -235,12 +424,29 @@ def _validate(args) -> None:
             f"Received: --name={args.name!r}."
         )
     _checks.writable_directory("--out", args.out)
-    project = Path(args.out) / "tuner"
-    if project.exists() and not args.resume:
+
+
+def _hypermodel(args, data=None):
+    """The family's HyperModel on the digits view, with the job's [space] arguments."""
+    import inspect
+
+    import keras_structopt as kso
+    from keras_structopt.data.digits import DIGITS_VIEWS
+
+    view, class_name = FAMILIES[args.family]
+    view = args.view or view
+    cls = getattr(kso, class_name)
+    kwargs = {"input_shape": DIGITS_VIEWS[view], "outputs": 10, "seed": args.seed}
+    if view == "tokens" and args.family != "dense":
+        kwargs["vocabulary_size"] = 17
+    space = dict(args.space or {})
+    accepted = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", *_SPACE_FIXED)]
+    unknown = sorted(set(space) - set(accepted))
+    if unknown:
         raise _checks.error(
-            f"Expected --out to hold no earlier search. Received: --out={args.out!r}, whose "
-            f"{str(project)!r} exists; pass --resume to continue that search, or choose another --out."
+            f"Expected the [space] arguments of {class_name} among {accepted}. Received: {unknown} in --job."
         )
+    return cls(**kwargs, **space)
 
 
 def make_tuner(
@@ -289,7 +495,7 @@ def _progress_callback(say, total):
     """A Keras callback that reports each trial's end (it survives Keras Tuner's deep copy)."""
     import keras
 
-    state = {"trial": 0, "start": 0.0, "best": None}
+    state = {"trial": 0, "start": 0.0, "best": None, "seconds": []}
     key = "val_accuracy"
 
     def report(event, logs):
@@ -300,9 +506,14 @@ def _progress_callback(say, total):
             if value is not None and (state["best"] is None or value > state["best"]):
                 state["best"] = value
         else:
+            seconds = time.time() - state["start"]
+            state["seconds"].append(seconds)
             best = "n/a" if state["best"] is None else f"{state['best']:.4f}"
-            say(f"  trial {state['trial']}/{total}: best {key} {best} "
-                f"({time.time() - state['start']:.1f} s)")
+            left = ""
+            if isinstance(total, int) and state["trial"] < total:
+                mean = sum(state["seconds"]) / len(state["seconds"])
+                left = f", about {_duration(mean * (total - state['trial']))} left"
+            say(f"  trial {state['trial']}/{total}: best {key} {best} ({seconds:.1f} s{left})")
 
     class Progress(keras.callbacks.Callback):
         def __init__(self):
@@ -319,6 +530,21 @@ def _progress_callback(say, total):
             self.report("end", logs or {})
 
     return Progress()
+
+
+def _duration(seconds: float) -> str:
+    """A duration for people.
+
+    Example:
+        >>> _duration(42.4), _duration(125), _duration(7300)
+        ('42 s', '2 min 5 s', '2 h 1 min')
+    """
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 JOB_FILE = "job.json"  # where a run is: {"status": "exporting" | "done", "version": N}
@@ -375,23 +601,17 @@ def run(args) -> int:
 
     import keras_structopt as kso
     from keras_structopt.data import load_digits_split
-    from keras_structopt.export.report import plot_stages, search_table, stage_table, write_report
-    from keras_structopt.export.saved_model import existing_versions
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     job = _read_job(out) if args.resume else {}
     if args.resume:
         _remove_temporaries(out, args.name)
-    view, class_name = FAMILIES[args.family]
-    view = args.view or view
+    view = args.view or FAMILIES[args.family][0]
     data = load_digits_split(view, seed=args.seed)
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(args.seed)
-    hypermodel_kwargs = {"input_shape": data.input_shape, "outputs": data.num_classes, "seed": args.seed}
-    if data.vocabulary_size and args.family != "dense":
-        hypermodel_kwargs["vocabulary_size"] = data.vocabulary_size
-    hypermodel = getattr(kso, class_name)(**hypermodel_kwargs)
+    hypermodel = _hypermodel(args)
     tuner = make_tuner(
         args.tuner, hypermodel, trials=args.trials, epochs=args.epochs, seed=args.seed,
         directory=out, project_name="tuner",
@@ -423,10 +643,37 @@ def run(args) -> int:
     say(f"Best trial {best_trial.trial_id}: val accuracy {objective:.4f}, test accuracy "
         f"{test_accuracy:.4f}, {spec.count_params():,} parameters")
 
+    search = {
+        "family": args.family,
+        "tuner": args.tuner,
+        "trials_completed": len(completed),
+        "trials_total": len(trials),
+        "best_trial": best_trial.trial_id,
+        "best_val_accuracy": float(objective),
+        "best_test_accuracy": test_accuracy,
+        "best_hyperparameters": {k: v for k, v in best_hp.values.items()},
+        "best_architecture": spec.to_dict(),
+        "best_params": spec.count_params(),
+        "best_macs": spec.count_macs(),
+        "seconds": seconds,
+    }
+    data_record = {"dataset": "digits", "view": view, "split": "stratified 60/20/20", "seed": args.seed}
+    return _compress_and_export(best_model, data, args, out, say, job, {"data": data_record, "search": search})
+
+
+def _compress_and_export(model, data, args, out: Path, say, job: dict, report: dict) -> int:
+    """Compresses `model` (the guarded search or fixed settings of `args`), exports the next version
+    (or finishes the version a killed job left), writes the report; the end of `run` and `compress`."""
+    import keras
+
+    import keras_structopt as kso
+    from keras_structopt.export.report import plot_stages, search_table, stage_table, write_report
+    from keras_structopt.export.saved_model import existing_versions
+
     if args.max_accuracy_loss is not None:
         settings = {"target": args.target, "max_accuracy_loss": args.max_accuracy_loss}
-        say(f"Compressing: the smallest {args.target} model within {args.max_accuracy_loss:g} of the winner's "
-            "validation accuracy")
+        say(f"Compressing: the smallest {args.target} model within {args.max_accuracy_loss:g} of the "
+            "uncompressed model's validation accuracy")
     else:
         settings = {"slim": args.slim, "sparsity": args.sparsity, "clusters": args.clusters or None,
                     "quantization": args.quantization}
@@ -434,7 +681,7 @@ def run(args) -> int:
             f"{args.clusters or 'no'} values, {args.quantization} quantization")
     keras.utils.set_random_seed(args.seed)
     compressed, compression = kso.compress(
-        best_model,
+        model,
         data.train,
         validation_data=data.validation,
         test_data=data.test,
@@ -457,21 +704,7 @@ def run(args) -> int:
         representative_data=data.train[0][:512], strip=compression.recipe.strip, overwrite=pending is not None,
     )
     report = {
-        "data": {"dataset": "digits", "view": view, "split": "stratified 60/20/20", "seed": args.seed},
-        "search": {
-            "family": args.family,
-            "tuner": args.tuner,
-            "trials_completed": len(completed),
-            "trials_total": len(trials),
-            "best_trial": best_trial.trial_id,
-            "best_val_accuracy": float(objective),
-            "best_test_accuracy": test_accuracy,
-            "best_hyperparameters": {k: v for k, v in best_hp.values.items()},
-            "best_architecture": spec.to_dict(),
-            "best_params": spec.count_params(),
-            "best_macs": spec.count_macs(),
-            "seconds": seconds,
-        },
+        **report,
         "compression": {
             "settings": {**settings, "prune_epochs": args.prune_epochs, "cluster_epochs": args.cluster_epochs},
             "size_ratio": compression.size_ratio(),
@@ -497,6 +730,113 @@ def run(args) -> int:
         say("\n".join(stage_table(report["compression"]["stages"])))
         say("")
         say(f"Wrote {out / 'report.json'}, {out / 'report.md'}, {out / 'compression.png'}, {saved_model}, {tflite}")
+    return 0
+
+
+def _load_user_model(path):
+    """A .keras file loaded in Keras' safe mode (no code from the file runs); a clear error otherwise."""
+    import keras
+
+    if not str(path).endswith(".keras") or not Path(path).is_file():
+        raise _checks.error(f"Expected MODEL to be an existing .keras file. Received: MODEL={str(path)!r}.")
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a file it cannot read
+        raise _checks.error(
+            f"Expected MODEL to be a Keras model file that loads in safe mode. Received: MODEL={str(path)!r} "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})."
+        ) from None
+
+
+def _view_of(model, view):
+    """The digits view a model reads: given, or recognised from its input."""
+    from keras_structopt.data.digits import DIGITS_VIEWS
+
+    if len(model.inputs) != 1:
+        raise _checks.error(
+            f"Expected a model with one input for the bundled digits. Received: {len(model.inputs)} inputs."
+        )
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:] if d is not None)
+    integer = "int" in str(model.inputs[0].dtype)
+    if view is not None:
+        _checks.one_of("--view", view, tuple(DIGITS_VIEWS))
+        fits = DIGITS_VIEWS[view] == shape and (view == "tokens") == integer
+    else:
+        matches = [v for v, s in DIGITS_VIEWS.items() if s == shape and (v == "tokens") == integer]
+        view, fits = (matches[0], True) if matches else (None, False)
+    if not fits:
+        accepted = ", ".join(f"{v} {s}" for v, s in DIGITS_VIEWS.items())
+        raise _checks.error(
+            f"Expected a model whose input fits a bundled digits view ({accepted}; tokens are integers). "
+            f"Received: input shape {shape} of dtype {model.inputs[0].dtype}"
+            f"{'' if view is None else f' for --view={view}'}."
+        )
+    return view
+
+
+def compress_command(args) -> int:
+    """`keras-structopt compress MODEL`: the end of `run`, on a model the user already has."""
+    say = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, flush=True))
+    import tensorflow as tf
+
+    from keras_structopt.data import load_digits_split
+
+    out = Path(args.out)
+    if (out / "report.json").exists():
+        raise _checks.error(
+            f"Expected --out without an earlier report. Received: --out={args.out!r}, which holds report.json; "
+            "choose another --out."
+        )
+    model = _load_user_model(args.model)
+    view = _view_of(model, args.view)
+    data = load_digits_split(view, seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    tf.config.experimental.enable_op_determinism()
+    say(f"Compressing {args.model} on digits ({view})")
+    record = {"model": str(args.model),
+              "data": {"dataset": "digits", "view": view, "split": "stratified 60/20/20", "seed": args.seed}}
+    return _compress_and_export(model, data, args, out, say, {}, record)
+
+
+def export_command(args) -> int:
+    """`keras-structopt export MODEL`: the next SavedModel version and a TFLite file, nothing compressed."""
+    import keras_structopt as kso
+    from keras_structopt.export.saved_model import existing_versions
+
+    model = _load_user_model(args.model)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    version = (existing_versions(out, args.name) or [0])[-1] + 1
+    saved_model = kso.export_saved_model(model, out, args.name, version=version)
+    tflite = kso.export_tflite(model, out / "tflite" / f"{args.name}-{version}.tflite",
+                               quantization=args.quantization)
+    if args.quiet:
+        print(json.dumps({"saved_model": str(saved_model), "tflite": str(tflite)}))
+    else:
+        print(f"Wrote {saved_model} (TF Serving version {version}) and {tflite}", flush=True)
+    return 0
+
+
+def report_command(args) -> int:
+    """`keras-structopt report DIR`: tables and plots of an existing search, the project only read."""
+    from keras_structopt.export.report import plot_stages, render_markdown
+    from keras_structopt.search.project import write_search_report
+
+    directory = Path(args.directory)
+    project = directory / "tuner" if (directory / "tuner" / "oracle.json").is_file() else directory
+    out = Path(args.out) if args.out else directory / "report"
+    written = write_search_report(project, out)
+    run_report = directory / "report.json"
+    if run_report.is_file():  # the OUT of `keras-structopt run`: its compression report again
+        report = json.loads(run_report.read_text())
+        (out / "report.md").write_text(render_markdown(report))
+        written.append(out / "report.md")
+        if report.get("compression"):
+            written.append(plot_stages(report["compression"], out / "compression.png"))
+    if args.quiet:
+        print(json.dumps([str(p) for p in written]))
+    else:
+        print(f"Wrote {', '.join(str(p) for p in written)}", flush=True)
     return 0
 
 

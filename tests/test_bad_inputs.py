@@ -77,6 +77,11 @@ ROWS = [
     ("outputs zero", None, lambda t: kso.DenseHyperModel(input_shape=(64,), outputs=0), r"Expected outputs.*Received: outputs=0"),
     ("unknown task", None, lambda t: kso.DenseHyperModel(**DENSE, task="ranking"), r"Expected task to be one of .*Received: task='ranking'"),
     ("negative seed", None, lambda t: kso.DenseHyperModel(**DENSE, seed=-1), r"Expected seed to be an int >= 0.*Received: seed=-1"),
+    ("unknown optimizer", None, lambda t: kso.DenseHyperModel(**DENSE, optimizer="adamm"), r"Expected optimizer to be a Keras optimizer name among .*Received: optimizer='adamm'"),
+    ("optimizer choice with an object", None, lambda t: kso.DenseHyperModel(**DENSE, optimizer=["adam", 3]), r"Expected optimizer.*Received: optimizer=\['adam', 3\]"),
+    ("unknown loss", None, lambda t: kso.DenseHyperModel(**DENSE, loss="hinge_of_fate"), r"Expected loss to be None.*Received: loss='hinge_of_fate'"),
+    ("unknown metric", None, lambda t: kso.DenseHyperModel(**DENSE, metrics=["accuracy", "recal"]), r"Expected metrics.*Received: 'recal' in metrics=\['accuracy', 'recal'\]"),
+    ("metrics not a list", None, lambda t: kso.DenseHyperModel(**DENSE, metrics="auc"), r"Expected metrics to be None .*a non-empty list.*Received: 'auc'"),
     ("conv input of rank 1", None, lambda t: kso.ConvHyperModel(input_shape=(64,), outputs=10), r"Expected input_shape.*Received: input_shape=\(64,\)"),
     ("unknown recurrent cell", None, lambda t: kso.RecurrentHyperModel(input_shape=(8, 8), outputs=10, cell="rnn"), r"Expected cell.*Received: cell='rnn'"),
     # Search data: checked before the first trial

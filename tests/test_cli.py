@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_structopt._quiet import TENSORFLOW_LOG_LINE
 from keras_structopt.cli import main
 from keras_structopt.data import load_digits_split
 from keras_structopt.export.tflite import tflite_predict
@@ -18,6 +19,9 @@ COMMAND = os.path.join(os.path.dirname(sys.executable), "keras-structopt")
 def run_cli(*flags, timeout=900):
     result = subprocess.run([COMMAND, "run", *flags], capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    # Without --verbose, none of TensorFlow's own log lines reaches the output.
+    logs = [line for line in (result.stdout + result.stderr).splitlines() if TENSORFLOW_LOG_LINE.match(line)]
+    assert logs == [], logs[:5]
     return result
 
 

@@ -14,10 +14,14 @@ from keras_structopt.errors import ConfigurationError
 
 KEYS = ["family", "view", "tuner", "trials", "epochs", "target", "max_accuracy_loss", "max-accuracy-loss", "slim",
         "sparsity", "clusters", "quantization", "prune_epochs", "cluster_epochs", "name", "seed", "resume", "quiet",
-        "colour", ""]
+        "colour", "", "verbose", "space", "search", "compression"]
 VALUES = (st.none() | st.booleans() | st.integers(-3, 300) | st.floats(allow_nan=True, allow_infinity=True)
           | st.text(max_size=6) | st.sampled_from(["none", "conv", "dense", "image", "rows", "grid", "mobile", "int8"])
           | st.lists(st.integers(), max_size=2))
+SPACE_KEYS = st.sampled_from(["num_layers", "units", "dropout", "connection", "input_shape", "colour", "trials"])
+SIMPLE = st.none() | st.booleans() | st.integers(-3, 300) | st.text(max_size=4) | st.lists(st.integers(0, 64), max_size=3)
+VALUES = VALUES | st.dictionaries(SPACE_KEYS, SIMPLE | st.fixed_dictionaries({"min": SIMPLE, "max": SIMPLE}),
+                                  max_size=3)
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 80)), deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
 

@@ -129,21 +129,24 @@ def render_markdown(report: dict[str, Any]) -> str:
         >>> text.splitlines()[0]
         '# keras-structopt report'
     """
-    search = report["search"]
-    lines = [
-        "# keras-structopt report",
-        "",
-        "## Search",
-        "",
-        f"- tuner: {search['tuner']}, trials completed: {search['trials_completed']}",
-        f"- best validation accuracy: {search['best_val_accuracy']:.4f}",
-        f"- winner: {search['best_params']:,} parameters, {search['best_macs']:,} MACs",
-        f"- search time: {search['seconds']:.1f} s",
-        "",
-        "```json",
-        json.dumps(search["best_architecture"], indent=2, sort_keys=True),
-        "```",
-    ]
+    lines = ["# keras-structopt report"]
+    if "model" in report:  # `keras-structopt compress MODEL`: no search
+        lines += ["", f"Model: `{report['model']}`"]
+    if "search" in report:
+        search = report["search"]
+        lines += [
+            "",
+            "## Search",
+            "",
+            f"- tuner: {search['tuner']}, trials completed: {search['trials_completed']}",
+            f"- best validation accuracy: {search['best_val_accuracy']:.4f}",
+            f"- winner: {search['best_params']:,} parameters, {search['best_macs']:,} MACs",
+            f"- search time: {search['seconds']:.1f} s",
+            "",
+            "```json",
+            json.dumps(search["best_architecture"], indent=2, sort_keys=True),
+            "```",
+        ]
     if "compression" in report:
         compression = report["compression"]
         metric = compression.get("metric")

@@ -24,6 +24,7 @@ import keras_tuner
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt.hypermodels import _compile_choices
 from keras_structopt.space import Architecture, render
 from keras_structopt.space.architecture import TASKS
 
@@ -199,7 +200,16 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         input_shape: The shape of one example, without the batch axis.
         outputs: Classes (multiclass), 1 (binary) or regression targets.
         task: `"multiclass"`, `"binary"` or `"regression"`.
-        learning_rate: Adam's learning rate: fixed, choices or a range.
+        learning_rate: The optimizer's learning rate: fixed, choices or a range. `None`
+            keeps the rate (or schedule) of an optimizer object given as `optimizer`.
+        optimizer: The optimizer, the Keras way: a name (`"adam"`, `"sgd"`, ...), an
+            optimizer object (each trial compiles its own copy, with `learning_rate`
+            set unless it is `None`), or a list of names -- a choice the search makes.
+        loss: The loss: a Keras name, a loss object or function. `None` is the task's
+            (sparse categorical / binary cross-entropy, mean squared error).
+        metrics: Metrics to compile with: a list of names, metric objects (copied for
+            each trial) or functions. `None` is the task's (accuracy, or mean absolute
+            error). Each metric `m` can be a tuner objective as `"val_" + m.name`.
         width_multiple: Round every width up to this multiple (8 suits GPU tensor
             cores, 128 TPUs).
         seed: Seeds each trial's weight initialisation and data shuffling from this
@@ -224,6 +234,9 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         *,
         task: str = "multiclass",
         learning_rate=(1e-3, 1e-2),
+        optimizer="adam",
+        loss=None,
+        metrics=None,
         width_multiple: int = 1,
         seed: int | None = None,
         name: str | None = None,
@@ -234,6 +247,9 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         self.outputs = outputs
         self.task = task
         self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.loss = loss
+        self.metrics = metrics
         self.width_multiple = width_multiple
         self.seed = seed
         self._shape = _checks.shape("input_shape", input_shape)
@@ -254,9 +270,14 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         _checks.positive_int("width_multiple", width_multiple)
         if seed is not None:
             _checks.non_negative_int("seed", seed)
-        self._learning_rate = Tunable.parse(
-            "learning_rate", learning_rate, kind=float, low=1e-7, high=1.0, log=True
+        self._learning_rate = (
+            None
+            if learning_rate is None
+            else Tunable.parse("learning_rate", learning_rate, kind=float, low=1e-7, high=1.0, log=True)
         )
+        self._optimizer = _compile_choices.optimizer_tunable(optimizer)
+        _compile_choices.check_loss(loss)
+        _compile_choices.check_metrics(metrics)
 
     # -- the space ----------------------------------------------------------------
 
@@ -295,7 +316,13 @@ class StructuralHyperModel(keras_tuner.HyperModel):
     def build(self, hp: keras_tuner.HyperParameters):
         """Builds and compiles the Keras 3 model that `hp` selects."""
         spec = self._declare(hp)
-        learning_rate = self._learning_rate.declare(hp)
+        learning_rate = None if self._learning_rate is None else self._learning_rate.declare(hp)
+        if self._optimizer is None:  # an object
+            optimizer = self.optimizer
+        elif self._optimizer.form == "fixed":  # not a hyperparameter: a space without a choice stays as it was
+            optimizer = self._optimizer.values[0]
+        else:
+            optimizer = self._optimizer.declare(hp)
         if self.seed is not None:
             keras.utils.set_random_seed(trial_seed(self.seed, hp.values))
         model = render(spec, keras)  # carries its spec, also through model.save
@@ -305,9 +332,9 @@ class StructuralHyperModel(keras_tuner.HyperModel):
             "regression": ("mean_squared_error", ["mean_absolute_error"]),
         }[self.task]
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-            loss=loss,
-            metrics=metrics,
+            optimizer=_compile_choices.make_optimizer(optimizer, learning_rate),
+            loss=loss if self.loss is None else self.loss,
+            metrics=metrics if self.metrics is None else _compile_choices.copy_metrics(self.metrics),
         )
         return model
 
@@ -344,13 +371,28 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         return model.fit(*args, **kwargs)
 
     def get_config(self) -> dict[str, Any]:
-        """Returns the constructor arguments, unchanged."""
-        return {name: getattr(self, name) for name in self._config_names()}
+        """Returns the constructor arguments in a form that survives JSON with its meaning.
+
+        A `(min, max)` range becomes `{"range": [min, max]}` (JSON has no tuples, and a
+        list means a choice), other tuples (choices of strings, `input_shape`) become lists,
+        and Keras optimizer, loss and metric objects become `{"keras_object": ...}` (Keras'
+        own serialization). `from_config` reads it back.
+
+        Example:
+            >>> import json, keras_structopt as kso
+            >>> hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 3))
+            >>> config = json.loads(json.dumps(hypermodel.get_config()))
+            >>> config["num_layers"], config["units"], config["connection"]
+            ({'range': [1, 3]}, {'range': [16, 256]}, ['plain', 'residual', 'dense'])
+            >>> kso.DenseHyperModel.from_config(config).num_layers
+            (1, 3)
+        """
+        return {name: _encode(name, getattr(self, name)) for name in self._config_names()}
 
     @classmethod
     def from_config(cls, config):
-        """Builds the HyperModel from `get_config()` output."""
-        return cls(**dict(config))
+        """Builds the HyperModel from `get_config()` output (also after a JSON round trip)."""
+        return cls(**{name: _decode(name, value) for name, value in dict(config).items()})
 
     def _config_names(self):
         import inspect
@@ -360,6 +402,36 @@ class StructuralHyperModel(keras_tuner.HyperModel):
             for name, parameter in inspect.signature(type(self).__init__).parameters.items()
             if name != "self" and parameter.kind is not parameter.VAR_KEYWORD
         ]
+
+
+_KERAS_OBJECTS = (keras.optimizers.Optimizer, keras.losses.Loss, keras.metrics.Metric)
+
+
+def _encode(name, value):
+    """One constructor argument in JSON-safe form (see `StructuralHyperModel.get_config`)."""
+    if isinstance(value, tuple):
+        numbers = len(value) == 2 and all(_checks.is_number(v) and not isinstance(v, bool) for v in value)
+        if numbers and name != "input_shape":
+            return {"range": [_plain(v) for v in value]}
+        return [_encode(None, v) for v in value]
+    if isinstance(value, list):
+        return [_encode(None, v) for v in value]
+    if isinstance(value, _KERAS_OBJECTS):
+        return {"keras_object": keras.saving.serialize_keras_object(value)}
+    return _plain(value)
+
+
+def _decode(name, value):
+    """The inverse of `_encode`."""
+    if isinstance(value, dict) and set(value) == {"range"} and isinstance(value["range"], list):
+        return tuple(value["range"])
+    if isinstance(value, dict) and set(value) == {"keras_object"}:
+        return keras.saving.deserialize_keras_object(value["keras_object"])
+    if name == "input_shape" and isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, list):
+        return [_decode(None, v) for v in value]
+    return value
 
 
 def trial_seed(seed: int, values: dict) -> int:

@@ -44,7 +44,8 @@ class ConvHyperModel(StructuralHyperModel):
             0.99 can wreck test accuracy after few epochs).
         dropout: Dropout before the head.
         activation: Activation after each convolution.
-        learning_rate: Adam learning rate.
+        learning_rate: The optimizer's learning rate (`None` keeps an optimizer object's own).
+        optimizer, loss, metrics: Compile choices, the Keras way; see `StructuralHyperModel`.
         width_multiple: Round filters up to this multiple (8 for GPUs, 128 for TPUs).
         seed: Seed for each trial's weights and shuffling (0 is honoured).
         name: Name of the HyperModel.
@@ -80,6 +81,9 @@ class ConvHyperModel(StructuralHyperModel):
         dropout=[0.0, 0.25],
         activation="relu",
         learning_rate=(1e-3, 1e-2),
+        optimizer="adam",
+        loss=None,
+        metrics=None,
         width_multiple: int = 1,
         seed: int | None = None,
         name: str | None = None,
@@ -87,6 +91,7 @@ class ConvHyperModel(StructuralHyperModel):
     ):
         super().__init__(
             input_shape, outputs, task=task, learning_rate=learning_rate,
+            optimizer=optimizer, loss=loss, metrics=metrics,
             width_multiple=width_multiple, seed=seed, name=name, tunable=tunable,
         )
         self.num_stages = num_stages

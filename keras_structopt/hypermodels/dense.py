@@ -30,7 +30,8 @@ class DenseHyperModel(StructuralHyperModel):
         dropout: Dropout rate after each hidden layer, in `[0, 1)`.
         batch_norm: Whether a BatchNormalization follows each hidden Dense.
         batch_norm_momentum: Momentum of those BatchNormalizations.
-        learning_rate: Adam learning rate.
+        learning_rate: The optimizer's learning rate (`None` keeps an optimizer object's own).
+        optimizer, loss, metrics: Compile choices, the Keras way; see `StructuralHyperModel`.
         width_multiple: Round widths up to this multiple (8 for GPUs, 128 for TPUs).
         seed: Seed for each trial's weights and shuffling (0 is honoured).
         name: Name of the HyperModel.
@@ -65,6 +66,9 @@ class DenseHyperModel(StructuralHyperModel):
         batch_norm=False,
         batch_norm_momentum: float = 0.9,
         learning_rate=(1e-3, 1e-2),
+        optimizer="adam",
+        loss=None,
+        metrics=None,
         width_multiple: int = 1,
         seed: int | None = None,
         name: str | None = None,
@@ -75,6 +79,9 @@ class DenseHyperModel(StructuralHyperModel):
             outputs,
             task=task,
             learning_rate=learning_rate,
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
             width_multiple=width_multiple,
             seed=seed,
             name=name,

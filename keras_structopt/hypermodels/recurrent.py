@@ -34,7 +34,8 @@ class RecurrentHyperModel(StructuralHyperModel):
         connection: `"plain"` and/or `"residual"`.
         reduce: `"last"`, `"mean"` and/or `"max"`.
         dropout: Dropout after each recurrent layer.
-        learning_rate: Adam learning rate.
+        learning_rate: The optimizer's learning rate (`None` keeps an optimizer object's own).
+        optimizer, loss, metrics: Compile choices, the Keras way; see `StructuralHyperModel`.
         width_multiple: Round widths up to this multiple (8 for GPUs, 128 for TPUs).
         seed: Seed for each trial's weights and shuffling (0 is honoured).
         name: Name of the HyperModel.
@@ -67,6 +68,9 @@ class RecurrentHyperModel(StructuralHyperModel):
         reduce=("last", "mean", "max"),
         dropout=[0.0, 0.2],
         learning_rate=(1e-3, 1e-2),
+        optimizer="adam",
+        loss=None,
+        metrics=None,
         width_multiple: int = 1,
         seed: int | None = None,
         name: str | None = None,
@@ -74,6 +78,7 @@ class RecurrentHyperModel(StructuralHyperModel):
     ):
         super().__init__(
             input_shape, outputs, task=task, learning_rate=learning_rate,
+            optimizer=optimizer, loss=loss, metrics=metrics,
             width_multiple=width_multiple, seed=seed, name=name, tunable=tunable,
         )
         self.vocabulary_size = vocabulary_size

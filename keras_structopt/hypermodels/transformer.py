@@ -39,7 +39,8 @@ class TransformerHyperModel(StructuralHyperModel):
         position_embedding: Whether learned position embeddings are added.
         pooling: `"mean"` and/or `"max"` over time.
         activation: Feed-forward activation.
-        learning_rate: Adam learning rate.
+        learning_rate: The optimizer's learning rate (`None` keeps an optimizer object's own).
+        optimizer, loss, metrics: Compile choices, the Keras way; see `StructuralHyperModel`.
         width_multiple: Round widths up to this multiple (8 for GPUs, 128 for TPUs).
         seed: Seed for each trial's weights and shuffling (0 is honoured).
         name: Name of the HyperModel.
@@ -75,6 +76,9 @@ class TransformerHyperModel(StructuralHyperModel):
         pooling=("mean", "max"),
         activation="gelu",
         learning_rate=(1e-3, 1e-2),
+        optimizer="adam",
+        loss=None,
+        metrics=None,
         width_multiple: int = 1,
         seed: int | None = None,
         name: str | None = None,
@@ -82,6 +86,7 @@ class TransformerHyperModel(StructuralHyperModel):
     ):
         super().__init__(
             input_shape, outputs, task=task, learning_rate=learning_rate,
+            optimizer=optimizer, loss=loss, metrics=metrics,
             width_multiple=width_multiple, seed=seed, name=name, tunable=tunable,
         )
         self.vocabulary_size = vocabulary_size

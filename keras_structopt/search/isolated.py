@@ -183,7 +183,7 @@ def _main(spec_path: str) -> int:  # pragma: no cover - runs in the trial proces
     from keras_structopt.search.failures import NonFiniteStopper
 
     spec = json.loads(Path(spec_path).read_text())
-    hypermodel = getattr(kso, spec["class"])(**ast.literal_eval(spec["config"]))
+    hypermodel = getattr(kso, spec["class"]).from_config(ast.literal_eval(spec["config"]))
     hp = keras_tuner.HyperParameters()
     hp.values.update(spec["values"])
     data = np.load(spec["data"])

@@ -53,7 +53,9 @@ from keras_structopt.search.failures import (
     near_failure,
     worst_scores,
 )
+from keras_structopt.search.hparams import tensorboard_log_dir, write_hparams
 from keras_structopt.search.isolated import check_supported, run_isolated, save_data
+from keras_structopt.search.project import write_search_file
 from keras_structopt.search.stopping import STOPPED_METRIC, MedianStopper, MedianStopping, stopped_note
 from keras_structopt.search.transfer import WARM_NOTE, inherit_weights, load_donors
 
@@ -157,6 +159,8 @@ class StructuralMixin:
             self._check_folds(fit_args, fit_kwargs)
         if self.isolate_trials:
             self._isolated_fit = save_data(self.project_dir, fit_args, fit_kwargs)
+        self._hparams_dir = tensorboard_log_dir(fit_kwargs.get("callbacks"))
+        write_search_file(self)  # what `Project` (and `keras-structopt report`) reads back
         try:
             result = super().search(*fit_args, **fit_kwargs)
         except RuntimeError as error:  # Keras Tuner's max_consecutive_failed_trials
@@ -241,9 +245,14 @@ class StructuralMixin:
         """Ends the trial as Keras Tuner does, then frees what it left (its model and graphs).
 
         Keras Tuner clears the Keras session before the next build; collecting garbage here
-        as well keeps a long search's memory flat (`bench/memory.py` measures it).
+        as well keeps a long search's memory flat (`bench/memory.py` measures it). With a
+        `keras.callbacks.TensorBoard` among the search's callbacks, the trial's structure and
+        final metrics go to its log directory as an HParams session (`write_hparams`).
         """
         super().on_trial_end(trial)
+        finished = self.oracle.trials.get(trial.trial_id, trial)
+        if getattr(self, "_hparams_dir", None) and finished.status == "COMPLETED":
+            write_hparams(self, self._hparams_dir, [finished])  # the structure, in TensorBoard's HParams
         gc.collect()
 
     def _build_hypermodel(self, hp):

@@ -1,0 +1,8 @@
+"""`python -m keras_structopt`: the `keras-structopt` command."""
+
+import sys
+
+from keras_structopt.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

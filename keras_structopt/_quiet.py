@@ -1,0 +1,88 @@
+"""Keeps TensorFlow's own logging out of the command's output.
+
+TensorFlow and XLA write C++ log lines to the process's standard error (CUDA probing,
+CPU feature notes, absl's "before InitializeLog" banner, converter warnings), some of
+them before any Python setting can apply. `keras-structopt` (without `--verbose`) sets
+TensorFlow's log level and its Python loggers first, then passes standard error through
+a filter that drops the lines in TensorFlow's C++ log format and keeps everything else
+(the command's own errors, Python tracebacks) as it comes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import threading
+import warnings
+
+# Lines in absl's / TensorFlow's C++ log formats, and the banners that go with them.
+TENSORFLOW_LOG_LINE = re.compile(
+    r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./+-]+:\d+\]"  # absl: I0000 00:00:1795.91 123 file.cc:31]
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] "  # TensorFlow's own: 2026-01-01 10:00:00.1: W tensorflow/...
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|To enable the following instructions: .* rebuild TensorFlow"
+    r"|WARNING:absl:|INFO:tensorflow:|WARNING:tensorflow:)"
+)
+_PYTHON_MODULES = r"(tensorflow|tf_keras|keras|keras_tuner|tensorflow_model_optimization|absl|google)(\.|$)"
+
+
+class _Filter:
+    """Standard error (file descriptor 2) through a pipe; a thread forwards what is not a TensorFlow log."""
+
+    def __init__(self):
+        sys.stderr.flush()
+        self.original = os.dup(2)
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        self.reader = os.fdopen(read, "rb", buffering=0)
+        self.thread = threading.Thread(target=self._forward, name="keras-structopt-stderr", daemon=True)
+        self.thread.start()
+
+    def _forward(self):
+        pending = b""
+        while True:
+            chunk = self.reader.read(65536)
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                self._emit(line + b"\n")
+        if pending:
+            self._emit(pending)
+
+    def _emit(self, line: bytes):
+        if not TENSORFLOW_LOG_LINE.match(line.decode("utf-8", "replace")):
+            os.write(self.original, line)
+
+    def close(self):
+        sys.stderr.flush()
+        os.dup2(self.original, 2)  # the pipe's last writer is gone: the thread sees its end
+        self.thread.join(timeout=5)
+        os.close(self.original)
+
+
+def quiet_tensorflow():
+    """Silences TensorFlow's logs for the rest of the process; returns a function that ends the filter.
+
+    Call it before TensorFlow is imported for the C++ level to apply from the start.
+
+    Example (what the filter drops, and what it keeps):
+        >>> bool(TENSORFLOW_LOG_LINE.match("I0000 00:00:1795948113.960021   31145 cudart_stub.cc:31] No CUDA"))
+        True
+        >>> bool(TENSORFLOW_LOG_LINE.match("keras-structopt run: error: Expected --trials to be an int >= 1."))
+        False
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("tensorflow", "absl", "keras_tuner"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=_PYTHON_MODULES)
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a notebook, a captured stream)
+        return lambda: None
+    stderr_filter = _Filter()
+    return stderr_filter.close
