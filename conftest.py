@@ -1,5 +1,7 @@
 """Fixtures the doctests of the package use (`getfixture(...)` in an example)."""
 
+import contextlib
+import io
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,3 +29,52 @@ def finished_search(tmp_path_factory):
     )
     search.search(x[:600], y[:600], validation_data=validation, epochs=2, batch_size=64, verbose=0)
     return search
+
+
+@pytest.fixture(scope="session")
+def stored_mnist(tmp_path_factory):
+    """A tfds data directory written offline through tensorflow-datasets' own builders.
+
+    `mnist` (3.0.1, MNIST's features: 28x28x1 uint8 images, 10 classes) holds scikit-learn's
+    digits scaled up (each pixel 3x3, padded to 28x28; 1,437 train and 360 test images), so
+    the real MNIST builder reads it; `digits_pixels` (1.0.0) has no supervised keys: a
+    `pixels` vector of 64 floats and a `digit` ClassLabel.
+    """
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+    from sklearn.datasets import load_digits
+
+    tfds.disable_progress_bar()
+    quiet = contextlib.redirect_stdout(io.StringIO())  # tfds prints what it prepares
+    directory = tmp_path_factory.mktemp("tfds")
+    digits = load_digits()
+    images = np.pad(np.kron(digits.images, np.ones((3, 3))), ((0, 0), (2, 2), (2, 2)))[..., None]
+    images = (images * 15).astype("uint8")
+    labels = digits.target.astype("int64")
+    order = np.random.default_rng(0).permutation(len(labels))
+    train, test = order[:1437], order[1437:]
+
+    def part(indices, **columns):
+        return tf.data.Dataset.from_tensor_slices({name: values[indices] for name, values in columns.items()})
+
+    image_features = tfds.features.FeaturesDict({
+        "image": tfds.features.Image(shape=(28, 28, 1)), "label": tfds.features.ClassLabel(num_classes=10),
+    })
+    pixel_features = tfds.features.FeaturesDict({
+        "pixels": tfds.features.Tensor(shape=(64,), dtype=np.float32),
+        "digit": tfds.features.ClassLabel(num_classes=10),
+    })
+    pixels = (digits.data / 16.0).astype("float32")
+    with quiet:
+        tfds.dataset_builders.store_as_tfds_dataset(
+            name="mnist", version="3.0.1", data_dir=str(directory), features=image_features,
+            split_datasets={"train": part(train, image=images, label=labels),
+                            "test": part(test, image=images, label=labels)},
+        )
+        tfds.dataset_builders.store_as_tfds_dataset(
+            name="digits_pixels", version="1.0.0", data_dir=str(directory), features=pixel_features,
+            split_datasets={"train": part(train, pixels=pixels, digit=labels),
+                            "test": part(test, pixels=pixels, digit=labels)},
+        )
+    return directory

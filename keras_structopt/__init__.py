@@ -8,6 +8,8 @@ Example:
 """
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # names resolved on first use (below), so that `import keras_structopt` is quick
@@ -50,6 +52,20 @@ _LAZY = {
     "count": "keras_structopt.space",
     "render": "keras_structopt.space",
 }
+
+
+class _Package(types.ModuleType):
+    """The package module. Importing a subpackage makes Python set it as an attribute of its
+    parent; where the package gives that name to a function (`compress`, `slim`, `render`,
+    `count`), the function keeps the name, as an eager `from ... import` would have left it."""
+
+    def __setattr__(self, name, value):
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) is not None:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

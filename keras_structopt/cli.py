@@ -19,6 +19,7 @@ from pathlib import Path
 from keras_structopt import _checks
 
 TUNERS = ("random", "grid", "bayesian", "hyperband")
+DEFAULT_SPLITS = ("train[:80%]", "train[80%:]", "test")  # as keras_structopt.data.datasets
 FAMILIES = {
     # family -> (digits view, HyperModel class name)
     "dense": ("flat", "DenseHyperModel"),
@@ -47,7 +48,12 @@ EXAMPLES = """examples:
 
 def _add_output_flags(parser, *, name_default: str = "digits") -> None:
     parser.add_argument("--out", default="structopt-out", help="output directory (default: structopt-out)")
-    parser.add_argument("--name", default=name_default, help=f"exported model name (default: {name_default})")
+    parser.add_argument(
+        "--name", default=None,
+        help=f"exported model name (default: {name_default}" + (", or the --dataset name)" if name_default ==
+                                                               "digits" else ")"),
+    )
+    parser.set_defaults(default_name=name_default)
     _add_verbosity_flags(parser)
 
 
@@ -104,6 +110,18 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    run.add_argument(
+        "--dataset", default="digits",
+        help="digits (bundled with scikit-learn, the default) or a tensorflow-datasets name read offline from "
+        "--data-dir (mnist, fashion_mnist, ...)",
+    )
+    run.add_argument("--data-dir", default=None, help="tensorflow-datasets' data directory (default: tfds' own)")
+    run.add_argument(
+        "--split", default=",".join(DEFAULT_SPLITS),
+        help="three tfds split specs, train,validation,test (default: train[:80%%],train[80%%:],test)",
+    )
+    run.add_argument("--label", default=None, help="the label feature of a tfds dataset without supervised keys")
+    run.add_argument("--features", default=None, help="the input feature of a tfds dataset without supervised keys")
     run.add_argument("--family", default="dense", help=f"one of {sorted(FAMILIES)} (default: dense)")
     run.add_argument(
         "--view", default=None, help="digits view: flat, image, rows or tokens (default: the family's)"
@@ -178,7 +196,10 @@ _SPACE_FIXED = ("input_shape", "outputs", "seed", "vocabulary_size", "name", "tu
 
 
 def _read_job_file(path) -> dict:
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
 
     is_toml = str(path).lower().endswith(".toml")
     kind = "TOML" if is_toml else "JSON"
@@ -362,8 +383,24 @@ def _dispatch(args, argv) -> int:
 def _validate(args) -> None:
     _checks.one_of("--tuner", args.tuner, TUNERS)
     _checks.one_of("--family", args.family, tuple(FAMILIES))
-    if args.view is not None:
-        _checks.one_of("--view", args.view, FAMILY_VIEWS[args.family])
+    if args.dataset == "digits":
+        if args.view is not None:
+            _checks.one_of("--view", args.view, FAMILY_VIEWS[args.family])
+    else:
+        if args.view is not None:
+            raise _checks.error(
+                f"Expected no --view with --dataset={args.dataset!r} (views are the bundled digits' shapes). "
+                f"Received: --view={args.view!r}."
+            )
+        splits = [part.strip() for part in str(args.split).split(",")]
+        if len(splits) != 3 or not all(splits):
+            raise _checks.error(
+                "Expected --split to be three tfds split specs, train,validation,test. "
+                f"Received: --split={args.split!r}."
+            )
+        args.split = tuple(splits)
+        if args.name is None:
+            args.name = "".join(c if c.isalnum() or c in "._-" else "-" for c in args.dataset.split(":")[0])
     _checks.positive_int("--trials", args.trials)
     _checks.positive_int("--epochs", args.epochs)
     _validate_compression(args)
@@ -374,8 +411,9 @@ def _validate(args) -> None:
             f"Expected --out to hold no earlier search. Received: --out={args.out!r}, whose "
             f"{str(project)!r} exists; pass --resume to continue that search, or choose another --out."
         )
-    if args.space is not None:
-        _hypermodel(args)  # the job's [space] is checked by the HyperModel, before any work
+    if args.dataset != "digits" or args.space is not None:
+        # The tfds dataset must be there (offline), and the job's [space] fit the HyperModel: before any work.
+        _hypermodel(args, *_data_shape(args))
 
 
 def _validate_compression(args) -> None:
@@ -418,6 +456,8 @@ def _validate_compression(args) -> None:
 def _validate_output(args) -> None:
     from keras_structopt.export.saved_model import _NAME
 
+    if args.name is None:
+        args.name = args.default_name
     if not isinstance(args.name, str) or not _NAME.match(args.name):
         raise _checks.error(
             "Expected --name to be a model name of letters, digits, '.', '_' and '-' (no path separators). "
@@ -426,19 +466,45 @@ def _validate_output(args) -> None:
     _checks.writable_directory("--out", args.out)
 
 
-def _hypermodel(args, data=None):
-    """The family's HyperModel on the digits view, with the job's [space] arguments."""
+def _data_shape(args):
+    """`(input_shape, classes, vocabulary_size)` of the run's data, read without loading it."""
+    from keras_structopt.data.digits import DIGITS_VIEWS
+
+    if args.dataset == "digits":
+        view = args.view or FAMILIES[args.family][0]
+        return DIGITS_VIEWS[view], 10, 17 if view == "tokens" else None
+    from keras_structopt.data.datasets import tfds_shape
+
+    shape, classes = tfds_shape(args.dataset, data_dir=args.data_dir, label=args.label, features=args.features)
+    return shape, classes, None
+
+
+def _load_data(args):
+    """The run's train / validation / test `Split` and its record for the report."""
+    if args.dataset == "digits":
+        from keras_structopt.data import load_digits_split
+
+        view = args.view or FAMILIES[args.family][0]
+        record = {"dataset": "digits", "view": view, "split": "stratified 60/20/20", "seed": args.seed}
+        return load_digits_split(view, seed=args.seed), record
+    from keras_structopt.data import load_tfds
+
+    data = load_tfds(args.dataset, split=args.split, data_dir=args.data_dir, label=args.label,
+                     features=args.features)
+    return data, {"dataset": args.dataset, "split": list(args.split), "data_dir": args.data_dir}
+
+
+def _hypermodel(args, input_shape, outputs, vocabulary_size=None):
+    """The family's HyperModel on the data's shape, with the job's [space] arguments."""
     import inspect
 
     import keras_structopt as kso
-    from keras_structopt.data.digits import DIGITS_VIEWS
 
-    view, class_name = FAMILIES[args.family]
-    view = args.view or view
+    class_name = FAMILIES[args.family][1]
     cls = getattr(kso, class_name)
-    kwargs = {"input_shape": DIGITS_VIEWS[view], "outputs": 10, "seed": args.seed}
-    if view == "tokens" and args.family != "dense":
-        kwargs["vocabulary_size"] = 17
+    kwargs = {"input_shape": tuple(input_shape), "outputs": outputs, "seed": args.seed}
+    if vocabulary_size and args.family != "dense":
+        kwargs["vocabulary_size"] = vocabulary_size
     space = dict(args.space or {})
     accepted = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", *_SPACE_FIXED)]
     unknown = sorted(set(space) - set(accepted))
@@ -600,24 +666,22 @@ def run(args) -> int:
     import tensorflow as tf
 
     import keras_structopt as kso
-    from keras_structopt.data import load_digits_split
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     job = _read_job(out) if args.resume else {}
     if args.resume:
         _remove_temporaries(out, args.name)
-    view = args.view or FAMILIES[args.family][0]
-    data = load_digits_split(view, seed=args.seed)
+    data, data_record = _load_data(args)
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(args.seed)
-    hypermodel = _hypermodel(args)
+    hypermodel = _hypermodel(args, data.input_shape, data.num_classes, data.vocabulary_size)
+    where = f"digits ({data_record['view']})" if args.dataset == "digits" else args.dataset
     tuner = make_tuner(
         args.tuner, hypermodel, trials=args.trials, epochs=args.epochs, seed=args.seed,
         directory=out, project_name="tuner",
     )
     total = "?" if args.tuner == "hyperband" else args.trials
-    say(f"Searching the {args.family} family on digits ({view}) with {args.tuner}: "
+    say(f"Searching the {args.family} family on {where} with {args.tuner}: "
         f"{total} trials x {args.epochs} epochs")
     started = time.time()
     try:
@@ -657,7 +721,6 @@ def run(args) -> int:
         "best_macs": spec.count_macs(),
         "seconds": seconds,
     }
-    data_record = {"dataset": "digits", "view": view, "split": "stratified 60/20/20", "seed": args.seed}
     return _compress_and_export(best_model, data, args, out, say, job, {"data": data_record, "search": search})
 
 

@@ -141,9 +141,9 @@ def test_a_toml_job_sets_flags_and_the_space(tmp_path):
     args = parse_run(["run", "--config", str(job), "--out", str(tmp_path / "o"), "--epochs", "4"])
     assert (args.trials, args.epochs, args.max_accuracy_loss, args.prune_epochs) == (3, 4, None, 1)
     assert args.space == {"num_layers": (1, 2), "units": [8, 16], "connection": "residual"}
-    from keras_structopt.cli import _hypermodel
+    from keras_structopt.cli import _data_shape, _hypermodel
 
-    hypermodel = _hypermodel(args)
+    hypermodel = _hypermodel(args, *_data_shape(args))
     assert hypermodel.num_layers == (1, 2) and hypermodel._units.values == [8, 16]
     assert not (tmp_path / "o").exists()
 
@@ -180,3 +180,39 @@ def test_the_progress_line_says_how_long_is_left():
         progress.on_train_end()
     assert lines[0].startswith("  trial 1/4: best val_accuracy 0.5000 (") and "left)" in lines[0]
     assert lines[1].startswith("  trial 2/4: best val_accuracy 0.6000 (") and ", about 0 s left)" in lines[1]
+
+
+@pytest.mark.slow
+def test_run_on_a_stored_tfds_dataset_offline(stored_mnist, tmp_path):
+    out = tmp_path / "mnist"
+    result = subprocess.run(
+        [COMMAND, "run", "--dataset", "mnist", "--data-dir", str(stored_mnist), "--trials", "1", "--epochs", "2",
+         "--max-accuracy-loss", "none", "--prune-epochs", "1", "--cluster-epochs", "0", "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert tensorflow_lines(result.stdout + result.stderr) == []
+    assert "Searching the dense family on mnist with random" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["dataset"] == "mnist" and report["data"]["split"] == ["train[:80%]", "train[80%:]", "test"]
+    assert report["search"]["best_architecture"]["input_shape"] == [28, 28, 1]
+    assert report["search"]["best_val_accuracy"] > 0.6
+    assert report["export"]["saved_model"] == os.path.join("mnist", "1")
+    assert (out / report["export"]["tflite"]).stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--dataset", "no_such_set"], r"Expected a tfds dataset that is available offline under data_dir=.*Received: name='no_such_set'"),
+        (["--dataset", "mnist", "--view", "image"], r"Expected no --view with --dataset='mnist'.*Received: --view='image'"),
+        (["--dataset", "mnist", "--split", "train,test"], r"Expected --split to be three tfds split specs.*Received: --split='train,test'"),
+        (["--dataset", "digits_pixels", "--label", "colour"], r"Expected label to be one of the dataset's features"),
+    ],
+)
+def test_bad_dataset_flags_fail_before_any_work(stored_mnist, tmp_path, capsys, flags, message):
+    import re
+
+    code = main(["run", *flags, "--data-dir", str(stored_mnist), "--out", str(tmp_path / "o")])
+    assert code == 2 and re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()

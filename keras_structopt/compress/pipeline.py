@@ -26,6 +26,7 @@ from keras_structopt.compress.quantize import quantize_aware
 from keras_structopt.compress.recipe import PRESETS, TARGETS, Recipe
 from keras_structopt.compress.slim import slim as slim_model
 from keras_structopt.compress.treatment import LayerTreatment, pruned_arrays, zero_fraction
+from keras_structopt.data.datasets import dataset_arrays, is_batched, is_dataset, model_input_rank
 from keras_structopt.export.tflite import serving_names, tflite_predict, to_tflite_bytes
 
 LATENCY_BATCHES = (1, 256)
@@ -166,13 +167,17 @@ def _inputs(value, argument: str):
     )
 
 
-def _as_arrays(data, argument: str):
+def _as_arrays(data, argument: str, model=None):
     if data is None:
         return None
+    if is_dataset(data):  # read once into memory: every stage slices, calibrates and measures it again
+        batched = model is not None and is_batched(data, model_input_rank(model))
+        return dataset_arrays(data, argument, batched=batched)
     if isinstance(data, (tuple, list)) and len(data) == 2:
         return _inputs(data[0], f"{argument}[0]"), _inputs(data[1], f"{argument}[1]")
     raise _checks.error(
-        f"Expected {argument} to be an (x, y) pair of arrays. Received: {argument} of type "
+        f"Expected {argument} to be an (x, y) pair of arrays or a tf.data.Dataset of (x, y) pairs. Received: "
+        f"{argument} of type "
         f"{type(data).__name__}."
     )
 
@@ -376,7 +381,8 @@ def compress(
     Args:
         model: A Keras 3 model (a tuner's best model, a hand-written Sequential or
             functional model, a winner loaded from `.keras`) or a tf_keras model.
-        train_data: `(x, y)` to fine-tune on; `x` is an array, or a list/dict of
+        train_data: `(x, y)` to fine-tune on (or a finite `tf.data.Dataset` of such pairs,
+            batched or not, read into memory once); `x` is an array, or a list/dict of
             arrays for several inputs.
         validation_data: `(x, y)` shown during fine-tuning; what the search judges on.
         test_data: `(x, y)` every stage is measured on; by default
@@ -458,9 +464,9 @@ def compress(
     for name, value in (("max_accuracy_loss", max_accuracy_loss), ("max_metric_increase", max_metric_increase)):
         if value is not None and (not _checks.is_number(value) or value < 0):
             raise _checks.error(f"Expected {name} to be a number >= 0 or None. Received: {name}={value!r}.")
-    train = _as_arrays(train_data, "train_data")
-    validation = _as_arrays(validation_data, "validation_data")
-    test = _as_arrays(test_data, "test_data") or validation or train
+    train = _as_arrays(train_data, "train_data", model)
+    validation = _as_arrays(validation_data, "validation_data", model)
+    test = _as_arrays(test_data, "test_data", model) or validation or train
     if searching and validation is None:
         raise _checks.error(
             "Expected validation_data to judge the search for the smallest model on (it never looks at "

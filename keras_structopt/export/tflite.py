@@ -184,6 +184,11 @@ def _representative(model, data, count: int = 128):
     """A TFLite representative dataset: up to `count` single examples of `data`, in input order."""
     import tensorflow as tf
 
+    from keras_structopt.data.datasets import dataset_arrays, is_batched, is_dataset, model_input_rank
+
+    if is_dataset(data):  # inputs (x) of a dataset of (x, y) pairs, batched or not
+        batched = is_batched(data, model_input_rank(model))
+        data, _ = dataset_arrays(data.take(count), "representative_data", batched=batched)  # >= count examples
     if isinstance(data, dict):
         names, _ = serving_names(model)
         arrays = [np.asarray(data[name]) for name in names]
@@ -313,7 +318,8 @@ def export_tflite(
         path: The `.tflite` file to write.
         quantization: `"none"`, `"dynamic"` (default), `"float16"` or `"int8"` (full
             integer; see `to_tflite_bytes`).
-        representative_data: Training inputs to calibrate `"int8"` with.
+        representative_data: Training inputs to calibrate `"int8"` with (arrays, or a
+            `tf.data.Dataset` of `(x, y)` pairs: its first examples' `x`).
         strip: Drop tensor names and converter metadata (`strip_tflite`): a smaller
             file that runs and serves the same.
         overwrite: Replace an existing file; by default an existing file is an error.

@@ -24,6 +24,7 @@ import keras_tuner
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt.data.datasets import check_dataset, is_dataset, with_batches
 from keras_structopt.hypermodels import _compile_choices
 from keras_structopt.space import Architecture, render
 from keras_structopt.space.architecture import TASKS
@@ -343,8 +344,9 @@ class StructuralHyperModel(keras_tuner.HyperModel):
 
         Checked: the example shape against `input_shape`, as many labels as examples, no
         empty data, no NaN or inf in the inputs (or in regression targets), class ids in
-        range; for `x` and `y` and for `validation_data`. `search` calls it before its first
-        trial, `fit` before each training.
+        range; for `x` and `y` and for `validation_data`. For a `tf.data.Dataset`, its
+        example shape (batched or not, from its `element_spec`) and that it is not empty.
+        `search` calls it before its first trial, `fit` before each training.
 
         Example:
             >>> import numpy as np, keras_structopt as kso
@@ -357,17 +359,35 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         """
         x = kwargs.get("x", args[0] if args else None)
         y = kwargs.get("y", args[1] if len(args) > 1 else None)
-        check_data(self._shape, self.task, self._outputs, x, y, "x", "y")
         validation = kwargs.get("validation_data")
-        if isinstance(validation, (tuple, list)) and len(validation) >= 2:
+        if is_dataset(x):
+            check_dataset(x, self._shape, "x")
+        else:
+            check_data(self._shape, self.task, self._outputs, x, y, "x", "y")
+        if is_dataset(validation):
+            check_dataset(validation, self._shape, "validation_data")
+        elif isinstance(validation, (tuple, list)) and len(validation) >= 2:
             check_data(
                 self._shape, self.task, self._outputs, validation[0], validation[1],
                 "validation_data[0]", "validation_data[1]",
             )
 
     def fit(self, hp, model, *args, **kwargs):
-        """Checks the training data against the space, then trains as Keras Tuner does."""
+        """Checks the training data against the space, then trains as Keras Tuner does.
+
+        A `tf.data.Dataset` given unbatched (for `x` or `validation_data`) is batched here,
+        by `batch_size` (default 32), as Keras needs.
+        """
         self.check_fit_data(*args, **kwargs)
+        args = list(args)
+        x = kwargs.get("x", args[0] if args else None)
+        if is_dataset(x):
+            rank, size = len(self._shape), kwargs.pop("batch_size", None)
+            if "x" in kwargs:
+                kwargs["x"] = with_batches(x, rank, size)
+            else:
+                args[0] = with_batches(x, rank, size)
+            kwargs["validation_data"] = with_batches(kwargs.get("validation_data"), rank, size)
         return model.fit(*args, **kwargs)
 
     def get_config(self) -> dict[str, Any]:
