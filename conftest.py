@@ -5,6 +5,8 @@ import io
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The notebooks (executed by the suite through nbmake) take their small budget.
+os.environ.setdefault("KERAS_STRUCTOPT_NOTEBOOK_BUDGET", "small")
 
 import pytest  # noqa: E402
 

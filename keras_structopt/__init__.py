@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # names resolved on first use (below), so that `import keras_structopt` is quick
     from keras_structopt import search
     from keras_structopt.bridge import architecture_of, to_tf_keras
-    from keras_structopt.compress import CompressionReport, Recipe, Stage, compress, slim
+    from keras_structopt.compress import CompressionReport, Recipe, Stage, compress
+    from keras_structopt.compress.slim import slim
     from keras_structopt.errors import ConfigurationError, SearchFailedError, UnsupportedModelError
     from keras_structopt.export import export_saved_model, export_tflite
     from keras_structopt.hypermodels import (
@@ -24,7 +25,8 @@ if TYPE_CHECKING:  # names resolved on first use (below), so that `import keras_
         RecurrentHyperModel,
         TransformerHyperModel,
     )
-    from keras_structopt.space import Architecture, Block, count, render
+    from keras_structopt.space import Architecture, Block, count
+    from keras_structopt.space.render import render
 
 # Public name -> the module that defines it. TensorFlow, Keras and Keras Tuner load when one of
 # these is first used, not at `import keras_structopt`: the command sets TensorFlow's logging

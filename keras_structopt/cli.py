@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from keras_structopt import _checks
 
@@ -196,9 +197,9 @@ _SPACE_FIXED = ("input_shape", "outputs", "seed", "vocabulary_size", "name", "tu
 
 
 def _read_job_file(path) -> dict:
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python 3.10
+    else:  # Python 3.10
         import tomli as tomllib
 
     is_toml = str(path).lower().endswith(".toml")
@@ -291,7 +292,7 @@ def load_job(path, parser: argparse.ArgumentParser | None = None) -> dict:
     run = _run_parser(parser or _parser())
     actions = {a.dest: a for a in run._actions if a.dest not in ("help", "job")}
     job = _read_job_file(path)
-    settings = {}
+    settings: dict[str, Any] = {}
     for key, value in job.items():
         name = str(key).replace("-", "_")
         if name == "space":

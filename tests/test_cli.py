@@ -176,7 +176,10 @@ def test_killed_anywhere_and_resumed_a_job_ends_as_an_uninterrupted_one(tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family, view", [("conv", "image"), ("recurrent", "tokens"), ("transformer", "rows")])
+# Token views (64 steps) are the slowest cases: the contract tests compress a transformer over
+# tokens, tests/compress/test_any_model.py an Embedding + LSTM text model, and
+# tests/test_cli_commands.py checks that the command gives a tokens view its vocabulary.
+@pytest.mark.parametrize("family, view", [("conv", "image"), ("recurrent", "rows"), ("transformer", "rows")])
 def test_other_families_run_end_to_end(tmp_path, family, view):
     out = tmp_path / family
     run_cli("--family", family, "--view", view, "--trials", "1", "--epochs", "1", "--max-accuracy-loss", "none",

@@ -216,3 +216,12 @@ def test_bad_dataset_flags_fail_before_any_work(stored_mnist, tmp_path, capsys, 
     code = main(["run", *flags, "--data-dir", str(stored_mnist), "--out", str(tmp_path / "o")])
     assert code == 2 and re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_tokens_view_gets_its_vocabulary():
+    from keras_structopt.cli import _data_shape, _hypermodel
+
+    args = parse_run(["run", "--family", "transformer", "--view", "tokens", "--out", "unused-out"])
+    hypermodel = _hypermodel(args, *_data_shape(args))
+    assert hypermodel.vocabulary_size == 17 and hypermodel.input_shape == (64,)
+    assert not os.path.exists("unused-out")

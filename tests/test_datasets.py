@@ -47,13 +47,13 @@ def _search(tmp_path, name, x, y=None, validation=None, **fit):
     hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 2), units=[8, 16], seed=0)
     tuner = kso.search.tuner(keras_tuner.RandomSearch, hypermodel, objective="val_accuracy", max_trials=2, seed=5,
                              directory=tmp_path, project_name=name)
-    tuner.search(x, y, validation_data=validation, epochs=2, verbose=0, **fit)
+    tuner.search(x, y, validation_data=validation, epochs=1, verbose=0, **fit)
     return sorted((json.dumps(t.hyperparameters.values, sort_keys=True), t.score) for t in tuner.oracle.trials.values())
 
 
 def test_a_search_on_tf_data_matches_the_same_search_on_numpy(tmp_path):
     data = load_digits_split("flat", seed=0)
-    (x, y), validation = (data.train[0][:400], data.train[1][:400]), data.validation
+    (x, y), validation = (data.train[0][:256], data.train[1][:256]), (data.validation[0][:128], data.validation[1][:128])
     numpy_trials = _search(tmp_path, "numpy", x, y, validation, batch_size=32, shuffle=False)
     batched = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
     batched_validation = tf.data.Dataset.from_tensor_slices(validation).batch(32)

@@ -10,6 +10,8 @@ layer by layer with their shapes checked.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from keras_structopt.bridge.layers import (
@@ -20,6 +22,9 @@ from keras_structopt.bridge.layers import (
     translate_config,
 )
 from keras_structopt.errors import UnsupportedModelError
+
+if TYPE_CHECKING:
+    import keras
 
 
 def _functional_class():
@@ -144,7 +149,7 @@ class _Translation:
         self.for_tflite = for_tflite
         self.unroll = unroll
         self.made: dict[int, object] = {}
-        self.pairs: list[tuple[object, object]] = []
+        self.pairs: list[tuple[keras.Layer, object]] = []  # (Keras 3 layer, its tf_keras counterpart)
 
     def __call__(self, layer):
         key = id(layer)

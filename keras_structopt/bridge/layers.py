@@ -161,8 +161,8 @@ def hint(kind: str) -> str:
     return _HINTS[kind]
 
 
-def _accepted_keys(cls) -> set[str] | None:
-    """The constructor arguments a tf_keras class accepts (None: anything goes)."""
+def _accepted_keys(cls) -> set[str]:
+    """The constructor arguments a tf_keras class accepts."""
     keys: set[str] = {"name", "dtype", "trainable", "activity_regularizer", "dynamic", "autocast"}
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")

@@ -159,6 +159,7 @@ class FineTuning:
             if key in accepted and key != "learning_rate" and not isinstance(value, dict)
         }
         optimizer_config["learning_rate"] = float(learning_rate)
+        assert source is not None  # "model", "arguments" or "task": without a loss it raised above
         settings = cls(optimizer_name, optimizer_config, model_loss, model_metrics or [], source)
         settings.objects(tf_keras)  # every piece must exist in tf_keras: fail now, not mid-way
         return settings

@@ -102,7 +102,7 @@ def entropy_bits(model) -> float:
 def _median_seconds(function, repeats: int, budget: float = 0.25) -> float:
     """The median time of `function`, over at least `repeats` calls and `budget` seconds."""
     function()  # warm up
-    times = []
+    times: list[float] = []
     start_all = time.perf_counter()
     while len(times) < repeats or (time.perf_counter() - start_all < budget and len(times) < 50 * repeats):
         start = time.perf_counter()

@@ -650,7 +650,7 @@ class _Job:
             current = self.pruned(current, recipe, treatments)
             self.warnings += check_reached(current, treatments)
             stages.append(self.measure("pruned", current, "none", treatments, recipe.describe()))
-        per_channel_layers = ()
+        per_channel_layers: tuple[str, ...] = ()
         if recipe.clusters is not None:
             current = self.clustered(current, recipe, treatments, recipe.clusters)
             if recipe.prunes:

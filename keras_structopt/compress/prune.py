@@ -111,7 +111,7 @@ def plan(model, *, sparsity: float = 0.8, exclude=(), layer_sparsity=(), m_by_n=
     excluded = set(exclude)
     if prunable_paths:
         excluded = {prunable_paths[0] if n == "first" else prunable_paths[-1] if n == "last" else n for n in excluded}
-    targets = dict(layer_sparsity)
+    targets: dict[str, float] = dict(layer_sparsity)
     unknown = sorted((set(excluded) | set(targets)) - set(treatments) - set(names.values()))
     if unknown:
         raise _checks.error(

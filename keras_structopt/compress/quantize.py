@@ -124,13 +124,9 @@ def tensor_types(data: bytes) -> dict[str, int]:
         >>> sorted(tensor_types(to_tflite_bytes(model, "none")))
         ['float32']
     """
-    import warnings
+    from keras_structopt.export.tflite import tflite_interpreter
 
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        interpreter = tf.lite.Interpreter(model_content=data)
+    interpreter, _ = tflite_interpreter(data, without_default_delegates=False)
     counts: dict[str, int] = {}
     for detail in interpreter.get_tensor_details():
         name = np.dtype(detail["dtype"]).name

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -390,10 +390,10 @@ def plan_slimming(model, x, *, ratio: float, min_units: int = 1, multiple: int =
         removed.update(r for r in roots if r not in set(kept))
     plan = SlimPlan(widths={}, removed_fraction=len(removed) / removable if removable else 0.0)
     for name, made in graph.made.items():
-        keep = np.array([i for i, c in enumerate(made.ids) if find(c) not in removed], dtype=int)
-        plan.kept_out[name] = keep
-        if len(keep) < len(made.ids):
-            plan.widths[name] = (len(made.ids), len(keep))
+        kept_out = np.array([i for i, c in enumerate(made.ids) if find(c) not in removed], dtype=int)
+        plan.kept_out[name] = kept_out
+        if len(kept_out) < len(made.ids):
+            plan.widths[name] = (len(made.ids), len(kept_out))
     for use in graph.uses:
         rows = np.array([find(c) not in removed for c in use.rows])
         plan.kept_in[use.layer.name] = np.flatnonzero(rows)
@@ -453,6 +453,7 @@ def _sliced_weights(old, plan: SlimPlan) -> list[np.ndarray]:
     channels = plan.kept_channels.get(old.name)
     shift = plan.bias_shift.get(old.name)
     if name == "Bidirectional":
+        kept_out = cast(np.ndarray, kept_out)  # set for every Bidirectional the graph slims (`_Graph._channels_out`)
         units = int(old.forward_layer.units)
         half = None if shift is None else len(shift) // 2
         forward = _slice_recurrent(old.forward_layer, kept_in, kept_out[kept_out < units],
@@ -475,6 +476,7 @@ def _sliced_weights(old, plan: SlimPlan) -> list[np.ndarray]:
             values = [weights["kernel"][..., kept_in, :][..., kept_out]]
         bias = weights.get("bias")
         if old.name in plan.gains_bias:
+            assert shift is not None  # `_place_shift` gives a layer a bias only to hold its shift
             bias = np.zeros(len(shift), dtype="float32")
         if bias is not None:
             values.append((bias + (0 if shift is None else shift))[kept_out])
@@ -536,6 +538,7 @@ def apply_plan(model, plan: SlimPlan):
     source = _functional(model)
     config = _new_config(source, plan)
     target = keras.Model.from_config(config) if not isinstance(source, keras.Sequential) else None
+    assert target is not None  # `_functional` turns a Sequential model into a functional one
     for layer in target.layers:
         if layer.weights:
             layer.set_weights(_sliced_weights(source.get_layer(layer.name), plan))

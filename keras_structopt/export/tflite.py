@@ -358,12 +358,45 @@ def export_tflite(
     return path
 
 
+def tflite_interpreter(data: bytes, *, num_threads: int | None = None, without_default_delegates: bool = True):
+    """A TFLite interpreter for `data`: LiteRT's (`ai_edge_litert`, TensorFlow's successor for
+    TFLite files) where it is installed, else TensorFlow's own `tf.lite.Interpreter`.
+
+    Returns `(interpreter, runtime)`, `runtime` being `"ai_edge_litert"` or `"tensorflow"`.
+
+    Example:
+        >>> import keras_tuner, keras_structopt as kso
+        >>> model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1,
+        ...                             units=8).build(keras_tuner.HyperParameters())
+        >>> interpreter, runtime = tflite_interpreter(to_tflite_bytes(model, "none"))
+        >>> runtime in ("ai_edge_litert", "tensorflow")
+        True
+    """
+    import warnings
+
+    try:
+        from ai_edge_litert import interpreter as module
+
+        runtime, resolver = "ai_edge_litert", module.OpResolverType
+    except ImportError:  # LiteRT has no wheel for this platform
+        import tensorflow as tf
+
+        module, runtime, resolver = tf.lite, "tensorflow", tf.lite.experimental.OpResolverType
+    kwargs = {"experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if (
+        without_default_delegates
+    ) else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return module.Interpreter(model_content=data, num_threads=num_threads, **kwargs), runtime
+
+
 class TFLiteRunner:
     """A TFLite interpreter over one file's `serving_default` signature, kept for reuse.
 
-    Inputs are cast to the file's input types; a fully int8 file's inputs are
-    quantized and its outputs dequantized with the tensors' own scales, so callers
-    always pass and get float values.
+    The interpreter is LiteRT's where `ai_edge_litert` is installed, else TensorFlow's
+    (`tflite_interpreter`; `runner.runtime` says which). Inputs are cast to the file's
+    input types; a fully int8 file's inputs are quantized and its outputs dequantized
+    with the tensors' own scales, so callers always pass and get float values.
 
     Example:
         >>> import numpy as np, keras_tuner, keras_structopt as kso
@@ -376,17 +409,7 @@ class TFLiteRunner:
     """
 
     def __init__(self, data: bytes, *, num_threads: int | None = None):
-        import warnings
-
-        import tensorflow as tf
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.interpreter = tf.lite.Interpreter(
-                model_content=data,
-                num_threads=num_threads,
-                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-            )
+        self.interpreter, self.runtime = tflite_interpreter(data, num_threads=num_threads)
         if "serving_default" not in self.interpreter.get_signature_list():
             raise _checks.error("Expected a TFLite file with a serving_default signature (as export_tflite writes).")
         self.runner = self.interpreter.get_signature_runner("serving_default")

@@ -148,20 +148,20 @@ class ConvHyperModel(StructuralHyperModel):
         return Architecture(
             family="conv",
             input_shape=self._shape,
-            blocks=[
+            blocks=tuple(
                 Block(block_type, max(units, 4) if block_type == "inception" else units, stage)
                 for stage, (count, units) in enumerate(zip(blocks, filters))
                 for _ in range(count)
-            ],
+            ),
             connection=self._connection.declare(hp),
             task=self.task,
             outputs=self._outputs,
-            options={
+            options=tuple({
                 "kernel_size": self._kernel_size.declare(hp),
                 "downsample": self._downsample.declare(hp),
                 "pooling": self._pooling.declare(hp),
                 "batch_norm_momentum": self._momentum.declare(hp),
                 "dropout": self._dropout.declare(hp),
                 "activation": self._activation.declare(hp),
-            },
+            }.items()),
         )

@@ -109,14 +109,14 @@ class DenseHyperModel(StructuralHyperModel):
         return Architecture(
             family="dense",
             input_shape=self._shape,
-            blocks=[Block("dense", units) for units in widths[:num_layers]],
+            blocks=tuple(Block("dense", units) for units in widths[:num_layers]),
             connection=self._connection.declare(hp),
             task=self.task,
             outputs=self._outputs,
-            options={
+            options=tuple({
                 "activation": self._activation.declare(hp),
                 "dropout": self._dropout.declare(hp),
                 "batch_norm": batch_norm,
                 "batch_norm_momentum": self._momentum.declare(hp),
-            },
+            }.items()),
         )

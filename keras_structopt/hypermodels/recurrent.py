@@ -115,11 +115,11 @@ class RecurrentHyperModel(StructuralHyperModel):
         return Architecture(
             family="recurrent",
             input_shape=self._shape,
-            blocks=[Block(cell, units) for units in widths],
+            blocks=tuple(Block(cell, units) for units in widths),
             connection=self._connection.declare(hp),
             task=self.task,
             outputs=self._outputs,
-            options=options,
+            options=tuple(options.items()),
         )
 
 

@@ -120,11 +120,11 @@ class TransformerHyperModel(StructuralHyperModel):
         return Architecture(
             family="transformer",
             input_shape=self._shape,
-            blocks=[Block("encoder", units) for units in widths],
+            blocks=tuple(Block("encoder", units) for units in widths),
             connection=self._connection.declare(hp),
             task=self.task,
             outputs=self._outputs,
-            options={
+            options=tuple({
                 "model_units": self._model_units.declare(hp),
                 "num_heads": self._num_heads.declare(hp),
                 "key_units": self._key_units.declare(hp),
@@ -134,5 +134,5 @@ class TransformerHyperModel(StructuralHyperModel):
                 "pooling": self._pooling.declare(hp),
                 "activation": self._activation.declare(hp),
                 "vocabulary_size": self.vocabulary_size,
-            },
+            }.items()),
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -230,7 +231,9 @@ def inherit_weights(model, donors) -> dict:
     counts = [inheritable_count(model, donor) for donor in donors]
     best = int(np.argmax(counts))
     donor = donors[best]
-    report = {"donor": best if counts[best] else None, "copied": 0, "sliced": 0, "fresh": 0, "layers": {}}
+    report: dict[str, Any] = {
+        "donor": best if counts[best] else None, "copied": 0, "sliced": 0, "fresh": 0, "layers": {}
+    }
     inherited = set()
     for layer, source in _pairs(model, donor):
         if len(layer.weights) != len(source.weights):

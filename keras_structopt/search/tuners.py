@@ -38,6 +38,7 @@ import gc
 import json
 import math
 import time
+from typing import TYPE_CHECKING, cast
 
 import keras
 import keras_tuner
@@ -97,6 +98,10 @@ class StructuralMixin:
     tuner's arguments and the features' (see the module's docstring).
     """
 
+    if TYPE_CHECKING:  # set by the Keras Tuner tuner class this is mixed in front of
+        oracle: keras_tuner.Oracle
+        project_dir: str
+
     def __init__(self, hypermodel=None, *, folds=None, refit: str = "all", cost: str | None = None,
                  cost_weight: float = DEFAULT_COST_WEIGHT, max_params: int | None = None,
                  max_macs: int | None = None, max_latency_ms: float | None = None, deduplicate: bool = True,
@@ -135,7 +140,8 @@ class StructuralMixin:
         if cost is not None:  # the oracle maximises the combined score; `objective` is its metric
             self._base_objective = _objective_from(kwargs.get("objective") or "val_accuracy")
             kwargs["objective"] = keras_tuner.Objective(SCORE, "max")
-        super().__init__(hypermodel, **kwargs)
+        # The next class in the MRO is a Keras Tuner tuner, which mypy cannot see from the mixin.
+        super().__init__(hypermodel, **kwargs)  # type: ignore[call-arg]
         self._data = None
         _guard_oracle(self)
         self.isolate_trials, self._isolated_fit = bool(isolate_trials), None
@@ -383,7 +389,8 @@ class StructuralMixin:
             trial.summary()
             extra = sorted(
                 name for name in trial.metrics.metrics
-                if "_fold_" in name or name in COSTS or (self.cost is not None and name == self._base_objective.name)
+                if "_fold_" in name or name in COSTS
+                or (self.cost is not None and name == cast(keras_tuner.Objective, self._base_objective).name)
             )
             for name in extra:
                 print(f"{name}: {trial.metrics.get_best_value(name):.6g}")

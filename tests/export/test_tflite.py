@@ -44,3 +44,28 @@ def test_existing_file_is_not_overwritten(model, tmp_path):
 def test_bad_quantization(model, tmp_path):
     with pytest.raises(kso.ConfigurationError, match=r"Expected quantization to be one of \['none', 'dynamic', 'float16', 'int8'\]\. Received: quantization='int3'\."):
         kso.export_tflite(model, tmp_path / "m.tflite", quantization="int3")
+
+
+@pytest.mark.parametrize("quantization", ["none", "dynamic"])
+def test_litert_runs_the_files_and_tensorflow_is_the_fallback(model, digits, monkeypatch, quantization):
+    import builtins
+
+    import numpy as np
+
+    from keras_structopt.export.tflite import TFLiteRunner, to_tflite_bytes
+
+    data, x = to_tflite_bytes(model, quantization), digits.test[0][:64]
+    litert = TFLiteRunner(data)
+    assert litert.runtime == "ai_edge_litert"  # installed with the package on this platform
+    real_import = builtins.__import__
+
+    def without_litert(name, *args, **kwargs):
+        if name.startswith("ai_edge_litert"):
+            raise ImportError("no LiteRT wheel here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_litert)
+    fallback = TFLiteRunner(data)
+    assert fallback.runtime == "tensorflow"
+    np.testing.assert_allclose(litert(x), fallback(x), atol=1e-5)
+    assert np.mean(litert(x).argmax(1) == model.predict(x, verbose=0).argmax(1)) >= 0.95

@@ -30,7 +30,7 @@ def test_a_search_picks_its_winner_by_auc(tmp_path):
     )
     tuner = keras_tuner.RandomSearch(hypermodel, objective=keras_tuner.Objective("val_auc", "max"), max_trials=3,
                                      seed=2, directory=tmp_path, project_name="auc")
-    tuner.search(x, y, validation_data=validation, epochs=2, verbose=0)
+    tuner.search(x, y, validation_data=validation, epochs=1, verbose=0)
     trials = list(tuner.oracle.trials.values())
     assert len(trials) == 3 and all(t.status == "COMPLETED" for t in trials)
     aucs = {t.trial_id: t.metrics.get_best_value("val_auc") for t in trials}
