@@ -104,12 +104,6 @@ def test_default_job_meets_the_acceptance_numbers(tmp_path):
     assert np.mean(lite.argmax(axis=1) == y) == pytest.approx(final["test_accuracy"], abs=1e-6)  # Keras metrics are float32
     assert np.mean(lite.argmax(axis=1) == served.argmax(axis=1)) >= 0.97
 
-    # Resuming compresses again and exports a new version; version 1 is untouched.
-    stamp = (saved_model / "saved_model.pb").stat().st_mtime_ns
-    run_cli("--out", str(out), "--resume",
-            "--max-accuracy-loss", "none", "--prune-epochs", "1", "--cluster-epochs", "0", "--quiet")
-    assert json.loads((out / "report.json").read_text())["export"]["saved_model"] == os.path.join("digits", "2")
-    assert (saved_model / "saved_model.pb").stat().st_mtime_ns == stamp
 
 
 def _search_record(out):
@@ -176,10 +170,11 @@ def test_killed_anywhere_and_resumed_a_job_ends_as_an_uninterrupted_one(tmp_path
 
 
 @pytest.mark.slow
-# Token views (64 steps) are the slowest cases: the contract tests compress a transformer over
-# tokens, tests/compress/test_any_model.py an Embedding + LSTM text model, and
-# tests/test_cli_commands.py checks that the command gives a tokens view its vocabulary.
-@pytest.mark.parametrize("family, view", [("conv", "image"), ("recurrent", "rows"), ("transformer", "rows")])
+# The command's other families differ from dense only in the HyperModel and the view it builds:
+# one end-to-end run here (conv images); the contract tests compress and export saved winners of
+# the recurrent and transformer families, tests/compress/test_any_model.py an Embedding + LSTM
+# text model, and tests/test_cli_commands.py checks that a tokens view gets its vocabulary.
+@pytest.mark.parametrize("family, view", [("conv", "image")])
 def test_other_families_run_end_to_end(tmp_path, family, view):
     out = tmp_path / family
     run_cli("--family", family, "--view", view, "--trials", "1", "--epochs", "1", "--max-accuracy-loss", "none",

@@ -10,7 +10,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import keras_structopt as kso
-from keras_structopt.data import load_digits_split, load_tfds
+from keras_structopt.data import load_tfds
 from keras_structopt.export.tflite import tflite_predict
 
 
@@ -43,26 +43,33 @@ def test_load_tfds_pipelines_are_batched_shuffled_and_prefetched(stored_mnist):
     np.testing.assert_array_equal(y.numpy(), again[1].numpy())  # the seed fixes the shuffle
 
 
-def _search(tmp_path, name, x, y=None, validation=None, **fit):
-    hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 2), units=[8, 16], seed=0)
-    tuner = kso.search.tuner(keras_tuner.RandomSearch, hypermodel, objective="val_accuracy", max_trials=2, seed=5,
+def _search(tmp_path, name, x, y=None, validation=None, input_shape=(64,), **fit):
+    hypermodel = kso.DenseHyperModel(input_shape=input_shape, outputs=10, num_layers=(1, 2), units=[8, 16], seed=0)
+    tuner = kso.search.tuner(keras_tuner.RandomSearch, hypermodel, objective="val_accuracy", max_trials=1, seed=5,
                              directory=tmp_path, project_name=name)
     tuner.search(x, y, validation_data=validation, epochs=1, verbose=0, **fit)
     return sorted((json.dumps(t.hyperparameters.values, sort_keys=True), t.score) for t in tuner.oracle.trials.values())
 
 
-def test_a_search_on_tf_data_matches_the_same_search_on_numpy(tmp_path):
-    data = load_digits_split("flat", seed=0)
-    (x, y), validation = (data.train[0][:256], data.train[1][:256]), (data.validation[0][:128], data.validation[1][:128])
-    numpy_trials = _search(tmp_path, "numpy", x, y, validation, batch_size=32, shuffle=False)
-    batched = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
-    batched_validation = tf.data.Dataset.from_tensor_slices(validation).batch(32)
-    dataset_trials = _search(tmp_path, "batched", batched, validation=batched_validation)
-    unbatched = tf.data.Dataset.from_tensor_slices((x, y))  # batched by the HyperModel, as Keras needs
-    unbatched_trials = _search(tmp_path, "unbatched", unbatched, validation=tf.data.Dataset.from_tensor_slices(validation),
-                               batch_size=32)
-    assert [v for v, _ in numpy_trials] == [v for v, _ in dataset_trials] == [v for v, _ in unbatched_trials]
-    for (_, a), (_, b), (_, c) in zip(numpy_trials, dataset_trials, unbatched_trials):
+def test_a_search_on_tfds_load_data_matches_the_same_search_on_arrays(stored_mnist, tmp_path):
+    """tfds.load pipelines, batched and unbatched (then batched by the HyperModel), give the trial
+    and score that the same examples as numpy arrays give (unshuffled, the same batch size)."""
+    def scaled(image, label):
+        return tf.cast(image, tf.float32) / 255.0, label
+
+    def loaded(split):
+        return tfds.load("mnist", split=split, data_dir=stored_mnist, as_supervised=True, download=False).map(scaled)
+
+    arrays = load_tfds("mnist", data_dir=stored_mnist, split=("train[:256]", "train[256:384]", "test[:8]"))
+    shape = dict(input_shape=(28, 28, 1))
+    from_arrays = _search(tmp_path, "arrays", *arrays.train, validation=arrays.validation, batch_size=32,
+                          shuffle=False, **shape)
+    batched = _search(tmp_path, "batched", loaded("train[:256]").batch(32),
+                      validation=loaded("train[256:384]").batch(32), **shape)
+    unbatched = _search(tmp_path, "unbatched", loaded("train[:256]"), validation=loaded("train[256:384]"),
+                        batch_size=32, **shape)
+    assert [v for v, _ in from_arrays] == [v for v, _ in batched] == [v for v, _ in unbatched]
+    for (_, a), (_, b), (_, c) in zip(from_arrays, batched, unbatched):
         assert a == pytest.approx(b, abs=1e-6) and a == pytest.approx(c, abs=1e-6)
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._types import Quantization, Schedule, Target, TFLiteQuantization
 from keras_structopt.bridge import architecture_of, check_bridgeable, is_tf_keras, tf_keras_copy
 from keras_structopt.compress.cluster import cluster, max_unique_kernel_values
 from keras_structopt.compress.fine_tune import FineTuning
@@ -306,20 +307,20 @@ def compress(
     *,
     validation_data=None,
     test_data=None,
-    target: str | None = None,
+    target: Target | None = None,
     max_accuracy_loss: float | None = None,
     max_metric_increase: float | None = None,
     slim: float | None = None,
     multiple: int = 1,
     sparsity: float = 0.8,
-    schedule: str = "polynomial",
+    schedule: Schedule = "polynomial",
     sparsity_m_by_n: tuple[int, int] | None = None,
     exclude=(),
     layer_sparsity=None,
     clusters: int | None = 16,
     per_channel: bool = False,
     layer_clusters=None,
-    quantization: str = "dynamic",
+    quantization: Quantization = "dynamic",
     strip: bool = False,
     slim_epochs: int = 3,
     prune_epochs: int = 10,
@@ -577,7 +578,8 @@ class _Job:
     # -- measuring ---------------------------------------------------------------------
 
     def tflite(self, model, conversion: str) -> bytes:
-        return to_tflite_bytes(model, conversion, representative_data=self.calibration, strip=self.strip)
+        checked = cast(TFLiteQuantization, conversion)  # a stage's conversion, "qat" already turned into "int8"
+        return to_tflite_bytes(model, checked, representative_data=self.calibration, strip=self.strip)
 
     def score(self, model, data, conversion: str | None = None) -> dict[str, float]:
         """Metrics of `model` on `data`: through its TFLite file with `conversion`, else Keras."""

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._types import DigitsView
 
 DIGITS_VIEWS = {
     "flat": (64,),
@@ -34,7 +35,7 @@ class Split:
     vocabulary_size: int | None = None
 
 
-def load_digits_split(view: str = "flat", *, seed: int = 0) -> Split:
+def load_digits_split(view: DigitsView = "flat", *, seed: int = 0) -> Split:
     """Loads digits with a fixed stratified 60/20/20 split, shaped for one family.
 
     No download: the images ship with scikit-learn.

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._types import TFLiteQuantization
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 
@@ -237,7 +238,9 @@ def strip_tflite(data: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def to_tflite_bytes(model, quantization: str = "dynamic", *, representative_data=None, strip: bool = False) -> bytes:
+def to_tflite_bytes(
+    model, quantization: TFLiteQuantization = "dynamic", *, representative_data=None, strip: bool = False
+) -> bytes:
     """Converts a Keras 3 or tf_keras model to a TFLite flatbuffer.
 
     Recurrent models are converted with a batch of one example, which lets the
@@ -308,7 +311,7 @@ def to_tflite_bytes(model, quantization: str = "dynamic", *, representative_data
 
 
 def export_tflite(
-    model, path, *, quantization: str = "dynamic", representative_data=None, strip: bool = False,
+    model, path, *, quantization: TFLiteQuantization = "dynamic", representative_data=None, strip: bool = False,
     overwrite: bool = False,
 ) -> Path:
     """Writes `model` as a TFLite file.

@@ -24,6 +24,7 @@ import keras_tuner
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._types import Task
 from keras_structopt.data.datasets import check_dataset, is_dataset, with_batches
 from keras_structopt.hypermodels import _compile_choices
 from keras_structopt.space import Architecture, render
@@ -233,7 +234,7 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         input_shape,
         outputs: int | None = None,
         *,
-        task: str = "multiclass",
+        task: Task = "multiclass",
         learning_rate=(1e-3, 1e-2),
         optimizer="adam",
         loss=None,

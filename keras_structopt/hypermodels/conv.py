@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from keras_structopt import _checks
+from keras_structopt._types import Task
 from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block
 from keras_structopt.space import Architecture, Block
 
@@ -67,7 +68,7 @@ class ConvHyperModel(StructuralHyperModel):
         input_shape,
         outputs: int | None = None,
         *,
-        task: str = "multiclass",
+        task: Task = "multiclass",
         num_stages=(1, 3),
         blocks_per_stage=(1, 2),
         filters=(16, 96),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from keras_structopt._types import Task
 from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block
 from keras_structopt.space import Architecture, Block
 
@@ -57,7 +58,7 @@ class DenseHyperModel(StructuralHyperModel):
         input_shape,
         outputs: int | None = None,
         *,
-        task: str = "multiclass",
+        task: Task = "multiclass",
         num_layers=(1, 3),
         units=(16, 256),
         connection=("plain", "residual", "dense"),

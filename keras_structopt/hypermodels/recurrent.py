@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from keras_structopt import _checks
+from keras_structopt._types import Task
 from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block
 from keras_structopt.space import Architecture, Block
 
@@ -57,7 +58,7 @@ class RecurrentHyperModel(StructuralHyperModel):
         input_shape,
         outputs: int | None = None,
         *,
-        task: str = "multiclass",
+        task: Task = "multiclass",
         vocabulary_size: int | None = None,
         embedding_units=(8, 64),
         cell=("lstm", "gru"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from keras_structopt._types import Task
 from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block
 from keras_structopt.hypermodels.recurrent import check_sequence_input
 from keras_structopt.space import Architecture, Block
@@ -62,7 +63,7 @@ class TransformerHyperModel(StructuralHyperModel):
         input_shape,
         outputs: int | None = None,
         *,
-        task: str = "multiclass",
+        task: Task = "multiclass",
         vocabulary_size: int | None = None,
         model_units=[32, 64],
         num_blocks=(1, 3),

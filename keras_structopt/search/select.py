@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from keras_structopt import _checks
+from keras_structopt._types import Cost, SelectionRule
 from keras_structopt.search.curves import read_curves, read_note, save_figure
 
 COSTS = ("params", "macs")
@@ -151,7 +152,7 @@ class Selection:
     estimate: str
 
 
-def select_simplest(tuner, *, rule: str = "one_se", cost: str = "params") -> Selection:
+def select_simplest(tuner, *, rule: SelectionRule = "one_se", cost: Cost = "params") -> Selection:
     """The smallest architecture whose score is within one standard error of the best trial's.
 
     The standard error is, for cross-validated trials, the standard deviation of the
@@ -190,7 +191,7 @@ def select_simplest(tuner, *, rule: str = "one_se", cost: str = "params") -> Sel
     )
 
 
-def pareto_front(tuner, *, cost: str = "params") -> list:
+def pareto_front(tuner, *, cost: Cost = "params") -> list:
     """The completed trials no other trial beats on both the metric and the cost, cheapest first.
 
     Example:
@@ -205,7 +206,7 @@ def pareto_front(tuner, *, cost: str = "params") -> list:
     return [tuner.oracle.get_trial(key) for key in keys]
 
 
-def plot_pareto(tuner, path, *, cost: str = "params"):
+def plot_pareto(tuner, path, *, cost: Cost = "params"):
     """Draws every completed trial (metric against cost) with the Pareto front; writes a PNG.
 
     Example:

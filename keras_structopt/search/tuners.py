@@ -45,6 +45,7 @@ import keras_tuner
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._types import Cost, Refit
 from keras_structopt.search.curves import CurveRecorder, read_note, trial_directory, write_note
 from keras_structopt.search.failures import (
     NonFiniteStopper,
@@ -102,7 +103,7 @@ class StructuralMixin:
         oracle: keras_tuner.Oracle
         project_dir: str
 
-    def __init__(self, hypermodel=None, *, folds=None, refit: str = "all", cost: str | None = None,
+    def __init__(self, hypermodel=None, *, folds=None, refit: Refit = "all", cost: Cost | None = None,
                  cost_weight: float = DEFAULT_COST_WEIGHT, max_params: int | None = None,
                  max_macs: int | None = None, max_latency_ms: float | None = None, deduplicate: bool = True,
                  median_stopping: MedianStopping | bool | None = None, donors=None, isolate_trials: bool = False,

@@ -224,10 +224,11 @@ if mode == "compress":
 print(json.dumps(outcome), flush=True)
 """
 
-# The cases whose compression and export run elsewhere are only loaded here: conv images,
-# recurrent rows and transformer rows in `tests/test_cli.py::test_other_families_run_end_to_end`,
-# recurrent layers over token ids (Embedding + LSTM) in `tests/compress/test_any_model.py` (lstm_text).
-COMPRESSED_AFTER_LOADING = ("dense", "transformer_tokens")
+# One case of each family is compressed and exported here; the others are only loaded: conv
+# images run end to end in `tests/test_cli.py::test_other_families_run_end_to_end`, recurrent
+# layers over token ids (Embedding + LSTM) in `tests/compress/test_any_model.py` (lstm_text), and
+# a transformer's rows and tokens differ only in the input layers.
+COMPRESSED_AFTER_LOADING = ("dense", "recurrent_rows", "transformer_tokens")
 
 
 @pytest.mark.slow
