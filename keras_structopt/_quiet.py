@@ -5,7 +5,9 @@ CPU feature notes, absl's "before InitializeLog" banner, converter warnings), so
 them before any Python setting can apply. `keras-structopt` (without `--verbose`) sets
 TensorFlow's log level and its Python loggers first, then passes standard error through
 a filter that drops the lines in TensorFlow's C++ log format and keeps everything else
-(the command's own errors, Python tracebacks) as it comes.
+(the command's own errors, Python tracebacks) as it comes. `import keras_structopt` in the
+command's process starts it before TensorFlow loads (the package imports TensorFlow, and
+registers its Keras classes, on import).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ TENSORFLOW_LOG_LINE = re.compile(
     r"|To enable the following instructions: .* rebuild TensorFlow"
     r"|WARNING:absl:|INFO:tensorflow:|WARNING:tensorflow:)"
 )
+_ACTIVE: _Filter | None = None  # the filter in place, if any
 _PYTHON_MODULES = r"(tensorflow|tf_keras|keras|keras_tuner|tensorflow_model_optimization|absl|google)(\.|$)"
 
 
@@ -59,6 +62,10 @@ class _Filter:
             os.write(self.original, line)
 
     def close(self):
+        global _ACTIVE
+        if _ACTIVE is not self:
+            return
+        _ACTIVE = None
         sys.stderr.flush()
         os.dup2(self.original, 2)  # the pipe's last writer is gone: the thread sees its end
         self.thread.join(timeout=5)
@@ -76,6 +83,9 @@ def quiet_tensorflow():
         >>> bool(TENSORFLOW_LOG_LINE.match("keras-structopt run: error: Expected --trials to be an int >= 1."))
         False
     """
+    global _ACTIVE
+    if _ACTIVE is not None:  # already filtering (the package did it when the command started)
+        return _ACTIVE.close
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     for name in ("tensorflow", "absl", "keras_tuner"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -84,5 +94,5 @@ def quiet_tensorflow():
         sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # not a real file (a notebook, a captured stream)
         return lambda: None
-    stderr_filter = _Filter()
-    return stderr_filter.close
+    _ACTIVE = _Filter()
+    return _ACTIVE.close
