@@ -33,6 +33,7 @@ from keras_structopt.hypermodels import (  # noqa: E402
     ConvHyperModel,
     DenseHyperModel,
     RecurrentHyperModel,
+    TabularHyperModel,
     TransformerHyperModel,
 )
 from keras_structopt.space import Architecture, Block, count, render  # noqa: E402
@@ -50,6 +51,7 @@ __all__ = [
     "RecurrentHyperModel",
     "Recipe",
     "Stage",
+    "TabularHyperModel",
     "TransformerHyperModel",
     "UnsupportedModelError",
     "__version__",

@@ -88,6 +88,36 @@ def _position_embedding(tf_keras, config):
     return position_embedding_class(tf_keras)(name=config["name"], dtype=config.get("dtype"))
 
 
+def _lookup_config(tf_keras, class_name: str, config: dict) -> dict:
+    """A StringLookup / IntegerLookup config in tf_keras form; raises `BridgeProblem` if it differs."""
+    config = dict(config)
+    oov_method, salt = config.pop("oov_method", "floormod"), config.pop("salt", None)
+    config.pop("vocabulary_size", None)  # derived from the vocabulary
+    if int(config.get("num_oov_indices", 1)) > 1 and (oov_method != "floormod" or salt is not None):
+        raise BridgeProblem(f"oov_method={oov_method!r} with salt={salt!r} spreads unknown values differently "
+                            "in tf_keras; use num_oov_indices=1")
+    if config.get("vocabulary") is None or isinstance(config.get("vocabulary"), str):
+        raise BridgeProblem("a vocabulary learnt by adapt() or read from a file is not in the config; pass "
+                            "vocabulary=[...] to the layer")
+    config["dtype"] = _dtype(config.get("dtype"))
+    if config.get("output_mode", "int") == "int":
+        config["dtype"] = "int64"  # the indices' type (Keras 3 records its float policy, unused here)
+    unknown = sorted(set(config) - _accepted_keys(getattr(tf_keras.layers, class_name)) - {"vocabulary_dtype",
+                                                                                           "encoding"})
+    if unknown:
+        raise BridgeProblem(f"options {unknown} have no tf_keras counterpart")
+    return config
+
+
+def _lookup(class_name: str):
+    """A builder for StringLookup / IntegerLookup (the config checked by `_lookup_config`)."""
+
+    def build(tf_keras, config):
+        return getattr(tf_keras.layers, class_name)(**config)
+
+    return build
+
+
 _PLAIN = LayerRule()
 
 SUPPORTED_LAYERS: dict[str, LayerRule] = {
@@ -122,6 +152,9 @@ SUPPORTED_LAYERS: dict[str, LayerRule] = {
     "Bidirectional": LayerRule(wrapped=("layer", "backward_layer")),
     "TimeDistributed": LayerRule(wrapped=("layer",)),
     "InputLayer": LayerRule(build=_input_layer),
+    # categorical lookups with their vocabulary in the config (the tabular family's, or a user's)
+    "StringLookup": LayerRule(build=_lookup("StringLookup")),
+    "IntegerLookup": LayerRule(build=_lookup("IntegerLookup")),
     # keras-structopt's own learned position table (transformer family)
     "PositionEmbedding": LayerRule(build=_position_embedding),
 }
@@ -241,6 +274,8 @@ def translate_config(
         raise BridgeProblem("not in the bridge's table of layers")
     config = dict(config)
     if rule.build is not None:
+        if class_name in ("StringLookup", "IntegerLookup"):
+            return rule.build, _lookup_config(tf_keras, class_name, config)
         config["dtype"] = _dtype(config.get("dtype"))
         return rule.build, config
     cls = getattr(tf_keras.layers, class_name)

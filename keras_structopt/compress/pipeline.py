@@ -28,6 +28,7 @@ from keras_structopt.compress.recipe import PRESETS, TARGETS, Recipe
 from keras_structopt.compress.slim import slim as slim_model
 from keras_structopt.compress.treatment import LayerTreatment, pruned_arrays, zero_fraction
 from keras_structopt.data.datasets import dataset_arrays, is_batched, is_dataset, model_input_rank
+from keras_structopt.data.tabular import TabularSchema, is_table
 from keras_structopt.export.tflite import serving_names, tflite_predict, to_tflite_bytes
 
 LATENCY_BATCHES = (1, 256)
@@ -155,12 +156,25 @@ class CompressionReport:
         }
 
 
+def _input(item):
+    """One input as an array; strings as a TensorFlow string tensor (what Keras 3 takes)."""
+    if getattr(getattr(item, "dtype", None), "name", None) == "string":  # a tf string tensor already
+        return item
+    array = np.asarray(item)
+    if array.dtype.kind in "OUS":
+        import tensorflow as tf
+
+        flat = [value.decode() if isinstance(value, bytes) else str(value) for value in array.reshape(-1).tolist()]
+        return tf.constant(np.asarray(flat, dtype=str).reshape(array.shape))
+    return array
+
+
 def _inputs(value, argument: str):
-    """One model input as an array, several as a list or dict of arrays."""
+    """One model input as an array, several as a list or dict of arrays (strings as tensors)."""
     if isinstance(value, dict):
-        return {key: np.asarray(item) for key, item in value.items()}
+        return {key: _input(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)) and value and all(hasattr(item, "shape") for item in value):
-        return [np.asarray(item) for item in value]
+        return [_input(item) for item in value]
     if hasattr(value, "shape") or isinstance(value, (list, tuple)):
         return np.asarray(value)
     raise _checks.error(
@@ -175,7 +189,11 @@ def _as_arrays(data, argument: str, model=None):
         batched = model is not None and is_batched(data, model_input_rank(model))
         return dataset_arrays(data, argument, batched=batched)
     if isinstance(data, (tuple, list)) and len(data) == 2:
-        return _inputs(data[0], f"{argument}[0]"), _inputs(data[1], f"{argument}[1]")
+        x = data[0]
+        spec = architecture_of(model) if model is not None else None
+        if spec is not None and spec.family == "tabular" and is_table(x):  # raw columns, as the search took them
+            x = TabularSchema(spec.option("features")).inputs(x, f"{argument}[0]")
+        return _inputs(x, f"{argument}[0]"), _inputs(data[1], f"{argument}[1]")
     raise _checks.error(
         f"Expected {argument} to be an (x, y) pair of arrays or a tf.data.Dataset of (x, y) pairs. Received: "
         f"{argument} of type "

@@ -560,7 +560,7 @@ def _layer_width(model, name: str):
 def _block_layer_names(spec, i: int, block) -> list[str]:
     """The layers whose width is block `i`'s width in a rendering of `spec`."""
     prefix = f"block_{i}"
-    if spec.family == "dense":
+    if spec.family in ("dense", "tabular"):
         return [f"{prefix}_dense"]
     if spec.family == "conv":
         return {
@@ -591,8 +591,18 @@ def respecify(spec, model):
         if len(widths) != 1 or None in widths:
             return None
         blocks.append(Block(block.kind, widths.pop(), block.stage))
+    changes: dict = {"blocks": blocks}
+    if spec.family == "tabular":  # slimming narrows embeddings too
+        embedded = [f["name"] for f in spec.option("features") if f["kind"] != "numeric"]
+        widths = []
+        for name in embedded:
+            try:
+                widths.append(int(model.get_layer(f"{name}_embedding").output_dim))
+            except ValueError:
+                return None
+        changes["options"] = {"embedding_units": tuple(widths)}
     try:
-        candidate = spec.replace(blocks=blocks)
+        candidate = spec.replace(**changes)
         rendered = render(candidate, keras)
     except (ConfigurationError, ValueError):
         return None

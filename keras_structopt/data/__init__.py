@@ -1,6 +1,16 @@
-"""Bundled, offline datasets and input adapters: digits, tensorflow-datasets, tf.data."""
+"""Bundled, offline datasets and input adapters: digits, tables, tensorflow-datasets, tf.data."""
 
 from keras_structopt.data.datasets import dataset_arrays, is_dataset, load_tfds
 from keras_structopt.data.digits import DIGITS_VIEWS, Split, load_digits_split
+from keras_structopt.data.tabular import TabularSchema, is_table
 
-__all__ = ["DIGITS_VIEWS", "Split", "dataset_arrays", "is_dataset", "load_digits_split", "load_tfds"]
+__all__ = [
+    "DIGITS_VIEWS",
+    "Split",
+    "TabularSchema",
+    "dataset_arrays",
+    "is_dataset",
+    "is_table",
+    "load_digits_split",
+    "load_tfds",
+]

@@ -14,6 +14,9 @@ from keras_structopt._types import TFLiteQuantization
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 
+# The TFLite metadata entry that holds a tabular model's categorical vocabularies.
+TABULAR_METADATA = "keras_structopt.tabular"
+
 
 def _identifier(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name) or "input"
@@ -114,6 +117,9 @@ def _serving_module(model, specs):
 
     module = tf.Module()
     module.model_variables = list(model.variables)
+    # Lookup layers' tables are resources, not variables: tracked so the signature can use them.
+    module.lookup_tables = [layer.lookup_table for _, layer in _layers(model)
+                            if getattr(layer, "lookup_table", None) is not None]
     module.serve = tf.function(_serve_function(model), input_signature=specs)
     return module
 
@@ -198,10 +204,14 @@ def _representative(model, data, count: int = 128):
     else:
         arrays = [np.asarray(data)]
     dtypes = [tf.as_dtype(t.dtype).as_numpy_dtype for t in model.inputs]
+    names, _ = serving_names(model)
 
     def examples():
         for i in range(min(count, len(arrays[0]))):
-            yield [a[i : i + 1].astype(dtype) for a, dtype in zip(arrays, dtypes)]
+            example = [a[i : i + 1].astype(dtype) for a, dtype in zip(arrays, dtypes)]
+            # By signature name where there are several inputs: the converted function's
+            # argument order need not be the model's input order.
+            yield dict(zip(names, example)) if len(example) > 1 else example
 
     return examples
 
@@ -232,10 +242,179 @@ def strip_tflite(data: bytes) -> bytes:
         subgraph.name = None
         for tensor in subgraph.tensors:
             tensor.name = None
+    kept = []
     for entry in model.metadata or []:
-        model.buffers[entry.buffer].data = None
-    model.metadata = None
+        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        if name == TABULAR_METADATA:
+            kept.append(entry)  # a tabular file's vocabularies: its categorical inputs need them
+        else:
+            model.buffers[entry.buffer].data = None
+    model.metadata = kept or None
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+_LOOKUPS = {"StringLookup": "string", "IntegerLookup": "integer"}
+
+
+def _input_lookups(model) -> dict[str, dict]:
+    """`{input layer name: lookup layer config}` for each lookup that reads a model input directly
+    (and is that input's only reader), in a tf_keras functional model."""
+    import tf_keras
+
+    if not isinstance(model, tf_keras.Model) or isinstance(model, tf_keras.Sequential):
+        return {}
+    if not any(type(layer).__name__ in _LOOKUPS for _, layer in _layers(model)):
+        return {}
+    try:
+        config = model.get_config()
+    except NotImplementedError:  # a subclassed model
+        return {}
+    if not isinstance(config, dict) or "layers" not in config:
+        return {}
+    inputs = {layer["name"] for layer in config["layers"] if layer["class_name"] == "InputLayer"}
+    readers: dict[str, list[str]] = {}
+    for layer in config["layers"]:
+        for source in _sources(layer.get("inbound_nodes")):
+            readers.setdefault(source, []).append(layer["name"])
+    found = {}
+    for layer in config["layers"]:
+        sources = list(_sources(layer.get("inbound_nodes")))
+        if (layer["class_name"] in _LOOKUPS and len(sources) == 1 and sources[0] in inputs
+                and readers.get(sources[0]) == [layer["name"]]):
+            found[sources[0]] = layer
+    return found
+
+
+def _sources(nodes):
+    """The names of the layers a tf_keras config's `inbound_nodes` read, however nested."""
+    if isinstance(nodes, (list, tuple)):
+        if len(nodes) >= 3 and isinstance(nodes[0], str) and isinstance(nodes[1], int):
+            yield nodes[0]
+            for value in nodes[3:]:  # keyword arguments may hold more tensors
+                yield from _sources(list(value.values()) if isinstance(value, dict) else value)
+            return
+        for node in nodes:
+            yield from _sources(node)
+    elif isinstance(nodes, dict):
+        for value in nodes.values():
+            yield from _sources(value)
+
+
+def _lookup_features(model, lookups) -> list[dict]:
+    """The categorical inputs behind `lookups`: name, serving name, kind and vocabulary."""
+    names = dict(zip([t._keras_history[0].name for t in model.inputs], serving_names(model)[0]))
+    features = []
+    for input_name, layer in lookups.items():
+        settings = layer["config"]
+        if int(settings.get("num_oov_indices", 1)) != 1 or settings.get("mask_token") is not None or (
+                settings.get("output_mode", "int") != "int" or settings.get("invert")):
+            raise _checks.error(
+                f"Expected lookup layer {layer['name']!r} to have num_oov_indices=1, no mask_token and "
+                "output_mode='int' for a TFLite file (which takes its indices). Received: num_oov_indices="
+                f"{settings.get('num_oov_indices')}, mask_token={settings.get('mask_token')!r}, output_mode="
+                f"{settings.get('output_mode')!r}."
+            )
+        vocabulary = model.get_layer(layer["name"]).get_vocabulary(include_special_tokens=False)
+        kind = _LOOKUPS[layer["class_name"]]
+        vocabulary = [int(v) for v in vocabulary] if kind == "integer" else [
+            v.decode() if isinstance(v, bytes) else str(v) for v in vocabulary]
+        features.append({"name": input_name, "input": names[input_name], "kind": kind, "vocabulary": vocabulary})
+    return features
+
+
+def _indexed_model(model, lookups):
+    """A copy of `model` without the lookups on its inputs: those inputs are the indices (int64)."""
+    import copy
+
+    import tf_keras
+
+    config = copy.deepcopy(model.get_config())
+    dropped = {layer["name"]: source for source, layer in lookups.items()}
+    layers = []
+    for layer in config["layers"]:
+        if layer["name"] in dropped:
+            continue
+        if layer["class_name"] == "InputLayer" and layer["name"] in lookups:
+            layer["config"]["dtype"] = "int64"
+        for node in layer.get("inbound_nodes") or []:
+            for source in node:
+                if isinstance(source, list) and source and source[0] in dropped:
+                    source[0], source[1], source[2] = dropped[source[0]], 0, 0
+        layers.append(layer)
+    config["layers"] = layers
+    indexed = tf_keras.Model.from_config(config)
+    for layer in indexed.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return indexed
+
+
+def _indexed_inputs(features, x):
+    """A table's categorical columns replaced by their lookup indices (others as arrays)."""
+    from keras_structopt.data.tabular import category_indices
+
+    if not isinstance(x, dict):
+        return x
+    by_name = {feature["name"]: feature for feature in features}
+    result = {}
+    for name, values in x.items():
+        feature = by_name.get(name)
+        if feature is not None and feature["kind"] != "numeric":
+            result[name] = category_indices(feature, values)
+        else:
+            array = values.numpy() if hasattr(values, "numpy") else np.asarray(values)
+            result[name] = array.reshape(-1, 1) if array.ndim == 1 else array  # a column: (examples, 1)
+    return result
+
+
+def _with_vocabularies(data: bytes, features: list[dict]) -> bytes:
+    """`data` with a metadata entry listing the categorical inputs and their vocabularies."""
+    import json
+
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps({"version": 1, "categorical": features}).encode(), dtype=np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = TABULAR_METADATA
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = list(model.metadata or []) + [entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def tflite_vocabularies(data: bytes) -> list[dict] | None:
+    """The categorical inputs a TFLite file takes as lookup indices (a tabular model's).
+
+    A model whose inputs go straight into `StringLookup` / `IntegerLookup` layers (the
+    tabular family's, or a user's) is converted without those layers: TFLite's
+    built-in operators have no string tables. Its file takes each such input as an
+    int64 index: 0 for a value outside the vocabulary, `i + 1` for `vocabulary[i]`
+    (what the lookup layer computes). The vocabularies
+    travel in the file's metadata; `TFLiteRunner` and `tflite_predict` apply them to
+    raw values, an app reads them with this function (or any flatbuffer reader).
+    Returns a list of `{"name", "input", "kind", "vocabulary"}`, or None for other files.
+
+    Example:
+        >>> import keras_tuner, keras_structopt as kso
+        >>> schema = kso.data.TabularSchema.from_data({"x": [1.0, 2.0], "city": ["Oslo", "Rome"]})
+        >>> model = kso.TabularHyperModel(schema, task="binary", num_layers=1, units=4,
+        ...                               connection="plain").build(keras_tuner.HyperParameters())
+        >>> [(f["name"], f["vocabulary"]) for f in tflite_vocabularies(to_tflite_bytes(model, "none"))]
+        [('city', ['Oslo', 'Rome'])]
+    """
+    import json
+
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(bytearray(data), 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name() == TABULAR_METADATA.encode():
+            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())["categorical"]
+    return None
 
 
 def to_tflite_bytes(
@@ -276,6 +455,13 @@ def to_tflite_bytes(
             "Received: representative_data=None."
         )
     model = _convertible(model)
+    lookups = _input_lookups(model)
+    categorical: list[dict] = []
+    if lookups:  # TFLite's built-in operators have no string tables: the file takes the indices
+        categorical = _lookup_features(model, lookups)
+        model = _indexed_model(model, lookups)
+        if representative_data is not None:
+            representative_data = _indexed_inputs(categorical, representative_data)
     with tempfile.TemporaryDirectory(prefix="structopt-tflite-") as directory:
         if _is_keras3(model):
             write_saved_model(model, directory)
@@ -299,6 +485,8 @@ def to_tflite_bytes(
                 converter.inference_output_type = tf.int8
         try:
             data = converter.convert()
+            if categorical:
+                data = _with_vocabularies(data, categorical)
             return strip_tflite(data) if strip else data
         except Exception as error:  # the converter raises many types; name the cause
             if quantization != "int8":
@@ -422,8 +610,12 @@ class TFLiteRunner:
         position = {detail["index"]: i for i, detail in enumerate(self.interpreter.get_input_details())}
         self.input_order = sorted(self.inputs, key=lambda name: position[self.inputs[name]["index"]])
         self.one_at_a_time = any(detail["shape_signature"][0] == 1 for detail in self.inputs.values())
+        self.categorical = tflite_vocabularies(data) or []
 
     def _arrays(self, x) -> dict:
+        if isinstance(x, dict) and self.categorical:  # a table: raw categories -> lookup indices
+            x = _indexed_inputs(self.categorical, x)
+            x = {_identifier(str(name)): value for name, value in x.items()}
         if isinstance(x, dict):
             return {name: np.asarray(x[name]) for name in self.inputs}
         if isinstance(x, (list, tuple)) and len(self.inputs) > 1:

@@ -4,6 +4,7 @@ from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable
 from keras_structopt.hypermodels.conv import ConvHyperModel
 from keras_structopt.hypermodels.dense import DenseHyperModel
 from keras_structopt.hypermodels.recurrent import RecurrentHyperModel
+from keras_structopt.hypermodels.tabular import TabularHyperModel
 from keras_structopt.hypermodels.transformer import TransformerHyperModel
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "DenseHyperModel",
     "RecurrentHyperModel",
     "StructuralHyperModel",
+    "TabularHyperModel",
     "TransformerHyperModel",
     "Tunable",
 ]

@@ -17,7 +17,7 @@ from keras_structopt.errors import ConfigurationError
 
 FORMAT_VERSION = 1
 
-FAMILIES = ("dense", "conv", "recurrent", "transformer")
+FAMILIES = ("dense", "conv", "recurrent", "transformer", "tabular")
 TASKS = ("multiclass", "binary", "regression")
 
 # What each family accepts: block kinds, connections and options with defaults.
@@ -68,6 +68,19 @@ _FAMILY_RULES: dict[str, dict[str, Any]] = {
             "pooling": "mean",
             "activation": "gelu",
             "vocabulary_size": None,
+        },
+    },
+    "tabular": {
+        "kinds": ("dense",),
+        "connections": ("plain", "residual", "dense", "cross"),
+        "options": {
+            "features": (),
+            "embedding_units": (),
+            "cross_layers": 2,
+            "activation": "relu",
+            "dropout": 0.0,
+            "batch_norm": False,
+            "batch_norm_momentum": 0.9,
         },
     },
 }
@@ -131,14 +144,18 @@ class Architecture:
     multiply-accumulates exactly as the rendered Keras model has them.
 
     Args:
-        family: `"dense"`, `"conv"`, `"recurrent"` or `"transformer"`.
+        family: `"dense"`, `"conv"`, `"recurrent"`, `"transformer"` or `"tabular"`.
         input_shape: The shape of one example, without the batch axis. Token-id
             inputs (recurrent and transformer families with a `vocabulary_size`
-            option) have shape `(timesteps,)`.
+            option) have shape `(timesteps,)`; a tabular network's is
+            `(number of features,)` (each feature is its own named input, see the
+            `features` option and `keras_structopt.data.TabularSchema`).
         blocks: The ordered `Block`s (or dicts with their fields).
         connection: How blocks connect; each family accepts its own patterns:
             dense `"plain"`/`"residual"`/`"dense"`, conv `"plain"`/`"dense"`,
-            recurrent `"plain"`/`"residual"`, transformer `"residual"`/`"dense"`.
+            recurrent `"plain"`/`"residual"`, transformer `"residual"`/`"dense"`,
+            tabular `"plain"`/`"residual"`/`"dense"`/`"cross"` (cross layers,
+            DCN-style, beside a plain trunk).
             A recurrent `"residual"` where no layer's output is as wide as its
             input (so no add can apply) is stored as `"plain"`: one network, one spec.
         task: `"multiclass"` (softmax), `"binary"` (one sigmoid unit) or
@@ -213,6 +230,8 @@ class Architecture:
         for name, value in options.items():
             if name in _OPTION_CHOICES:
                 _checks.one_of(name, value, _OPTION_CHOICES[name])
+        if self.family == "tabular":
+            _canonical_tabular_options(shape, options)
         _check_family_options(self.family, shape, options)
         object.__setattr__(self, "options", tuple(sorted(options.items())))
         if self.family == "recurrent" and self.connection == "residual" and not _recurrent_residual_applies(
@@ -274,7 +293,7 @@ class Architecture:
             "connection": self.connection,
             "task": self.task,
             "outputs": self.outputs,
-            "options": dict(self.options),
+            "options": {name: _json_option(value) for name, value in self.options},
         }
 
     @classmethod
@@ -415,6 +434,44 @@ def _check_family_options(family: str, shape: tuple[int, ...], options: dict) ->
     if family == "transformer":
         for name in ("model_units", "num_heads", "key_units"):
             _checks.positive_int(name, options[name])
+
+
+def _canonical_tabular_options(shape: tuple[int, ...], options: dict) -> None:
+    """Checks a tabular spec's features and embedding widths; stores them as tuples."""
+    from keras_structopt.data.tabular import TabularSchema  # data imports nothing from space
+
+    raw = options["features"]
+    if not isinstance(raw, (list, tuple)) or not raw:
+        raise _checks.error(
+            "Expected the option features (a list of feature dicts, see TabularSchema) for family='tabular'. "
+            f"Received: features={raw!r}."
+        )
+    features = TabularSchema(tuple(raw)).features
+    if shape != (len(features),):
+        raise _checks.error(
+            f"Expected input_shape=({len(features)},) (the number of features) for family='tabular'. "
+            f"Received: input_shape={shape}."
+        )
+    categorical = [feature["name"] for feature in features if feature["kind"] != "numeric"]
+    units = options["embedding_units"]
+    if not isinstance(units, (list, tuple)) or len(units) != len(categorical):
+        raise _checks.error(
+            f"Expected embedding_units to list one width per categorical feature {categorical}. "
+            f"Received: embedding_units={units!r}."
+        )
+    options["features"] = features
+    options["embedding_units"] = tuple(_checks.positive_int("embedding_units", u) for u in units)
+    _checks.positive_int("cross_layers", options["cross_layers"])
+    options["cross_layers"] = int(options["cross_layers"])
+
+
+def _json_option(value):
+    """An option value as JSON has it (tuples become lists, also inside feature dicts)."""
+    if isinstance(value, (list, tuple)):
+        return [_json_option(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _json_option(item) for key, item in value.items()}
+    return value
 
 
 def _check_keys(what: str, config: Mapping, cls) -> None:

@@ -110,6 +110,15 @@ class _CountingBuilder:
         self.params += vocabulary_size * units
         return _Symbol(x.shape + (units,))
 
+    def lookup(self, x, name, vocabulary, kind):
+        return x  # a table, no weights
+
+    def normalization(self, x, name, mean, variance):
+        return x  # constants from the schema, no weights
+
+    def multiply(self, xs, name):
+        return _Symbol(xs[0].shape)
+
     def position_embedding(self, x, name):
         self.params += _prod(x.shape)
         return x
@@ -209,6 +218,16 @@ class _KerasBuilder:
 
     def embedding(self, x, name, vocabulary_size, units):
         return self.layers.Embedding(vocabulary_size, units, name=name)(x)
+
+    def lookup(self, x, name, vocabulary, kind):
+        layer = self.layers.StringLookup if kind == "string" else self.layers.IntegerLookup
+        return layer(vocabulary=list(vocabulary), num_oov_indices=1, name=name)(x)
+
+    def normalization(self, x, name, mean, variance):
+        return self.layers.Normalization(axis=-1, mean=list(mean), variance=list(variance), name=name)(x)
+
+    def multiply(self, xs, name):
+        return self.layers.Multiply(name=name)(xs)
 
     def position_embedding(self, x, name):
         return position_embedding_class(self.K)(name=name)(x)
@@ -352,17 +371,23 @@ def _dense_family(spec: Architecture, b):
     inputs = x = b.input(spec.input_shape, "float32", "inputs")
     if len(spec.input_shape) > 1:
         x = b.flatten(x, "flatten")
+    x = _dense_trunk(spec, b, x, spec.connection)
+    return b.model(inputs, _head(spec, b, x), "structopt_dense")
+
+
+def _dense_trunk(spec: Architecture, b, x, connection: str):
+    """The dense blocks of `spec` on `x`, joined `"plain"`, `"residual"` or `"dense"`."""
     batch_norm = spec.option("batch_norm")
     dropout = spec.option("dropout")
     features = [x]
     for i, block in enumerate(spec.blocks):
         prefix = f"block_{i}"
-        h = b.concat(features, f"{prefix}_concat") if spec.connection == "dense" and i else x
+        h = b.concat(features, f"{prefix}_concat") if connection == "dense" and i else x
         h = b.dense(h, block.units, f"{prefix}_dense", use_bias=not batch_norm)
         if batch_norm:
             h = b.batch_norm(h, f"{prefix}_batch_norm", spec.option("batch_norm_momentum"))
         h = b.activation(h, f"{prefix}_activation", spec.option("activation"))
-        if spec.connection == "residual":
+        if connection == "residual":
             shortcut = x
             if b.width(x) != block.units:
                 shortcut = b.dense(x, block.units, f"{prefix}_projection", use_bias=False)
@@ -371,9 +396,44 @@ def _dense_family(spec: Architecture, b):
             h = b.dropout(h, f"{prefix}_dropout", dropout)
         features.append(h)
         x = h
-    if spec.connection == "dense":
+    if connection == "dense":
         x = b.concat(features, "features_concat")
-    return b.model(inputs, _head(spec, b, x), "structopt_dense")
+    return x
+
+
+def _tabular_family(spec: Architecture, b):
+    """Named inputs -> normalised numbers and embedded categories -> a dense trunk -> head.
+
+    `"cross"` puts `cross_layers` cross layers (DCN: `x_{l+1} = x_0 * (W x_l + b) + x_l`)
+    beside a plain trunk on the same features and concatenates both before the head.
+    """
+    features = spec.option("features")
+    dtypes = {"numeric": "float32", "integer": "int64", "string": "string"}
+    inputs = {f["name"]: b.input((1,), dtypes[f["kind"]], f["name"]) for f in features}
+    parts = []
+    numeric = [f for f in features if f["kind"] == "numeric"]
+    if numeric:
+        x = inputs[numeric[0]["name"]] if len(numeric) == 1 else b.concat(
+            [inputs[f["name"]] for f in numeric], "numeric_concat")
+        parts.append(b.normalization(x, "numeric_normalization", [f["mean"] for f in numeric],
+                                     [f["variance"] for f in numeric]))
+    categorical = [f for f in features if f["kind"] != "numeric"]
+    for feature, units in zip(categorical, spec.option("embedding_units")):
+        name = feature["name"]
+        index = b.lookup(inputs[name], f"{name}_lookup", feature["vocabulary"], feature["kind"])
+        embedded = b.embedding(index, f"{name}_embedding", len(feature["vocabulary"]) + 1, units)
+        parts.append(b.flatten(embedded, f"{name}_flatten"))
+    x0 = parts[0] if len(parts) == 1 else b.concat(parts, "inputs_concat")
+    if spec.connection != "cross":
+        x = _dense_trunk(spec, b, x0, spec.connection)
+    else:
+        crossed = x0
+        for i in range(spec.option("cross_layers")):
+            h = b.dense(crossed, b.width(x0), f"cross_{i}_dense")
+            h = b.multiply([x0, h], f"cross_{i}_multiply")
+            crossed = b.add([h, crossed], f"cross_{i}_add")
+        x = b.concat([crossed, _dense_trunk(spec, b, x0, "plain")], "cross_deep_concat")
+    return b.model(inputs, _head(spec, b, x), "structopt_tabular")
 
 
 def _conv_unit(spec, b, x, filters, kernel_size, name, strides=1):
@@ -536,6 +596,7 @@ _FAMILY_BUILDERS = {
     "conv": _conv_family,
     "recurrent": _recurrent_family,
     "transformer": _transformer_family,
+    "tabular": _tabular_family,
 }
 
 

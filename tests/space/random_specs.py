@@ -39,6 +39,31 @@ def random_spec(rng: random.Random, family: str) -> Architecture:
                 "dropout": rng.choice([0.0, 0.2]),
             },
         )
+    if family == "tabular":
+        features = [{"name": f"n{i}", "kind": "numeric", "mean": rng.uniform(-2, 2), "variance": rng.uniform(0.1, 4)}
+                    for i in range(rng.randint(0, 3))]
+        for i in range(rng.randint(0 if features else 1, 3)):
+            if rng.random() < 0.5:
+                vocabulary = [f"v{j}" for j in range(rng.randint(1, 6))]
+                features.append({"name": f"s{i}", "kind": "string", "vocabulary": vocabulary})
+            else:
+                features.append({"name": f"i{i}", "kind": "integer", "vocabulary": rng.sample(range(100), rng.randint(1, 6))})
+        categorical = [f for f in features if f["kind"] != "numeric"]
+        return Architecture(
+            "tabular",
+            (len(features),),
+            [Block("dense", rng.randint(1, 24)) for _ in range(depth)],
+            connection=rng.choice(["plain", "residual", "dense", "cross"]),
+            task=task,
+            outputs=outputs,
+            options={
+                "features": features,
+                "embedding_units": [rng.randint(1, 5) for _ in categorical],
+                "cross_layers": rng.randint(1, 3),
+                "batch_norm": rng.random() < 0.5,
+                "dropout": rng.choice([0.0, 0.2]),
+            },
+        )
     tokens = rng.random() < 0.5
     vocabulary = rng.randint(3, 20) if tokens else None
     shape = (rng.randint(2, 7),) if tokens else (rng.randint(2, 7), rng.randint(1, 5))

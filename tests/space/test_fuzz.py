@@ -14,7 +14,7 @@ from keras_structopt.errors import ConfigurationError
 from keras_structopt.space import Architecture, render
 from tests.space.random_specs import random_spec
 
-FAMILIES = ("dense", "conv", "recurrent", "transformer")
+FAMILIES = ("dense", "conv", "recurrent", "transformer", "tabular")
 SCALARS = (st.none() | st.booleans() | st.integers(-5, 300) | st.floats(allow_nan=True, allow_infinity=True)
            | st.text(max_size=6) | st.sampled_from(["relu", "plain", "residual", "dense", "lstm", "avg", "max"]))
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
