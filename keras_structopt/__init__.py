@@ -37,6 +37,7 @@ from keras_structopt.hypermodels import (  # noqa: E402
     TransformerHyperModel,
 )
 from keras_structopt.space import Architecture, Block, count, render  # noqa: E402
+from keras_structopt.suggest import Suggestion, suggest  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -51,6 +52,7 @@ __all__ = [
     "RecurrentHyperModel",
     "Recipe",
     "Stage",
+    "Suggestion",
     "TabularHyperModel",
     "TransformerHyperModel",
     "UnsupportedModelError",
@@ -63,5 +65,6 @@ __all__ = [
     "render",
     "search",
     "slim",
+    "suggest",
     "to_tf_keras",
 ]

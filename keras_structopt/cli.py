@@ -125,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--features", default=None, help="the input feature of a tfds dataset without supervised keys")
     run.add_argument("--family", default="dense", help=f"one of {sorted(FAMILIES)} (default: dense)")
     run.add_argument(
+        "--suggest", action="store_true",
+        help="design the space from the training data (kso.suggest: family, depth and width ranges, regularisation) "
+        "and print why; a job's [space] arguments still override it",
+    )
+    run.add_argument(
         "--view", default=None, help="digits view: flat, image, rows or tokens (default: the family's)"
     )
     run.add_argument("--tuner", default="random", help=f"one of {list(TUNERS)} (default: random)")
@@ -675,7 +680,17 @@ def run(args) -> int:
     data, data_record = _load_data(args)
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(args.seed)
-    hypermodel = _hypermodel(args, data.input_shape, data.num_classes, data.vocabulary_size)
+    suggestion = None
+    if getattr(args, "suggest", False):
+        suggestion = kso.suggest(*data.train, seed=args.seed)
+        space = dict(args.space or {})
+        hypermodel = type(suggestion.hypermodel)(**{**suggestion.arguments, **space}) if space else (
+            suggestion.hypermodel)
+        args.family = suggestion.family
+        for line in str(suggestion).splitlines():
+            say(line)
+    else:
+        hypermodel = _hypermodel(args, data.input_shape, data.num_classes, data.vocabulary_size)
     where = f"digits ({data_record['view']})" if args.dataset == "digits" else args.dataset
     tuner = make_tuner(
         args.tuner, hypermodel, trials=args.trials, epochs=args.epochs, seed=args.seed,
@@ -710,6 +725,7 @@ def run(args) -> int:
 
     search = {
         "family": args.family,
+        "suggestion": None if suggestion is None else list(suggestion.rationale),
         "tuner": args.tuner,
         "trials_completed": len(completed),
         "trials_total": len(trials),

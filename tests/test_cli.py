@@ -178,11 +178,15 @@ def test_killed_anywhere_and_resumed_a_job_ends_as_an_uninterrupted_one(tmp_path
 def test_other_families_run_end_to_end(tmp_path, family, view):
     out = tmp_path / family
     run_cli("--family", family, "--view", view, "--trials", "1", "--epochs", "1", "--max-accuracy-loss", "none",
-            "--prune-epochs", "1",
+            "--prune-epochs", "1", "--suggest",
             "--cluster-epochs", "1", "--sparsity", "0.5", "--out", str(out), "--quiet")
     report = json.loads((out / "report.json").read_text())
     architecture = report["search"]["best_architecture"]
     assert architecture["family"] == family and report["data"]["view"] == view
+    # --suggest: the space designed from 1,078 8x8 images (kso.suggest), and why, in the report
+    assert "stages 1..2: the 8x8 map halves per stage and stays >= 2x2" in report["search"]["suggestion"]
+    assert max(block["stage"] for block in architecture["blocks"]) <= 1
+    assert all(16 <= block["units"] <= 64 for block in architecture["blocks"])
     if view == "tokens":
         assert architecture["options"]["vocabulary_size"] == 17
     assert report["compression"]["stages"][-1]["max_unique_kernel_values"] <= 16

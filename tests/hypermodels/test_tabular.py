@@ -166,9 +166,12 @@ def test_training_on_a_frame_and_the_bridge_is_exact(connection):
     assert history.history["loss"][-1] < history.history["loss"][0]
 
 
+# Like the other families (tests/hypermodels/test_contract.py's rotation), two of Keras Tuner's
+# tuners here; RandomSearch runs in the serving test below and in the doctest. Hyperband's
+# reloading of checkpoints is the same code for every family and runs there on three of them.
 @pytest.mark.slow
-@pytest.mark.parametrize("tuner_name", ["random", "grid", "bayesian", "hyperband"])
-def test_every_keras_tuner_searches_a_frame(tmp_path, tuner_name):
+@pytest.mark.parametrize("tuner_name", ["grid", "bayesian"])
+def test_keras_tuners_search_a_frame(tmp_path, tuner_name):
     frame, y = cancer_frame()
     train, validation, _ = split(frame, y, n_train=200)
     hm = cancer_hypermodel(train)

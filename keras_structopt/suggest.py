@@ -1,0 +1,204 @@
+"""`suggest`: a search space designed from the data and the task, with its reasons.
+
+Every HyperModel has a fixed default space; a user with 300 rows and one with 3 million
+get the same ranges. `suggest(x, y)` reads what the data says — the rank and shape of
+the inputs, column types and cardinalities, the number of examples, the label type,
+the classes and their balance — and returns a HyperModel whose space is sized for it,
+with one line of rationale per choice. The rules are written out below, not learnt;
+take the suggestion as it is, or read `suggestion.arguments`, edit and rebuild.
+
+The rules (n = training examples):
+
+* Family: a table (DataFrame or dict of columns) -> `TabularHyperModel`; inputs of
+  shape `(n, d)` -> `DenseHyperModel`; `(n, h, w, c)` -> `ConvHyperModel`; `(n, t, f)`
+  -> `RecurrentHyperModel` (a sequence of feature vectors).
+* Task: float labels, 2-D labels, or integers with more than 100 distinct values
+  (more than n / 5) -> regression; otherwise class ids: two classes -> binary, more ->
+  multiclass with `max(y) + 1` outputs.
+* Capacity follows the data: the widest layer is about `4 * sqrt(n)` units (a power of
+  two, 16..1024), the narrowest a sixteenth of it (at least 8); depth up to 2 below
+  1,000 examples, 3 below 100,000, else 4. Conv filters: 16..64 below 5,000 images,
+  32..128 above; stages up to `log2(min(h, w) / 2)` (the feature map stays >= 2x2).
+* Regularisation for small data: below 2,000 examples dropout is searched among
+  0.1..0.3 (else 0..0.2), and the learning-rate range is narrowed to 1e-3..3e-3.
+* Imbalanced classes (largest / smallest class > 3): binary tasks also report AUC (a
+  `val_auc` objective is suggested), and `class_weight` is recommended in the rationale.
+* Tables: the schema is read from `x` (`TabularSchema.from_data`), embedding widths
+  follow each column's cardinality (`embedding_units_range`), cross layers are offered
+  only with at least 4 features (they model pairwise interactions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from keras_structopt import _checks
+
+
+@dataclasses.dataclass(frozen=True)
+class Suggestion:
+    """What `suggest` returns: the HyperModel, its constructor arguments and the reasons.
+
+    Attributes:
+        hypermodel: A ready HyperModel (pass it to any Keras Tuner tuner).
+        family: `"dense"`, `"conv"`, `"recurrent"` or `"tabular"`.
+        arguments: The keyword arguments it was built with (edit and rebuild with
+            `type(suggestion.hypermodel)(**arguments)`).
+        objective: The objective the rules suggest (`"val_accuracy"`, `"val_auc"` or
+            `"val_loss"`).
+        rationale: One line per choice: what was chosen and why.
+    """
+
+    hypermodel: Any
+    family: str
+    arguments: dict[str, Any]
+    objective: str
+    rationale: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "\n".join([f"{type(self.hypermodel).__name__} (objective {self.objective}):"]
+                         + [f"  - {line}" for line in self.rationale])
+
+
+def _power_of_two(value: float, low: int, high: int) -> int:
+    return int(min(high, max(low, 2 ** round(math.log2(max(value, 1.0))))))
+
+
+def _task(y, rationale: list[str]) -> tuple[str, int, np.ndarray]:
+    labels = np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    distinct = len(np.unique(labels)) if labels.ndim == 1 and labels.dtype.kind in "iu" else 0
+    if labels.dtype.kind == "f" or labels.ndim > 1 or (distinct > 100 and distinct > len(labels) / 5):
+        outputs = 1 if labels.ndim == 1 else int(labels.shape[1])
+        why = ("float labels" if labels.dtype.kind == "f" else
+               "2-D labels" if labels.ndim > 1 else f"{distinct} distinct integer values: counts, not classes")
+        rationale.append(f"task regression: {why} ({outputs} target(s)); pass integer class ids to classify")
+        return "regression", outputs, labels.astype(np.float32)
+    if labels.dtype.kind not in "iuf" or labels.size == 0 or labels.min() < 0:
+        numeric = labels.dtype.kind in "iuf" and labels.size
+        raise _checks.error(
+            "Expected y to hold class ids (integers >= 0) or float regression targets. Received: y of dtype "
+            f"{labels.dtype}" + (f" with values from {labels.min()} to {labels.max()}." if numeric else ".")
+        )
+    labels = labels.astype(np.int64)
+    classes = int(labels.max()) + 1
+    if classes <= 2:
+        rationale.append("task binary: two classes (one sigmoid unit)")
+        return "binary", 1, labels
+    rationale.append(f"task multiclass: {classes} classes (class ids 0..{classes - 1})")
+    return "multiclass", classes, labels
+
+
+def suggest(x, y, *, seed: int | None = None) -> Suggestion:
+    """Designs a search space from the training data; returns a `Suggestion`.
+
+    Args:
+        x: The training inputs: an array `(n, d)`, `(n, t, f)` or `(n, h, w, c)`, or a
+            table (pandas DataFrame or dict of columns).
+        y: The training labels: class ids or regression targets.
+        seed: Passed to the HyperModel (each trial's weights and shuffling).
+
+    The rules are in this module's docstring; `str(suggestion)` prints the rationale.
+
+    Example:
+        >>> import keras_structopt as kso
+        >>> from keras_structopt.data import load_digits_split
+        >>> data = load_digits_split("image", seed=0)
+        >>> suggestion = kso.suggest(*data.train, seed=0)
+        >>> suggestion.family, suggestion.arguments["num_stages"], suggestion.objective
+        ('conv', (1, 2), 'val_accuracy')
+        >>> print(suggestion.rationale[0])
+        family conv: images of shape (8, 8, 1)
+    """
+    from keras_structopt.data.tabular import TabularSchema, is_table
+    from keras_structopt.hypermodels import ConvHyperModel, DenseHyperModel, RecurrentHyperModel, TabularHyperModel
+
+    rationale: list[str] = []
+    if is_table(x):
+        schema = TabularSchema.from_data(x)
+        n = len(next(iter(schema.inputs(x).values())))
+        shape: tuple[int, ...] = (len(schema.features),)
+        family = "tabular"
+        categorical = [f for f in schema.features if f["kind"] != "numeric"]
+        rationale.append(
+            f"family tabular: a table of {len(schema.features)} columns ({len(categorical)} categorical: "
+            + (", ".join(f"{f['name']} ({len(f['vocabulary'])} values)" for f in categorical) or "none") + ")"
+        )
+    else:
+        array = np.asarray(x)
+        if array.ndim not in (2, 3, 4) or not len(array):
+            raise _checks.error(
+                "Expected x of shape (examples, features), (examples, timesteps, features) or (examples, height, "
+                f"width, channels), or a table. Received: x of shape {array.shape}."
+            )
+        n, shape = len(array), tuple(int(d) for d in array.shape[1:])
+        family = {2: "dense", 3: "recurrent", 4: "conv"}[array.ndim]
+        rationale.append(
+            f"family dense: flat vectors of {shape[0]} features" if family == "dense"
+            else f"family recurrent: sequences of {shape[0]} steps x {shape[1]} features" if family == "recurrent"
+            else f"family conv: images of shape {shape}"
+        )
+    if len(np.asarray(y)) != n:
+        raise _checks.error(f"Expected as many labels as examples. Received: x with {n} examples and y with "
+                            f"{len(np.asarray(y))}.")
+    task, outputs, labels = _task(y, rationale)
+
+    widest = _power_of_two(4 * math.sqrt(n), 16, 1024)
+    narrowest = max(8, widest // 16)
+    depth = 2 if n < 1_000 else 3 if n < 100_000 else 4
+    small = n < 2_000
+    if family != "conv":
+        rationale.append(f"widths {narrowest}..{widest}: about 4 x sqrt({n:,} examples) at most")
+    arguments: dict[str, Any] = {"task": task, "seed": seed}
+    if task != "binary":
+        arguments["outputs"] = outputs
+    if small:
+        arguments["dropout"] = [0.1, 0.2, 0.3]
+        arguments["learning_rate"] = (1e-3, 3e-3)
+        rationale.append(f"small data ({n:,} < 2,000 examples): dropout 0.1..0.3, learning rate 1e-3..3e-3")
+    objective = "val_loss" if task == "regression" else "val_accuracy"
+    if task != "regression":
+        counts = np.bincount(labels, minlength=outputs if task == "multiclass" else 2)
+        present = counts[counts > 0]
+        ratio = float(present.max() / present.min())
+        if ratio > 3:
+            rationale.append(f"imbalanced classes (largest / smallest = {ratio:.1f}): pass class_weight to search")
+            if task == "binary":
+                import keras
+
+                arguments["metrics"] = ["accuracy", keras.metrics.AUC(name="auc")]
+                objective = "val_auc"
+                rationale.append("objective val_auc: accuracy rewards predicting the majority class")
+        else:
+            rationale.append(f"balanced enough classes (largest / smallest = {ratio:.1f})")
+
+    if family in ("dense", "tabular"):
+        arguments.update(num_layers=(1, depth), units=(narrowest, widest))
+        why = {2: "fewer than 1,000", 3: "fewer than 100,000", 4: "at least 100,000"}[depth]
+        rationale.append(f"depth 1..{depth}: {why} examples")
+    if family == "tabular":
+        connections = ["plain", "residual", "dense"] + (["cross"] if len(shape) and shape[0] >= 4 else [])
+        arguments["connection"] = connections
+        rationale.append("cross layers offered: at least 4 features to interact" if "cross" in connections
+                         else "no cross layers: fewer than 4 features")
+        rationale.append("embedding widths from each column's cardinality (about 1.6 x cardinality^0.56 at most)")
+        return Suggestion(TabularHyperModel(schema, **arguments), family, {"features": schema.to_list(), **arguments},
+                          objective, tuple(rationale))
+    arguments["input_shape"] = shape
+    if family == "dense":
+        return Suggestion(DenseHyperModel(**arguments), family, arguments, objective, tuple(rationale))
+    if family == "recurrent":
+        arguments.update(num_layers=(1, min(depth, 3)), units=(narrowest, min(widest, 256)))
+        rationale.append(f"recurrent layers 1..{min(depth, 3)}, units {narrowest}..{min(widest, 256)}")
+        return Suggestion(RecurrentHyperModel(**arguments), family, arguments, objective, tuple(rationale))
+    stages = max(1, min(4, int(math.log2(max(2, min(shape[0], shape[1])) / 2))))
+    filters = (16, 64) if n < 5_000 else (32, 128)
+    arguments.update(num_stages=(1, stages), filters=filters)
+    rationale.append(f"stages 1..{stages}: the {shape[0]}x{shape[1]} map halves per stage and stays >= 2x2")
+    rationale.append(f"filters {filters[0]}..{filters[1]}: {'fewer than' if n < 5_000 else 'at least'} 5,000 images")
+    return Suggestion(ConvHyperModel(**arguments), family, arguments, objective, tuple(rationale))

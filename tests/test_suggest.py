@@ -1,0 +1,97 @@
+"""kso.suggest: the family, task and space read from the data, each choice with its reason."""
+
+import json
+
+import keras_tuner
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes
+
+import keras_structopt as kso
+from keras_structopt.data import load_digits_split
+from tests.conftest import assert_all_completed
+from tests.hypermodels.test_tabular import diabetes_frame
+
+
+def values(hypermodel, name):
+    """Every value a hyperparameter of the HyperModel's space can take."""
+    hp = keras_tuner.HyperParameters()
+    hypermodel.build(hp)
+    return hp._hps[name][0]
+
+
+@pytest.mark.parametrize(
+    "view, family, facts",
+    [
+        ("flat", "dense", ["family dense: flat vectors of 64 features", "task multiclass: 10 classes",
+                           "widths 8..128", "depth 1..3"]),
+        ("image", "conv", ["family conv: images of shape (8, 8, 1)", "stages 1..2", "filters 16..64"]),
+        ("rows", "recurrent", ["family recurrent: sequences of 8 steps x 8 features", "units 8..128"]),
+    ],
+)
+def test_digits_views_get_their_family_and_a_space_sized_for_1078_examples(view, family, facts):
+    data = load_digits_split(view, seed=0)
+    suggestion = kso.suggest(*data.train, seed=0)
+    assert suggestion.family == family and suggestion.objective == "val_accuracy"
+    text = str(suggestion)
+    for fact in facts + ["small data (1,078 < 2,000 examples): dropout 0.1..0.3"]:
+        assert fact in text, text
+    hm = suggestion.hypermodel
+    assert hm.architecture().family == family
+    assert sorted(values(hm, "dropout").values) == [0.1, 0.2, 0.3]
+    rebuilt = type(hm)(**suggestion.arguments)  # the arguments rebuild it, and survive JSON like any config
+    assert rebuilt.get_config() == type(hm).from_config(json.loads(json.dumps(hm.get_config()))).get_config()
+
+
+def test_breast_cancer_is_binary_with_a_small_space_and_a_search_runs(tmp_path):
+    data = load_breast_cancer()
+    x, y = data.data[:300].astype("float32"), data.target[:300]
+    suggestion = kso.suggest(x, y, seed=0)
+    assert suggestion.family == "dense" and suggestion.arguments["task"] == "binary"
+    assert suggestion.arguments["units"] == (8, 64) and suggestion.arguments["num_layers"] == (1, 2)
+    assert "depth 1..2: fewer than 1,000 examples" in suggestion.rationale
+    tuner = keras_tuner.RandomSearch(suggestion.hypermodel, objective=suggestion.objective, max_trials=1, seed=1,
+                                     directory=tmp_path, project_name="cancer")
+    tuner.search(x, y, validation_data=(data.data[300:400].astype("float32"), data.target[300:400]), epochs=1,
+                 verbose=0)
+    assert_all_completed(tuner, expected=1)
+
+
+def test_a_table_gets_the_tabular_family_and_regression_from_float_labels():
+    frame, y = diabetes_frame()
+    suggestion = kso.suggest(frame[:300], y[:300])
+    assert suggestion.family == "tabular" and suggestion.objective == "val_loss"
+    assert suggestion.arguments["task"] == "regression" and suggestion.arguments["outputs"] == 1
+    assert "cross" in suggestion.arguments["connection"]
+    assert suggestion.rationale[0] == ("family tabular: a table of 10 columns (2 categorical: age (4 values), "
+                                       "sex (2 values))")
+    hm = suggestion.hypermodel
+    assert values(hm, "age/embedding_units").max_value <= 4  # from the cardinality, not a fixed range
+    # the diabetes target as integers: 200+ distinct values are counts, not classes
+    counts = kso.suggest(load_diabetes().data[:300], load_diabetes().target[:300].astype("int64"))
+    assert counts.arguments["task"] == "regression" and "counts, not classes" in counts.rationale[1]
+
+
+def test_imbalanced_binary_labels_get_auc_and_a_class_weight_note():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(5_000, 6)).astype("float32"), (np.arange(5_000) % 10 == 0).astype("int64")
+    suggestion = kso.suggest(x, y)
+    assert suggestion.objective == "val_auc"
+    assert [getattr(m, "name", m) for m in suggestion.arguments["metrics"]] == ["accuracy", "auc"]
+    assert any("pass class_weight" in line for line in suggestion.rationale)
+    assert "dropout" not in suggestion.arguments  # not small data: the default regularisation
+    assert suggestion.arguments["units"] == (16, 256)  # 4 x sqrt(5,000) ~ 283 -> 256
+
+
+@pytest.mark.parametrize(
+    "x, y, message",
+    [
+        (np.zeros(10), np.zeros(10), r"Expected x of shape \(examples, features\).*Received: x of shape \(10,\)"),
+        (np.zeros((10, 3)), np.array(["a"] * 10), r"Expected y to hold class ids .* Received: y of dtype <U1"),
+        (np.zeros((10, 3)), np.zeros(9, dtype=int), r"Expected as many labels as examples\. Received: x with 10"),
+        (np.zeros((10, 3)), -np.ones(10, dtype=int), r"Expected y to hold class ids .*values from -1 to -1"),
+    ],
+)
+def test_bad_data_is_explained(x, y, message):
+    with pytest.raises(kso.ConfigurationError, match=message):
+        kso.suggest(x, y)
