@@ -80,3 +80,50 @@ def stored_mnist(tmp_path_factory):
                             "test": part(test, pixels=pixels, digit=labels)},
         )
     return directory
+
+
+@pytest.fixture(scope="session")
+def stored_movielens(tmp_path_factory):
+    """`movielens/100k-ratings` (0.1.1) written offline with MovieLens's own feature schema, so the
+    real MovieLens builder reads it: 60 users, 90 movies, 2,400 ratings drawn from a low-rank
+    taste model (user and movie factors, plus a movie bias), rounded to 1..5 stars; the users'
+    gender, age band and occupation come with them, the movies' genres, title and timestamps too.
+    """
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    tfds.disable_progress_bar()
+    directory = tmp_path_factory.mktemp("tfds_movielens")
+    features = tfds.builder("movielens/100k-ratings", data_dir=str(directory)).info.features
+    rng = np.random.default_rng(0)
+    users, movies, count = 60, 90, 2_400
+    taste, style = rng.normal(size=(users, 3)), rng.normal(size=(movies, 3))
+    bias = rng.normal(scale=0.5, size=movies)
+    user = rng.integers(0, users, count)
+    movie = rng.integers(0, movies, count)
+    stars = np.clip(np.round(3.2 + 0.6 * (taste[user] * style[movie]).sum(1) + bias[movie]), 1, 5)
+    occupations = ["student", "engineer", "artist", "doctor", "writer"]
+    ages = np.array([18.0, 25.0, 35.0, 45.0, 50.0, 56.0])
+    user_age = ages[rng.integers(0, len(ages), users)]
+    user_job = rng.integers(0, len(occupations), users)
+    columns = {
+        "bucketized_user_age": user_age[user].astype("float32"),
+        "movie_genres": tf.ragged.constant([[int(g)] for g in rng.integers(0, 19, count)], dtype=tf.int64),
+        "movie_id": np.array([str(m + 1) for m in movie]),
+        "movie_title": np.array([f"Movie {m + 1} (1995)" for m in movie]),
+        "raw_user_age": (user_age[user] + 1).astype("float32"),
+        "timestamp": (880_000_000 + np.arange(count) * 60).astype("int64"),
+        "user_gender": (user % 2 == 0),
+        "user_id": np.array([str(u + 1) for u in user]),
+        "user_occupation_label": user_job[user].astype("int64"),
+        "user_occupation_text": np.array([occupations[j] for j in user_job[user]]),
+        "user_rating": stars.astype("float32"),
+        "user_zip_code": np.array([f"{55_000 + u}" for u in user]),
+    }
+    with contextlib.redirect_stdout(io.StringIO()):
+        tfds.dataset_builders.store_as_tfds_dataset(
+            name="movielens", version="0.1.1", config="100k-ratings", data_dir=str(directory), features=features,
+            split_datasets={"train": tf.data.Dataset.from_tensor_slices(columns)},
+        )
+    return directory

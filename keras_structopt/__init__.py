@@ -32,6 +32,7 @@ from keras_structopt.export import export_saved_model, export_tflite  # noqa: E4
 from keras_structopt.hypermodels import (  # noqa: E402
     ConvHyperModel,
     DenseHyperModel,
+    RecommenderHyperModel,
     RecurrentHyperModel,
     TabularHyperModel,
     TransformerHyperModel,
@@ -49,6 +50,7 @@ __all__ = [
     "SearchFailedError",
     "ConvHyperModel",
     "DenseHyperModel",
+    "RecommenderHyperModel",
     "RecurrentHyperModel",
     "Recipe",
     "Stage",

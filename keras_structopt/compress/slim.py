@@ -560,8 +560,10 @@ def _layer_width(model, name: str):
 def _block_layer_names(spec, i: int, block) -> list[str]:
     """The layers whose width is block `i`'s width in a rendering of `spec`."""
     prefix = f"block_{i}"
-    if spec.family in ("dense", "tabular"):
+    if spec.family in ("dense", "tabular") or (spec.family == "recommender" and spec.connection != "dot"):
         return [f"{prefix}_dense"]
+    if spec.family == "recommender":  # two towers: one width for both sides' block
+        return [f"user_{prefix}_dense", f"item_{prefix}_dense"]
     if spec.family == "conv":
         return {
             "plain": [f"{prefix}_conv"],
@@ -592,7 +594,7 @@ def respecify(spec, model):
             return None
         blocks.append(Block(block.kind, widths.pop(), block.stage))
     changes: dict = {"blocks": blocks}
-    if spec.family == "tabular":  # slimming narrows embeddings too
+    if spec.family in ("tabular", "recommender"):  # slimming narrows embeddings too
         embedded = [f["name"] for f in spec.option("features") if f["kind"] != "numeric"]
         widths = []
         for name in embedded:

@@ -2,6 +2,7 @@
 
 from keras_structopt.data.datasets import dataset_arrays, is_dataset, load_tfds
 from keras_structopt.data.digits import DIGITS_VIEWS, Split, load_digits_split
+from keras_structopt.data.movielens import load_movielens
 from keras_structopt.data.tabular import TabularSchema, is_table
 
 __all__ = [
@@ -12,5 +13,6 @@ __all__ = [
     "is_dataset",
     "is_table",
     "load_digits_split",
+    "load_movielens",
     "load_tfds",
 ]

@@ -12,6 +12,7 @@ from keras_structopt.search.evolution import EvolutionarySearch, EvolutionOracle
 from keras_structopt.search.failures import NonFiniteStopper
 from keras_structopt.search.hparams import structure_columns, write_hparams
 from keras_structopt.search.project import Project, trial_rows, write_search_report
+from keras_structopt.search.ranking import RankingMetrics
 from keras_structopt.search.select import (
     Record,
     Selection,
@@ -33,6 +34,7 @@ __all__ = [
     "MedianStopping",
     "NonFiniteStopper",
     "Project",
+    "RankingMetrics",
     "Record",
     "Selection",
     "StructuralMixin",

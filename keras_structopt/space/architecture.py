@@ -17,7 +17,7 @@ from keras_structopt.errors import ConfigurationError
 
 FORMAT_VERSION = 1
 
-FAMILIES = ("dense", "conv", "recurrent", "transformer", "tabular")
+FAMILIES = ("dense", "conv", "recurrent", "transformer", "tabular", "recommender")
 TASKS = ("multiclass", "binary", "regression")
 
 # What each family accepts: block kinds, connections and options with defaults.
@@ -76,6 +76,22 @@ _FAMILY_RULES: dict[str, dict[str, Any]] = {
         "options": {
             "features": (),
             "embedding_units": (),
+            "cross_layers": 2,
+            "activation": "relu",
+            "dropout": 0.0,
+            "batch_norm": False,
+            "batch_norm_momentum": 0.9,
+        },
+    },
+    "recommender": {
+        "kinds": ("dense",),
+        "connections": ("dot", "mlp", "cross"),
+        "options": {
+            "features": (),
+            "user_features": (),
+            "item_features": (),
+            "embedding_units": (),
+            "tower_units": 32,
             "cross_layers": 2,
             "activation": "relu",
             "dropout": 0.0,
@@ -230,8 +246,10 @@ class Architecture:
         for name, value in options.items():
             if name in _OPTION_CHOICES:
                 _checks.one_of(name, value, _OPTION_CHOICES[name])
-        if self.family == "tabular":
+        if self.family in ("tabular", "recommender"):
             _canonical_tabular_options(shape, options)
+        if self.family == "recommender":
+            _canonical_recommender_options(options)
         _check_family_options(self.family, shape, options)
         object.__setattr__(self, "options", tuple(sorted(options.items())))
         if self.family == "recurrent" and self.connection == "residual" and not _recurrent_residual_applies(
@@ -443,14 +461,14 @@ def _canonical_tabular_options(shape: tuple[int, ...], options: dict) -> None:
     raw = options["features"]
     if not isinstance(raw, (list, tuple)) or not raw:
         raise _checks.error(
-            "Expected the option features (a list of feature dicts, see TabularSchema) for family='tabular'. "
-            f"Received: features={raw!r}."
+            "Expected the option features (a list of feature dicts, see TabularSchema) for a tabular or "
+            f"recommender network. Received: features={raw!r}."
         )
     features = TabularSchema(tuple(raw)).features
     if shape != (len(features),):
         raise _checks.error(
-            f"Expected input_shape=({len(features)},) (the number of features) for family='tabular'. "
-            f"Received: input_shape={shape}."
+            f"Expected input_shape=({len(features)},) (the number of features) for a tabular or recommender "
+            f"network. Received: input_shape={shape}."
         )
     categorical = [feature["name"] for feature in features if feature["kind"] != "numeric"]
     units = options["embedding_units"]
@@ -463,6 +481,30 @@ def _canonical_tabular_options(shape: tuple[int, ...], options: dict) -> None:
     options["embedding_units"] = tuple(_checks.positive_int("embedding_units", u) for u in units)
     _checks.positive_int("cross_layers", options["cross_layers"])
     options["cross_layers"] = int(options["cross_layers"])
+
+
+def _canonical_recommender_options(options: dict) -> None:
+    """Checks that every feature is on the user side or the item side, once."""
+    names = [feature["name"] for feature in options["features"]]
+    sides = {}
+    for side in ("user_features", "item_features"):
+        value = options[side]
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value or not all(
+                isinstance(name, str) for name in value):
+            raise _checks.error(f"Expected {side} to be a non-empty list of feature names. Received: {side}={value!r}.")
+        sides[side] = tuple(value)
+    unknown = sorted(set(sides["user_features"] + sides["item_features"]) - set(names))
+    both = sorted(set(sides["user_features"]) & set(sides["item_features"]))
+    missing = [name for name in names if name not in sides["user_features"] + sides["item_features"]]
+    if unknown or both or missing:
+        raise _checks.error(
+            f"Expected user_features and item_features to split the features {names} between them. Received: "
+            + "; ".join(part for part in (f"unknown {unknown}" if unknown else "", f"on both sides {both}" if both
+                                          else "", f"on neither side {missing}" if missing else "") if part) + "."
+        )
+    options.update(sides)
+    _checks.positive_int("tower_units", options["tower_units"])
+    options["tower_units"] = int(options["tower_units"])
 
 
 def _json_option(value):

@@ -119,6 +119,10 @@ class _CountingBuilder:
     def multiply(self, xs, name):
         return _Symbol(xs[0].shape)
 
+    def dot(self, xs, name):
+        self.macs += xs[0].shape[-1]
+        return _Symbol((1,))
+
     def position_embedding(self, x, name):
         self.params += _prod(x.shape)
         return x
@@ -228,6 +232,9 @@ class _KerasBuilder:
 
     def multiply(self, xs, name):
         return self.layers.Multiply(name=name)(xs)
+
+    def dot(self, xs, name):
+        return self.layers.Dot(axes=1, name=name)(xs)
 
     def position_embedding(self, x, name):
         return position_embedding_class(self.K)(name=name)(x)
@@ -401,40 +408,81 @@ def _dense_trunk(spec: Architecture, b, x, connection: str):
     return x
 
 
-def _tabular_family(spec: Architecture, b):
-    """Named inputs -> normalised numbers and embedded categories -> a dense trunk -> head.
+_INPUT_DTYPES = {"numeric": "float32", "integer": "int64", "string": "string"}
 
-    `"cross"` puts `cross_layers` cross layers (DCN: `x_{l+1} = x_0 * (W x_l + b) + x_l`)
-    beside a plain trunk on the same features and concatenates both before the head.
-    """
-    features = spec.option("features")
-    dtypes = {"numeric": "float32", "integer": "int64", "string": "string"}
-    inputs = {f["name"]: b.input((1,), dtypes[f["kind"]], f["name"]) for f in features}
+
+def _encode_features(spec: Architecture, b, inputs, features, prefix: str):
+    """Normalised numbers and embedded categories of `features`, concatenated (one tensor)."""
+    widths = dict(zip([f["name"] for f in spec.option("features") if f["kind"] != "numeric"],
+                      spec.option("embedding_units")))
     parts = []
     numeric = [f for f in features if f["kind"] == "numeric"]
     if numeric:
         x = inputs[numeric[0]["name"]] if len(numeric) == 1 else b.concat(
-            [inputs[f["name"]] for f in numeric], "numeric_concat")
-        parts.append(b.normalization(x, "numeric_normalization", [f["mean"] for f in numeric],
+            [inputs[f["name"]] for f in numeric], f"{prefix}numeric_concat")
+        parts.append(b.normalization(x, f"{prefix}numeric_normalization", [f["mean"] for f in numeric],
                                      [f["variance"] for f in numeric]))
-    categorical = [f for f in features if f["kind"] != "numeric"]
-    for feature, units in zip(categorical, spec.option("embedding_units")):
+    for feature in (f for f in features if f["kind"] != "numeric"):
         name = feature["name"]
         index = b.lookup(inputs[name], f"{name}_lookup", feature["vocabulary"], feature["kind"])
-        embedded = b.embedding(index, f"{name}_embedding", len(feature["vocabulary"]) + 1, units)
+        embedded = b.embedding(index, f"{name}_embedding", len(feature["vocabulary"]) + 1, widths[name])
         parts.append(b.flatten(embedded, f"{name}_flatten"))
-    x0 = parts[0] if len(parts) == 1 else b.concat(parts, "inputs_concat")
-    if spec.connection != "cross":
-        x = _dense_trunk(spec, b, x0, spec.connection)
-    else:
-        crossed = x0
-        for i in range(spec.option("cross_layers")):
-            h = b.dense(crossed, b.width(x0), f"cross_{i}_dense")
-            h = b.multiply([x0, h], f"cross_{i}_multiply")
-            crossed = b.add([h, crossed], f"cross_{i}_add")
-        x = b.concat([crossed, _dense_trunk(spec, b, x0, "plain")], "cross_deep_concat")
+    return parts[0] if len(parts) == 1 else b.concat(parts, f"{prefix}inputs_concat")
+
+
+def _cross_and_deep(spec: Architecture, b, x0, prefix: str = ""):
+    """`cross_layers` cross layers (DCN: `x_{l+1} = x_0 * (W x_l + b) + x_l`) beside a plain trunk."""
+    crossed = x0
+    for i in range(spec.option("cross_layers")):
+        h = b.dense(crossed, b.width(x0), f"{prefix}cross_{i}_dense")
+        h = b.multiply([x0, h], f"{prefix}cross_{i}_multiply")
+        crossed = b.add([h, crossed], f"{prefix}cross_{i}_add")
+    return b.concat([crossed, _dense_trunk(spec, b, x0, "plain")], f"{prefix}cross_deep_concat")
+
+
+def _tabular_family(spec: Architecture, b):
+    """Named inputs -> normalised numbers and embedded categories -> a dense trunk -> head.
+
+    `"cross"` puts cross layers (DCN-style) beside a plain trunk on the same features and
+    concatenates both before the head.
+    """
+    features = spec.option("features")
+    inputs = {f["name"]: b.input((1,), _INPUT_DTYPES[f["kind"]], f["name"]) for f in features}
+    x0 = _encode_features(spec, b, inputs, features, "")
+    x = _dense_trunk(spec, b, x0, spec.connection) if spec.connection != "cross" else _cross_and_deep(spec, b, x0)
     return b.model(inputs, _head(spec, b, x), "structopt_tabular")
 
+
+def _tower(spec: Architecture, b, x, side: str):
+    """One side's dense blocks and its projection to `tower_units` (the retrieval vector)."""
+    for i, block in enumerate(spec.blocks):
+        x = b.dense(x, block.units, f"{side}_block_{i}_dense", activation=spec.option("activation"))
+        if spec.option("dropout"):
+            x = b.dropout(x, f"{side}_block_{i}_dropout", spec.option("dropout"))
+    return b.dense(x, spec.option("tower_units"), f"{side}_projection")
+
+
+def _recommender_family(spec: Architecture, b):
+    """User features and item features -> an interaction -> a score.
+
+    `"dot"`: two towers (the blocks, then a projection to `tower_units`) whose dot product is
+    the score (the logit for `"binary"`, the prediction for `"regression"`): the towers can
+    serve retrieval on their own. `"mlp"` (NCF-style): both sides concatenated into the dense
+    blocks and a head. `"cross"`: cross layers beside the blocks, then a head.
+    """
+    features = spec.option("features")
+    by_name = {f["name"]: f for f in features}
+    inputs = {f["name"]: b.input((1,), _INPUT_DTYPES[f["kind"]], f["name"]) for f in features}
+    user = _encode_features(spec, b, inputs, [by_name[n] for n in spec.option("user_features")], "user_")
+    item = _encode_features(spec, b, inputs, [by_name[n] for n in spec.option("item_features")], "item_")
+    if spec.connection == "dot":
+        score = b.dot([_tower(spec, b, user, "user"), _tower(spec, b, item, "item")], "score")
+        if spec.task == "binary":
+            score = b.activation(score, "head", "sigmoid")
+        return b.model(inputs, score, "structopt_recommender")
+    x0 = b.concat([user, item], "pair_concat")
+    x = _dense_trunk(spec, b, x0, "plain") if spec.connection == "mlp" else _cross_and_deep(spec, b, x0)
+    return b.model(inputs, _head(spec, b, x), "structopt_recommender")
 
 def _conv_unit(spec, b, x, filters, kernel_size, name, strides=1):
     """Convolution, batch norm, activation."""
@@ -597,6 +645,7 @@ _FAMILY_BUILDERS = {
     "recurrent": _recurrent_family,
     "transformer": _transformer_family,
     "tabular": _tabular_family,
+    "recommender": _recommender_family,
 }
 
 
