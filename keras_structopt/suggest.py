@@ -26,6 +26,12 @@ The rules (n = training examples):
 * Tables: the schema is read from `x` (`TabularSchema.from_data`), embedding widths
   follow each column's cardinality (`embedding_units_range`), cross layers are offered
   only with at least 4 features (they model pairwise interactions).
+* Interactions: a table with a categorical `user_id` column and another categorical
+  column whose name ends in `_id` (an item: `movie_id`, `item_id`, ...) is a
+  recommender (`RecommenderHyperModel`): columns whose names contain `user` are the
+  user side, the others the item side; the three interactions are searched, the towers'
+  width up to the embedding width of the larger id; a multiclass label (star ratings as
+  integers) is treated as a rating (regression).
 """
 
 from __future__ import annotations
@@ -94,6 +100,41 @@ def _task(y, rationale: list[str]) -> tuple[str, int, np.ndarray]:
     return "multiclass", classes, labels
 
 
+def _recommender(schema, n: int, y, seed, ids, cls) -> Suggestion:
+    """The recommender rule (see the module docstring)."""
+    rationale = [f"family recommender: a user_id column and item id(s) {ids} in a table of {n:,} interactions"]
+    user = [name for name in schema.names if "user" in name]
+    item = [name for name in schema.names if name not in user]
+    rationale.append(f"user side {user}; item side {item}")
+    labels = np.asarray(y)
+    if labels.dtype.kind in "iu" and labels.size and labels.min() >= 0 and labels.max() <= 1:
+        task = "binary"
+        rationale.append("task binary: implicit feedback (0/1 labels); rank with kso.search.RankingMetrics")
+    else:
+        task = "regression"
+        rationale.append("task regression: ratings")
+    largest = max(len(schema.feature(name)["vocabulary"]) for name in ["user_id", *ids])
+    width = embedding_units_high(largest + 1)
+    towers = (max(4, width // 4), max(8, width))
+    arguments: dict[str, Any] = {"user_features": user, "item_features": item, "task": task, "seed": seed,
+                                 "interaction": ["dot", "mlp", "cross"], "tower_units": towers,
+                                 "num_layers": (1, 2 if n < 100_000 else 3),
+                                 "units": (16, _power_of_two(4 * math.sqrt(n), 32, 512))}
+    rationale.append(f"interactions dot (two towers), mlp and cross searched; tower width {towers[0]}..{towers[1]} "
+                     f"from the {largest:,} values of the largest id")
+    hypermodel = cls(schema, **arguments)
+    objective = "val_loss" if task == "regression" else "val_accuracy"
+    return Suggestion(hypermodel, "recommender", {"features": schema.to_list(), **arguments}, objective,
+                      tuple(rationale))
+
+
+def embedding_units_high(cardinality: int) -> int:
+    """The widest embedding `embedding_units_range` allows for `cardinality` values."""
+    from keras_structopt.data.tabular import embedding_units_range
+
+    return embedding_units_range(cardinality)[1]
+
+
 def suggest(x, y, *, seed: int | None = None) -> Suggestion:
     """Designs a search space from the training data; returns a `Suggestion`.
 
@@ -116,7 +157,13 @@ def suggest(x, y, *, seed: int | None = None) -> Suggestion:
         family conv: images of shape (8, 8, 1)
     """
     from keras_structopt.data.tabular import TabularSchema, is_table
-    from keras_structopt.hypermodels import ConvHyperModel, DenseHyperModel, RecurrentHyperModel, TabularHyperModel
+    from keras_structopt.hypermodels import (
+        ConvHyperModel,
+        DenseHyperModel,
+        RecommenderHyperModel,
+        RecurrentHyperModel,
+        TabularHyperModel,
+    )
 
     rationale: list[str] = []
     if is_table(x):
@@ -125,6 +172,9 @@ def suggest(x, y, *, seed: int | None = None) -> Suggestion:
         shape: tuple[int, ...] = (len(schema.features),)
         family = "tabular"
         categorical = [f for f in schema.features if f["kind"] != "numeric"]
+        ids = [f["name"] for f in categorical if f["name"].endswith("_id") and f["name"] != "user_id"]
+        if "user_id" in [f["name"] for f in categorical] and ids:
+            return _recommender(schema, n, y, seed, ids, RecommenderHyperModel)
         rationale.append(
             f"family tabular: a table of {len(schema.features)} columns ({len(categorical)} categorical: "
             + (", ".join(f"{f['name']} ({len(f['vocabulary'])} values)" for f in categorical) or "none") + ")"

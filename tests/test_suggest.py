@@ -95,3 +95,17 @@ def test_imbalanced_binary_labels_get_auc_and_a_class_weight_note():
 def test_bad_data_is_explained(x, y, message):
     with pytest.raises(kso.ConfigurationError, match=message):
         kso.suggest(x, y)
+
+
+def test_a_rating_table_with_user_and_item_ids_gets_a_recommender(stored_movielens):
+    columns, ratings = kso.data.load_movielens(data_dir=stored_movielens)
+    suggestion = kso.suggest(columns, ratings, seed=0)
+    assert suggestion.family == "recommender" and suggestion.objective == "val_loss"
+    assert suggestion.arguments["item_features"] == ["movie_id"]
+    assert set(suggestion.arguments["user_features"]) == {"user_id", "user_gender", "bucketized_user_age",
+                                                          "user_occupation_text"}
+    assert suggestion.rationale[0].startswith("family recommender: a user_id column and item id(s) ['movie_id']")
+    implicit = kso.suggest(columns, (ratings >= 4).astype("int64"))
+    assert implicit.arguments["task"] == "binary" and "RankingMetrics" in implicit.rationale[2]
+    spec = implicit.hypermodel.architecture()
+    assert spec.family == "recommender" and spec.count_params() > 0
