@@ -119,9 +119,9 @@ def test_two_towers_serve_retrieval_and_their_dot_product_is_the_score(ratings, 
     ranking = kso.search.RankingMetrics({c: validation[0][c][liked] for c in USER},
                                         {c: validation[0][c][liked] for c in ITEM},
                                         {c: train[0][c] for c in ITEM}, k=10, inputs=hm.schema.inputs)
-    random = keras_tuner.RandomSearch(hm, objective="val_accuracy", max_trials=2, seed=1, directory=tmp_path,
+    random = keras_tuner.RandomSearch(hm, objective="val_accuracy", max_trials=1, seed=1, directory=tmp_path,
                                       project_name="random")
-    random.search(*train, validation_data=validation, epochs=2, batch_size=64, verbose=0)
+    random.search(*train, validation_data=validation, epochs=1, batch_size=64, verbose=0)
     assert_all_completed(random)
     tuner = keras_tuner.BayesianOptimization(hm, objective=keras_tuner.Objective("val_ndcg_at_10", "max"),
                                              max_trials=2, num_initial_points=1, seed=1, directory=tmp_path,
@@ -160,9 +160,9 @@ def test_a_recommender_compresses_and_exports(ratings, tmp_path):
     hm = hypermodel(train, interaction="mlp", num_layers=2, units=32)
     hp = keras_tuner.HyperParameters()
     model = hm.build(hp)
-    hm.fit(hp, model, *train, validation_data=validation, epochs=6, batch_size=64, verbose=0)
+    hm.fit(hp, model, *train, validation_data=validation, epochs=4, batch_size=64, verbose=0)
     small, report = kso.compress(model, train, validation_data=validation, test_data=validation, slim=0.5,
-                                 sparsity=0.5, clusters=8, slim_epochs=2, prune_epochs=2, cluster_epochs=1,
+                                 sparsity=0.5, clusters=8, slim_epochs=1, prune_epochs=2, cluster_epochs=1,
                                  measure_latency=False)
     assert [s.name for s in report.stages] == ["baseline", "slimmed", "pruned", "clustered", "quantized"]
     assert report.final.params < report.baseline.params
