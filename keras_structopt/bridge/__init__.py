@@ -201,13 +201,24 @@ def probe_inputs(model, batch_size: int = 2, seed: int = 0):
     def make(tensor):
         shape = (batch_size,) + tuple(3 if d is None else int(d) for d in tuple(tensor.shape)[1:])
         dtype = str(getattr(tensor.dtype, "name", tensor.dtype))
+        if dtype == "string":  # category names for lookup layers (a few, some outside any vocabulary)
+            import tensorflow as tf
+
+            names = np.array([f"probe-{v}" for v in rng.integers(0, 3, size=int(np.prod(shape)))])
+            return tf.constant(names.reshape(shape))
         if "int" in dtype:
             return rng.integers(0, 2, size=shape).astype(dtype)
         return rng.normal(size=shape).astype(dtype)
 
     if is_tf_keras(model) or isinstance(model, keras.Sequential):
-        return [make(t) for t in model.inputs] if len(model.inputs) > 1 else make(model.inputs[0])
-    return keras.tree.map_structure(make, model.input)
+        batch = [make(t) for t in model.inputs] if len(model.inputs) > 1 else make(model.inputs[0])
+    else:
+        batch = keras.tree.map_structure(make, model.input)
+    if any(hasattr(item, "numpy") for item in keras.tree.flatten(batch)):  # Keras 3 takes no mix of both
+        import tensorflow as tf
+
+        batch = keras.tree.map_structure(tf.constant, batch)
+    return batch
 
 
 def verify(source, target, *, tolerance: float = 1e-4) -> float:

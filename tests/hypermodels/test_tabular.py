@@ -241,3 +241,34 @@ def test_a_searched_frame_model_serves_raw_values_and_compresses(tmp_path):
     assert compressed.name == "2" and (tmp_path / "serving" / "cancer" / "1").is_dir()
     again = tf.saved_model.load(str(compressed)).signatures["serving_default"](**raw)["outputs"].numpy()
     assert max_abs_difference(again, small.predict(hm.inputs(test[0]), verbose=0)) <= 1e-5
+
+
+def test_a_users_model_with_lookups_bridges_and_converts_with_index_inputs():
+    """A hand-written Keras 3 model over raw columns (Normalization, StringLookup into an Embedding,
+    IntegerLookup one-hot): the bridge carries it; its TFLite file takes the string column as
+    indices (vocabulary in the metadata); a one-hot lookup on an input is explained, not crashed."""
+    city = keras.Input((1,), dtype="string", name="city")
+    zone = keras.Input((1,), dtype="int64", name="zone")
+    age = keras.Input((1,), name="age")
+    embedded = keras.layers.Flatten()(keras.layers.Embedding(4, 3)(
+        keras.layers.StringLookup(vocabulary=["Lima", "Oslo", "Rome"], name="city_lookup")(city)))
+    zones = keras.layers.IntegerLookup(vocabulary=[3, 7], output_mode="one_hot", name="zone_lookup")(zone)
+    scaled = keras.layers.Normalization(mean=[40.0], variance=[100.0])(age)
+    hidden = keras.layers.Dense(8, activation="relu")(keras.layers.Concatenate()([embedded, zones, scaled]))
+    model = keras.Model({"city": city, "zone": zone, "age": age}, keras.layers.Dense(1)(hidden))
+    x = {"city": tf.constant([["Rome"], ["Paris"], ["Oslo"]]), "zone": np.array([[3], [9], [7]]),
+         "age": np.array([[30.0], [50.0], [61.0]], "float32")}
+    expected = model.predict(x, verbose=0)
+    legacy = kso.to_tf_keras(model)
+    assert max_abs_difference(legacy.predict(x, verbose=0), expected) <= 1e-6
+    with pytest.raises(kso.ConfigurationError, match=r"Expected lookup layer 'zone_lookup' to have .*output_mode='int'"):
+        to_tflite_bytes(model, "none")
+    only_city = keras.Model({"city": city, "age": age}, keras.layers.Dense(1)(keras.layers.Concatenate()(
+        [embedded, scaled])))
+    lite = to_tflite_bytes(only_city, "none")
+    assert tflite_vocabularies(lite) == [{"name": "city", "input": "city", "kind": "string",
+                                          "vocabulary": ["Lima", "Oslo", "Rome"]}]
+    raw = {"city": np.array(["Rome", "Paris", "Oslo"]), "age": np.array([30.0, 50.0, 61.0], "float32")}
+    reference = only_city.predict({"city": tf.constant(raw["city"].reshape(-1, 1)), "age": raw["age"].reshape(-1, 1)},
+                                  verbose=0)
+    assert max_abs_difference(tflite_predict(lite, raw), reference) <= 1e-5
