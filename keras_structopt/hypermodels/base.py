@@ -191,6 +191,20 @@ def declare_per_block(hp, tunable: Tunable, depth: Tunable, name_format: str) ->
     return values
 
 
+def declare_when(hp, tunable: Tunable, option: Tunable, chosen, needed):
+    """Declares a hyperparameter that matters only when `option` is `needed`; returns its value then.
+
+    Where `option` is a choice including `needed`, the hyperparameter is declared under Keras
+    Tuner's condition on it (so no tuner varies it while it has no effect); otherwise it is
+    declared only when `chosen == needed`. Returns None when it does not apply.
+    """
+    if option.form == "fixed" or needed not in option.values:
+        return tunable.declare(hp) if chosen == needed else None
+    with hp.conditional_scope(option.name, [needed]):
+        value = tunable.declare(hp)
+    return value if chosen == needed else None
+
+
 class StructuralHyperModel(keras_tuner.HyperModel):
     """Base class of the keras-structopt HyperModels.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras_structopt import _checks
 from keras_structopt._types import Task
-from keras_structopt.hypermodels.base import Tunable, declare_per_block
+from keras_structopt.hypermodels.base import declare_per_block, declare_when
 from keras_structopt.hypermodels.tabular import TabularHyperModel
 from keras_structopt.space import Architecture, Block
 
@@ -114,8 +114,8 @@ class RecommenderHyperModel(TabularHyperModel):
         num_layers = self._num_layers.declare(hp)
         widths = declare_per_block(hp, self._units, self._num_layers, "block_{}/units")
         interaction = self._interaction.declare(hp)
-        tower_units = self._conditional(hp, self._tower_units, interaction, "dot") or 1
-        cross_layers = self._conditional(hp, self._cross_layers, interaction, "cross") or 1
+        tower_units = declare_when(hp, self._tower_units, self._interaction, interaction, "dot") or 1
+        cross_layers = declare_when(hp, self._cross_layers, self._interaction, interaction, "cross") or 1
         embedding_units = [tunable.declare(hp, f"{name}/embedding_units")
                            for name, tunable in self._embedding_units.items()]
         return Architecture(
@@ -138,12 +138,3 @@ class RecommenderHyperModel(TabularHyperModel):
                 "batch_norm_momentum": self._momentum.declare(hp),
             }.items()),
         )
-
-    def _conditional(self, hp, tunable: Tunable, interaction: str, needed: str):
-        """A hyperparameter that matters only for one interaction (declared under its condition)."""
-        if self._interaction.form == "fixed" or needed not in self._interaction.values:
-            return tunable.declare(hp) if interaction == needed else None
-        with hp.conditional_scope("interaction", [needed]):
-            value = tunable.declare(hp)
-        return value if interaction == needed else None
-

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from keras_structopt import _checks
 from keras_structopt._types import Task
 from keras_structopt.data.datasets import is_dataset
 from keras_structopt.data.tabular import TabularSchema, embedding_units_range, is_table
-from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, check_data, declare_per_block
+from keras_structopt.hypermodels.base import (
+    StructuralHyperModel,
+    Tunable,
+    check_data,
+    declare_per_block,
+    declare_when,
+)
 from keras_structopt.space import Architecture, Block
 
 CONNECTIONS = ("plain", "residual", "dense", "cross")
@@ -133,12 +141,7 @@ class TabularHyperModel(StructuralHyperModel):
         num_layers = self._num_layers.declare(hp)
         widths = declare_per_block(hp, self._units, self._num_layers, "block_{}/units")
         connection = self._connection.declare(hp)
-        if self._connection.form == "fixed" or "cross" not in self._connection.values:
-            cross_layers = self._cross_layers.declare(hp) if connection == "cross" else 1
-        else:
-            with hp.conditional_scope("connection", ["cross"]):
-                cross_layers = self._cross_layers.declare(hp)
-            cross_layers = cross_layers if connection == "cross" else 1
+        cross_layers = declare_when(hp, self._cross_layers, self._connection, connection, "cross")
         embedding_units = [tunable.declare(hp, f"{name}/embedding_units")
                            for name, tunable in self._embedding_units.items()]
         return Architecture(
@@ -151,7 +154,7 @@ class TabularHyperModel(StructuralHyperModel):
             options=tuple({
                 "features": self.schema.features,
                 "embedding_units": tuple(embedding_units),
-                "cross_layers": cross_layers or 1,
+                "cross_layers": cross_layers or 1,  # unused unless "cross"
                 "activation": self._activation.declare(hp),
                 "dropout": self._dropout.declare(hp),
                 "batch_norm": self._batch_norm.declare(hp),
@@ -197,8 +200,6 @@ class TabularHyperModel(StructuralHyperModel):
             )
         inputs = self.schema.inputs(x, x_name)
         rows = len(next(iter(inputs.values())))
-        import numpy as np
-
         if y is not None:
             labels = np.asarray(y)
             if len(labels) != rows:
@@ -229,6 +230,4 @@ class TabularHyperModel(StructuralHyperModel):
 
 
 def _labels(y):
-    import numpy as np
-
     return y if is_dataset(y) else np.asarray(y)
