@@ -7,8 +7,12 @@ a `Normalization` layer), a categorical column's vocabulary (for a `StringLookup
 lives in the model's `Architecture` and the model rebuilds exactly in `keras` and in
 `tf_keras` without seeing the data again.
 
-Columns come from a pandas DataFrame or a dict of 1-D arrays or lists (pandas is not
-required). How a column's kind is decided, unless `categorical=` or `numeric=` says:
+Columns come from a pandas DataFrame, a dict of 1-D arrays or lists (pandas is not
+required), or a 2-D numpy array (its columns are named `x0`, `x1`, ...). A `tf.data`
+pipeline of `(dict of (batch, 1) columns, labels)` batches feeds a tabular model too:
+`tf.data.Dataset.from_tensor_slices((schema.inputs(x), y)).batch(32)` makes one.
+
+How a column's kind is decided, unless `categorical=` or `numeric=` says:
 strings, bools, objects and pandas categoricals are categorical (`"string"`); integers
 and floats are numeric. An integer column that holds codes (a zip code, a user id) is
 categorical only when you name it in `categorical=` (it becomes `"integer"`).
@@ -39,10 +43,12 @@ def is_table(x) -> bool:
 
 
 def _columns(x, argument: str) -> dict[str, np.ndarray]:
-    """The columns of a DataFrame or dict as 1-D numpy arrays (checked: same length)."""
+    """The columns of a DataFrame, a dict or a 2-D array (`x0`, `x1`, ...) as 1-D arrays (same length)."""
+    if isinstance(x, np.ndarray) and x.ndim == 2:
+        return _columns({f"x{i}": x[:, i] for i in range(x.shape[1])}, argument)
     if not is_table(x):
         raise _checks.error(
-            f"Expected {argument} to be a pandas DataFrame or a dict of 1-D columns. "
+            f"Expected {argument} to be a pandas DataFrame, a dict of 1-D columns or a 2-D array. "
             f"Received: {argument} of type {type(x).__name__}."
         )
     names = [str(name) for name in (x.columns if hasattr(x, "columns") else x.keys())]

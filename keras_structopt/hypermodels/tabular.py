@@ -51,9 +51,10 @@ class TabularHyperModel(StructuralHyperModel):
         learning_rate, optimizer, loss, metrics, width_multiple, seed, name, tunable:
             See `StructuralHyperModel`.
 
-    Training data is a pandas DataFrame or a dict of columns (`x`, and the first
-    item of `validation_data`), converted by the schema (`TabularSchema.inputs`); or
-    a `tf.data.Dataset` of `(dict of (1,)-shaped columns, label)` batches.
+    Training data is a pandas DataFrame, a dict of columns or a 2-D array (`x`, and the
+    first item of `validation_data`), converted by the schema (`TabularSchema.inputs`);
+    or a batched `tf.data.Dataset` of `(dict of (batch, 1) columns, label)`, such as
+    `tf.data.Dataset.from_tensor_slices((schema.inputs(x), y)).batch(32)`.
 
     Example:
         >>> import keras_tuner, numpy as np, keras_structopt as kso
@@ -165,8 +166,8 @@ class TabularHyperModel(StructuralHyperModel):
     # -- data ---------------------------------------------------------------------
 
     def inputs(self, x, argument: str = "x"):
-        """The model inputs for a table (DataFrame or dict of columns); other data as is."""
-        return self.schema.inputs(x, argument) if is_table(x) else x
+        """The model inputs for a table (DataFrame, dict of columns or 2-D array); datasets as they are."""
+        return self.schema.inputs(x, argument) if _is_tabular(x) else x
 
     def check_fit_data(self, *args, **kwargs) -> None:
         """Raises a `ConfigurationError` if the data does not fit the schema and task.
@@ -193,10 +194,11 @@ class TabularHyperModel(StructuralHyperModel):
     def _check_table(self, x, y, x_name, y_name) -> None:
         if is_dataset(x):
             return
-        if not is_table(x):
+        if not _is_tabular(x):
             raise _checks.error(
-                f"Expected {x_name} to be a pandas DataFrame, a dict of columns or a tf.data.Dataset for a "
-                f"TabularHyperModel. Received: {x_name} of type {type(x).__name__}."
+                f"Expected {x_name} to be a pandas DataFrame, a dict of columns, a 2-D array or a tf.data.Dataset "
+                f"for a TabularHyperModel. Received: {x_name} of type {type(x).__name__}"
+                + (f" with shape {x.shape}." if hasattr(x, "shape") else ".")
             )
         inputs = self.schema.inputs(x, x_name)
         rows = len(next(iter(inputs.values())))
@@ -227,6 +229,10 @@ class TabularHyperModel(StructuralHyperModel):
             kwargs["validation_data"] = (self.inputs(validation[0], "validation_data[0]"),
                                          _labels(validation[1]), *validation[2:])
         return model.fit(*args, **kwargs)
+
+
+def _is_tabular(x) -> bool:
+    return is_table(x) or (isinstance(x, np.ndarray) and x.ndim == 2)
 
 
 def _labels(y):

@@ -84,7 +84,7 @@ def test_the_schema_is_read_from_the_table():
          r"Expected categorical to name columns of x \['a'\]\. Received: categorical=\['b'\]"),
         (lambda: TabularSchema.from_data({"a": [1.0]}, categorical=["a"], numeric=["a"]), "not both"),
         (lambda: TabularSchema.from_data({"a": [1.0, 2.0], "b": [1.0]}), "as many values as there are examples"),
-        (lambda: TabularSchema.from_data([[1.0, 2.0]]), "Expected x to be a pandas DataFrame or a dict"),
+        (lambda: TabularSchema.from_data([[1.0, 2.0]]), "Expected x to be a pandas DataFrame, a dict of 1-D columns or a 2-D array"),
         (lambda: TabularSchema.from_list([{"name": "a", "kind": "text"}]), r"Expected features\[0\]\['kind'\]"),
         (lambda: TabularSchema.from_list([{"name": "a", "kind": "numeric", "mean": 0.0, "variance": 0.0}]),
          r"Expected features\[0\]\['variance'\] to be a number > 0"),
@@ -112,7 +112,8 @@ def test_bad_tables_are_refused_before_training(tmp_path):
         (train[0].drop(columns=["size_band"]), train[1], r"Expected x to have the columns .*missing \['size_band'\]"),
         (train[0], train[1][:10], "Expected as many labels as examples"),
         (train[0].assign(mean_area=np.nan), train[1], r"Expected x\['mean_area'\] to hold finite numbers"),
-        (train[0].to_numpy(), train[1], "Expected x to be a pandas DataFrame, a dict of columns or a tf.data"),
+        (train[0]["mean_area"].to_numpy(), train[1], r"Expected x to be a pandas DataFrame, a dict of columns, a "
+         r"2-D array or a tf.data.Dataset for a TabularHyperModel. Received: x of type ndarray with shape \(300,\)"),
         (train[0], train[1] + 2, r"Expected y to hold class ids in \[0, 1\]"),
     ]:
         with pytest.raises(kso.ConfigurationError, match=message):
@@ -272,3 +273,20 @@ def test_a_users_model_with_lookups_bridges_and_converts_with_index_inputs():
     reference = only_city.predict({"city": tf.constant(raw["city"].reshape(-1, 1)), "age": raw["age"].reshape(-1, 1)},
                                   verbose=0)
     assert max_abs_difference(tflite_predict(lite, raw), reference) <= 1e-5
+
+
+def test_numpy_arrays_and_tf_data_pipelines_feed_a_tabular_model(tmp_path):
+    data = load_breast_cancer()
+    x, y = data.data[:300].astype("float32"), data.target[:300]
+    schema = TabularSchema.from_data(x)
+    assert schema.names[:3] == ["x0", "x1", "x2"] and all(f["kind"] == "numeric" for f in schema.features)
+    hm = kso.TabularHyperModel(schema, task="binary", num_layers=1, units=16, connection="plain", seed=0)
+    pipeline = tf.data.Dataset.from_tensor_slices((schema.inputs(x[:200]), y[:200])).batch(32)
+    validation = tf.data.Dataset.from_tensor_slices((schema.inputs(x[200:]), y[200:])).batch(32)
+    tuner = keras_tuner.RandomSearch(hm, objective="val_accuracy", max_trials=1, directory=tmp_path, project_name="p")
+    tuner.search(pipeline, validation_data=validation, epochs=3, verbose=0)
+    assert_all_completed(tuner, expected=1)
+    best = tuner.get_best_models(1)[0]
+    from_arrays = best.predict(hm.inputs(x[200:]), verbose=0)
+    assert max_abs_difference(best.predict(validation, verbose=0), from_arrays) <= 1e-6
+    assert np.mean((from_arrays[:, 0] > 0.5) == y[200:]) >= 0.8
