@@ -20,7 +20,7 @@ Every search: RandomSearch, 6 trials (`--trials`), up to 10 epochs (`--epochs`) 
 stopping on the validation loss (patience 5), batch 64. Every row: test metric (accuracy, or RMSE
 for regression: lower is better), parameters, MACs, search seconds. Prints tables, writes JSON.
 
-    python bench/applications.py                      # both parts (about 35 minutes on 2 cores)
+    python bench/applications.py                      # both parts (about 45 minutes on 2 cores)
     python bench/applications.py --parts families --trials 4 --epochs 10
 """
 
