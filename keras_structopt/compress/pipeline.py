@@ -191,8 +191,8 @@ def _as_arrays(data, argument: str, model=None):
     if isinstance(data, (tuple, list)) and len(data) == 2:
         x = data[0]
         spec = architecture_of(model) if model is not None else None
-        tabular = spec is not None and spec.family in ("tabular", "recommender")
-        if tabular and (is_table(x) or (isinstance(x, np.ndarray) and x.ndim == 2)):  # raw columns
+        raw_columns = is_table(x) or (isinstance(x, np.ndarray) and x.ndim == 2)
+        if spec is not None and spec.family in ("tabular", "recommender") and raw_columns:
             x = TabularSchema(spec.option("features")).inputs(x, f"{argument}[0]")
         return _inputs(x, f"{argument}[0]"), _inputs(data[1], f"{argument}[1]")
     raise _checks.error(
