@@ -15,12 +15,22 @@ The rules (n = training examples):
 * Task: float labels, 2-D labels, or integers with more than 100 distinct values
   (more than n / 5) -> regression; otherwise class ids: two classes -> binary, more ->
   multiclass with `max(y) + 1` outputs.
-* Capacity follows the data: the widest layer is about `4 * sqrt(n)` units (a power of
-  two, 16..1024), the narrowest a sixteenth of it (at least 8); depth up to 2 below
+* Capacity follows the data: the widest layer is about `8 * sqrt(n)` units (a power of
+  two, 64..1024), the narrowest an eighth of it (at least 16); depth up to 2 below
   1,000 examples, 3 below 100,000, else 4. Conv filters: 16..64 below 5,000 images,
   32..128 above; stages up to `log2(min(h, w) / 2)` (the feature map stays >= 2x2).
 * Regularisation for small data: below 2,000 examples dropout is searched among
-  0.1..0.3 (else 0..0.2), and the learning-rate range is narrowed to 1e-3..3e-3.
+  0, 0.1, 0.2 and 0.3 (none stays a choice: early stopping may be enough); at 100,000
+  examples and more, among 0 and 0.1. The learning rate keeps Adam's range 1e-3..1e-2
+  whatever the size: few examples mean few updates per epoch, so a lower rate would
+  leave a short search under-trained.
+* Scale of flat inputs: when a column's mean or standard deviation is beyond 3 in
+  magnitude (raw measurements, counts, pixel values), the dense model standardises
+  its input itself (`input_normalization`, the training data's mean and variance):
+  callers keep sending raw values. Tables are always normalised per column.
+* Scale of regression targets: a single target whose mean is further from 0 than its
+  standard deviation (ratings around 3.5, prices) starts the head's bias at that mean
+  (`head_bias`) instead of 0, so the first epochs are not spent learning an offset.
 * Imbalanced classes (largest / smallest class > 3): binary tasks also report AUC (a
   `val_auc` objective is suggested), and `class_weight` is recommended in the rationale.
 * Tables: the schema is read from `x` (`TabularSchema.from_data`), embedding widths
@@ -100,6 +110,24 @@ def _task(y, rationale: list[str]) -> tuple[str, int, np.ndarray]:
     return "multiclass", classes, labels
 
 
+def _head_bias(labels: np.ndarray) -> float | None:
+    """The targets' mean where it is further from 0 than their standard deviation (one target only)."""
+    values = np.asarray(labels, dtype=np.float64)
+    if values.ndim != 1 or not values.size:
+        return None
+    mean, std = float(values.mean()), float(values.std())
+    return round(mean, 6) if abs(mean) > std else None
+
+
+def _input_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-column mean and variance of flat inputs not on a unit scale (some |mean| or std > 3), else None."""
+    columns = x.reshape(len(x), -1).astype(np.float64)
+    mean, variance = columns.mean(axis=0), columns.var(axis=0)
+    if max(np.abs(mean).max(), np.sqrt(variance).max()) <= 3:
+        return None
+    return mean, variance
+
+
 def _recommender(schema, n: int, y, seed, ids, cls) -> Suggestion:
     """The recommender rule (see the module docstring)."""
     rationale = [f"family recommender: a user_id column and item id(s) {ids} in a table of {n:,} interactions"]
@@ -119,7 +147,12 @@ def _recommender(schema, n: int, y, seed, ids, cls) -> Suggestion:
     arguments: dict[str, Any] = {"user_features": user, "item_features": item, "task": task, "seed": seed,
                                  "interaction": ["dot", "mlp", "cross"], "tower_units": towers,
                                  "num_layers": (1, 2 if n < 100_000 else 3),
-                                 "units": (16, _power_of_two(4 * math.sqrt(n), 32, 512))}
+                                 "units": (16, _power_of_two(8 * math.sqrt(n), 64, 512))}
+    bias = _head_bias(labels) if task == "regression" else None
+    if bias is not None:
+        arguments["head_bias"] = bias
+        rationale.append(f"head bias {bias:.4g} (mlp and cross heads): the ratings' mean, further from 0 than "
+                         "their spread")
     rationale.append(f"interactions dot (two towers), mlp and cross searched; tower width {towers[0]}..{towers[1]} "
                      f"from the {largest:,} values of the largest id")
     hypermodel = cls(schema, **arguments)
@@ -198,19 +231,34 @@ def suggest(x, y, *, seed: int | None = None) -> Suggestion:
                             f"{len(np.asarray(y))}.")
     task, outputs, labels = _task(y, rationale)
 
-    widest = _power_of_two(4 * math.sqrt(n), 16, 1024)
-    narrowest = max(8, widest // 16)
+    widest = _power_of_two(8 * math.sqrt(n), 64, 1024)
+    narrowest = max(16, widest // 8)
     depth = 2 if n < 1_000 else 3 if n < 100_000 else 4
-    small = n < 2_000
     if family != "conv":
-        rationale.append(f"widths {narrowest}..{widest}: about 4 x sqrt({n:,} examples) at most")
+        rationale.append(f"widths {narrowest}..{widest}: about 8 x sqrt({n:,} examples) at most")
     arguments: dict[str, Any] = {"task": task, "seed": seed}
     if task != "binary":
         arguments["outputs"] = outputs
-    if small:
-        arguments["dropout"] = [0.1, 0.2, 0.3]
-        arguments["learning_rate"] = (1e-3, 3e-3)
-        rationale.append(f"small data ({n:,} < 2,000 examples): dropout 0.1..0.3, learning rate 1e-3..3e-3")
+    if n < 2_000:
+        arguments["dropout"] = [0.0, 0.1, 0.2, 0.3]
+        rationale.append(f"small data ({n:,} < 2,000 examples): dropout among 0, 0.1, 0.2 and 0.3")
+    elif n >= 100_000:
+        arguments["dropout"] = [0.0, 0.1]
+        rationale.append(f"large data ({n:,} >= 100,000 examples): dropout 0 or 0.1")
+    if task == "regression" and family in ("dense", "tabular"):
+        bias = _head_bias(labels)
+        if bias is not None:
+            arguments["head_bias"] = bias
+            rationale.append(f"head bias {bias:.4g}: the targets' mean, further from 0 than their spread")
+    if family == "dense":
+        statistics = _input_statistics(np.asarray(x))
+        if statistics is not None:
+            mean, variance = statistics
+            arguments["input_normalization"] = (mean.tolist(), variance.tolist())
+            rationale.append(
+                f"inputs standardised inside the model: column means up to {np.abs(mean).max():.3g}, standard "
+                f"deviations up to {np.sqrt(variance).max():.3g} (beyond 3); the model takes raw values"
+            )
     objective = "val_loss" if task == "regression" else "val_accuracy"
     if task != "regression":
         counts = np.bincount(labels, minlength=outputs if task == "multiclass" else 2)

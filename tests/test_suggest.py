@@ -24,9 +24,9 @@ def values(hypermodel, name):
     "view, family, facts",
     [
         ("flat", "dense", ["family dense: flat vectors of 64 features", "task multiclass: 10 classes",
-                           "widths 8..128", "depth 1..3"]),
+                           "widths 32..256", "depth 1..3"]),
         ("image", "conv", ["family conv: images of shape (8, 8, 1)", "stages 1..2", "filters 16..64"]),
-        ("rows", "recurrent", ["family recurrent: sequences of 8 steps x 8 features", "units 8..128"]),
+        ("rows", "recurrent", ["family recurrent: sequences of 8 steps x 8 features", "units 32..256"]),
     ],
 )
 def test_digits_views_get_their_family_and_a_space_sized_for_1078_examples(view, family, facts):
@@ -34,27 +34,37 @@ def test_digits_views_get_their_family_and_a_space_sized_for_1078_examples(view,
     suggestion = kso.suggest(*data.train, seed=0)
     assert suggestion.family == family and suggestion.objective == "val_accuracy"
     text = str(suggestion)
-    for fact in facts + ["small data (1,078 < 2,000 examples): dropout 0.1..0.3"]:
+    for fact in facts + ["small data (1,078 < 2,000 examples): dropout among 0, 0.1, 0.2 and 0.3"]:
         assert fact in text, text
     hm = suggestion.hypermodel
     assert hm.architecture().family == family
-    assert sorted(values(hm, "dropout").values) == [0.1, 0.2, 0.3]
+    assert sorted(values(hm, "dropout").values) == [0.0, 0.1, 0.2, 0.3]
+    assert "input_normalization" not in suggestion.arguments  # the loader scales pixels to [0, 1]
     rebuilt = type(hm)(**suggestion.arguments)  # the arguments rebuild it, and survive JSON like any config
     assert rebuilt.get_config() == type(hm).from_config(json.loads(json.dumps(hm.get_config()))).get_config()
 
 
-def test_breast_cancer_is_binary_with_a_small_space_and_a_search_runs(tmp_path):
+def test_breast_cancer_is_binary_standardised_in_the_model_and_a_search_runs(tmp_path):
     data = load_breast_cancer()
     x, y = data.data[:300].astype("float32"), data.target[:300]
     suggestion = kso.suggest(x, y, seed=0)
     assert suggestion.family == "dense" and suggestion.arguments["task"] == "binary"
-    assert suggestion.arguments["units"] == (8, 64) and suggestion.arguments["num_layers"] == (1, 2)
+    assert suggestion.arguments["units"] == (16, 128) and suggestion.arguments["num_layers"] == (1, 2)
     assert "depth 1..2: fewer than 1,000 examples" in suggestion.rationale
+    # raw measurements (areas in the hundreds): the model standardises its input itself
+    mean, variance = suggestion.arguments["input_normalization"]
+    np.testing.assert_allclose(mean, x.astype("float64").mean(0), rtol=1e-6)
+    assert any(line.startswith("inputs standardised inside the model: column means up to ")
+               for line in suggestion.rationale)
     tuner = keras_tuner.RandomSearch(suggestion.hypermodel, objective=suggestion.objective, max_trials=1, seed=1,
                                      directory=tmp_path, project_name="cancer")
-    tuner.search(x, y, validation_data=(data.data[300:400].astype("float32"), data.target[300:400]), epochs=1,
-                 verbose=0)
+    validation = (data.data[300:400].astype("float32"), data.target[300:400])
+    tuner.search(x, y, validation_data=validation, epochs=3, verbose=0)
     assert_all_completed(tuner, expected=1)
+    model = tuner.get_best_models(1)[0]
+    assert model.get_layer("input_normalization") is not None
+    # raw values in, a useful classifier out after three epochs (unscaled, the same space stays near chance)
+    assert model.evaluate(*validation, verbose=0)[1] >= 0.85
 
 
 def test_a_table_gets_the_tabular_family_and_regression_from_float_labels():
@@ -68,8 +78,14 @@ def test_a_table_gets_the_tabular_family_and_regression_from_float_labels():
     hm = suggestion.hypermodel
     assert values(hm, "age/embedding_units").max_value <= 4  # from the cardinality, not a fixed range
     # the diabetes target as integers: 200+ distinct values are counts, not classes
-    counts = kso.suggest(load_diabetes().data[:300], load_diabetes().target[:300].astype("int64"))
+    assert "head_bias" not in suggestion.arguments  # standardised targets: the head starts at 0
+    # the diabetes target as integers: 200+ distinct values are counts, not classes, centred far from 0
+    target = load_diabetes().target[:300]
+    counts = kso.suggest(load_diabetes().data[:300], target.astype("int64"))
     assert counts.arguments["task"] == "regression" and "counts, not classes" in counts.rationale[1]
+    assert counts.arguments["head_bias"] == pytest.approx(target.astype("int64").mean())
+    assert float(counts.hypermodel.build(keras_tuner.HyperParameters()).get_layer("head").bias.numpy()[0]) == (
+        pytest.approx(target.astype("int64").mean()))
 
 
 def test_imbalanced_binary_labels_get_auc_and_a_class_weight_note():
@@ -80,7 +96,8 @@ def test_imbalanced_binary_labels_get_auc_and_a_class_weight_note():
     assert [getattr(m, "name", m) for m in suggestion.arguments["metrics"]] == ["accuracy", "auc"]
     assert any("pass class_weight" in line for line in suggestion.rationale)
     assert "dropout" not in suggestion.arguments  # not small data: the default regularisation
-    assert suggestion.arguments["units"] == (16, 256)  # 4 x sqrt(5,000) ~ 283 -> 256
+    assert suggestion.arguments["units"] == (64, 512)  # 8 x sqrt(5,000) ~ 566 -> 512
+    assert "input_normalization" not in suggestion.arguments  # already on a unit scale
 
 
 @pytest.mark.parametrize(
@@ -105,6 +122,7 @@ def test_a_rating_table_with_user_and_item_ids_gets_a_recommender(stored_moviele
     assert set(suggestion.arguments["user_features"]) == {"user_id", "user_gender", "bucketized_user_age",
                                                           "user_occupation_text"}
     assert suggestion.rationale[0].startswith("family recommender: a user_id column and item id(s) ['movie_id']")
+    assert suggestion.arguments["head_bias"] == pytest.approx(float(np.mean(ratings)), abs=1e-5)
     implicit = kso.suggest(columns, (ratings >= 4).astype("int64"))
     assert implicit.arguments["task"] == "binary" and "RankingMetrics" in implicit.rationale[2]
     spec = implicit.hypermodel.architecture()

@@ -29,6 +29,7 @@ from keras_structopt.compress.slim import slim as slim_model
 from keras_structopt.compress.treatment import LayerTreatment, pruned_arrays, zero_fraction
 from keras_structopt.data.datasets import dataset_arrays, is_batched, is_dataset, model_input_rank
 from keras_structopt.data.tabular import TabularSchema, is_table
+from keras_structopt.errors import ConfigurationError
 from keras_structopt.export.tflite import serving_names, tflite_predict, to_tflite_bytes
 
 LATENCY_BATCHES = (1, 256)
@@ -763,7 +764,7 @@ class _Job:
                 candidate, candidate_conversion = self.quantized(current, recipe, treatments, quantization)
                 size = len(gzip.compress(self.tflite(candidate, candidate_conversion), compresslevel=9))
                 kept = judge("quantize", quantization, candidate, candidate_conversion)
-            except _checks.ConfigurationError as error:  # layers the conversion cannot take
+            except ConfigurationError as error:  # layers the conversion cannot take
                 tries.append({"stage": "quantize", "setting": quantization, "validation": None, "loss": None,
                               "params": None, "kept": False, "note": str(error).split(". Received")[0]})
                 continue

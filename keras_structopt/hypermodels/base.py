@@ -191,6 +191,22 @@ def declare_per_block(hp, tunable: Tunable, depth: Tunable, name_format: str) ->
     return values
 
 
+def fixed_options(input_shape=(1,), **options) -> dict:
+    """Checks options that are set, never searched (`input_normalization`, `head_bias`); returns them canonical.
+
+    Raises the `Architecture`'s error at construction, before any trial, for a bad value.
+
+    Example:
+        >>> fixed_options(input_shape=(2,), input_normalization=([0, 1], [1, 0]), head_bias=3)
+        {'input_normalization': ((0.0, 1.0), (1.0, 1.0)), 'head_bias': 3.0}
+    """
+    from keras_structopt.space.architecture import _canonical_input_and_head
+
+    checked = dict(options)
+    _canonical_input_and_head(tuple(input_shape), checked)
+    return checked
+
+
 def declare_when(hp, tunable: Tunable, option: Tunable, chosen, needed):
     """Declares a hyperparameter that matters only when `option` is `needed`; returns its value then.
 

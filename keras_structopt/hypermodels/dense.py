@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from keras_structopt._types import Task
-from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block
+from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block, fixed_options
 from keras_structopt.space import Architecture, Block
 
 
@@ -31,6 +31,13 @@ class DenseHyperModel(StructuralHyperModel):
         dropout: Dropout rate after each hidden layer, in `[0, 1)`.
         batch_norm: Whether a BatchNormalization follows each hidden Dense.
         batch_norm_momentum: Momentum of those BatchNormalizations.
+        input_normalization: `None`, or `(mean, variance)` of the training inputs, one
+            value per (flattened) input feature: the model then standardises its input
+            itself (a `Normalization` layer with these constants), so callers send raw
+            values. Use it when the columns are on different scales, e.g.
+            `(x.mean(axis=0), x.var(axis=0))`; `kso.suggest` does it for such data.
+        head_bias: `None`, or the initial bias of the head's units (a float; for a
+            regression, the targets' mean).
         learning_rate: The optimizer's learning rate (`None` keeps an optimizer object's own).
         optimizer, loss, metrics: Compile choices, the Keras way; see `StructuralHyperModel`.
         width_multiple: Round widths up to this multiple (8 for GPUs, 128 for TPUs).
@@ -66,6 +73,8 @@ class DenseHyperModel(StructuralHyperModel):
         dropout=[0.0, 0.2],
         batch_norm=False,
         batch_norm_momentum: float = 0.9,
+        input_normalization=None,
+        head_bias: float | None = None,
         learning_rate=(1e-3, 1e-2),
         optimizer="adam",
         loss=None,
@@ -102,6 +111,10 @@ class DenseHyperModel(StructuralHyperModel):
         self._dropout = self.rate("dropout", dropout)
         self._batch_norm = self.option("batch_norm", batch_norm, bool)
         self._momentum = self.rate("batch_norm_momentum", batch_norm_momentum)
+        self.input_normalization = input_normalization
+        self.head_bias = head_bias
+        self._fixed = fixed_options(input_shape=self._shape, input_normalization=input_normalization,
+                                    head_bias=head_bias)
 
     def _declare(self, hp) -> Architecture:
         num_layers = self._num_layers.declare(hp)
@@ -119,5 +132,6 @@ class DenseHyperModel(StructuralHyperModel):
                 "dropout": self._dropout.declare(hp),
                 "batch_norm": batch_norm,
                 "batch_norm_momentum": self._momentum.declare(hp),
+                **self._fixed,
             }.items()),
         )

@@ -37,7 +37,7 @@ class RecommenderHyperModel(TabularHyperModel):
         cross_layers: Cross layers, for `"cross"`.
         embedding_units: Every categorical column's embedding width; `None` searches
             each over `embedding_units_range` of its cardinality.
-        activation, dropout, batch_norm, batch_norm_momentum, learning_rate, optimizer,
+        activation, dropout, batch_norm, batch_norm_momentum, head_bias, learning_rate, optimizer,
             loss, metrics, width_multiple, seed, name, tunable: As in `TabularHyperModel`.
 
     Example:
@@ -71,6 +71,7 @@ class RecommenderHyperModel(TabularHyperModel):
         dropout=[0.0, 0.2],
         batch_norm=False,
         batch_norm_momentum: float = 0.9,
+        head_bias: float | None = None,
         learning_rate=(1e-3, 1e-2),
         optimizer="adam",
         loss=None,
@@ -89,7 +90,7 @@ class RecommenderHyperModel(TabularHyperModel):
             features, 1 if outputs is None else outputs, task=task, num_layers=num_layers, units=units,
             connection="plain", cross_layers=cross_layers, embedding_units=embedding_units, activation=activation,
             dropout=dropout, batch_norm=batch_norm, batch_norm_momentum=batch_norm_momentum,
-            learning_rate=learning_rate, optimizer=optimizer, loss=loss, metrics=metrics,
+            head_bias=head_bias, learning_rate=learning_rate, optimizer=optimizer, loss=loss, metrics=metrics,
             width_multiple=width_multiple, seed=seed, name=name, tunable=tunable,
         )
         self.outputs = outputs
@@ -136,5 +137,6 @@ class RecommenderHyperModel(TabularHyperModel):
                 "dropout": self._dropout.declare(hp),
                 "batch_norm": self._batch_norm.declare(hp),
                 "batch_norm_momentum": self._momentum.declare(hp),
+                **self._fixed,
             }.items()),
         )

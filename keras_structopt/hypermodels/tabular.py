@@ -14,6 +14,7 @@ from keras_structopt.hypermodels.base import (
     check_data,
     declare_per_block,
     declare_when,
+    fixed_options,
 )
 from keras_structopt.space import Architecture, Block
 
@@ -47,7 +48,7 @@ class TabularHyperModel(StructuralHyperModel):
         embedding_units: Every categorical feature's embedding width (fixed, choice
             or range); `None` searches each feature over `embedding_units_range` of
             its cardinality (about `1.6 * cardinality ** 0.56` at most).
-        activation, dropout, batch_norm, batch_norm_momentum: As in `DenseHyperModel`.
+        activation, dropout, batch_norm, batch_norm_momentum, head_bias: As in `DenseHyperModel`.
         learning_rate, optimizer, loss, metrics, width_multiple, seed, name, tunable:
             See `StructuralHyperModel`.
 
@@ -88,6 +89,7 @@ class TabularHyperModel(StructuralHyperModel):
         dropout=[0.0, 0.2],
         batch_norm=False,
         batch_norm_momentum: float = 0.9,
+        head_bias: float | None = None,
         learning_rate=(1e-3, 1e-2),
         optimizer="adam",
         loss=None,
@@ -121,6 +123,8 @@ class TabularHyperModel(StructuralHyperModel):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.batch_norm_momentum = batch_norm_momentum
+        self.head_bias = head_bias
+        self._fixed = fixed_options(head_bias=head_bias)
         self._num_layers = Tunable.parse("num_layers", num_layers, kind=int, low=1)
         self._units = self.width("units", units)
         self._connection = self.option("connection", connection, CONNECTIONS)
@@ -160,6 +164,7 @@ class TabularHyperModel(StructuralHyperModel):
                 "dropout": self._dropout.declare(hp),
                 "batch_norm": self._batch_norm.declare(hp),
                 "batch_norm_momentum": self._momentum.declare(hp),
+                **self._fixed,
             }.items()),
         )
 

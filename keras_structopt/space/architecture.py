@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,8 @@ _FAMILY_RULES: dict[str, dict[str, Any]] = {
             "dropout": 0.0,
             "batch_norm": False,
             "batch_norm_momentum": 0.9,
+            "input_normalization": None,
+            "head_bias": None,
         },
     },
     "conv": {
@@ -81,6 +84,7 @@ _FAMILY_RULES: dict[str, dict[str, Any]] = {
             "dropout": 0.0,
             "batch_norm": False,
             "batch_norm_momentum": 0.9,
+            "head_bias": None,
         },
     },
     "recommender": {
@@ -97,6 +101,7 @@ _FAMILY_RULES: dict[str, dict[str, Any]] = {
             "dropout": 0.0,
             "batch_norm": False,
             "batch_norm_momentum": 0.9,
+            "head_bias": None,
         },
     },
 }
@@ -179,6 +184,13 @@ class Architecture:
         outputs: Number of classes or regression targets (1 for `"binary"`).
         options: Family-wide settings (activation, dropout, batch-norm momentum,
             ...); missing ones take the family defaults, see `family_defaults`.
+            Dense networks may standardise their (flattened) input inside the model:
+            `input_normalization=(mean, variance)`, one value per input feature (a
+            variance of 0, a constant column, is stored as 1: the column is only
+            centred). Dense, tabular and recommender networks take `head_bias`, the
+            initial bias of the head's units (a float; for a regression, the targets'
+            mean starts the search at the right level); a recommender's `"dot"` score
+            has no head and ignores it.
 
     Example:
         >>> spec = Architecture(
@@ -250,6 +262,7 @@ class Architecture:
             _canonical_tabular_options(shape, options)
         if self.family == "recommender":
             _canonical_recommender_options(options)
+        _canonical_input_and_head(shape, options)
         _check_family_options(self.family, shape, options)
         object.__setattr__(self, "options", tuple(sorted(options.items())))
         if self.family == "recurrent" and self.connection == "residual" and not _recurrent_residual_applies(
@@ -452,6 +465,31 @@ def _check_family_options(family: str, shape: tuple[int, ...], options: dict) ->
     if family == "transformer":
         for name in ("model_units", "num_heads", "key_units"):
             _checks.positive_int(name, options[name])
+
+
+def _canonical_input_and_head(shape: tuple[int, ...], options: dict) -> None:
+    """Checks `input_normalization` and `head_bias` where a family has them; stores tuples and floats."""
+    if options.get("head_bias") is not None:
+        bias = options["head_bias"]
+        if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias):
+            raise _checks.error(f"Expected head_bias to be a finite float or None. Received: head_bias={bias!r}.")
+        options["head_bias"] = float(bias)
+    statistics = options.get("input_normalization")
+    if statistics is None:
+        return
+    size = math.prod(shape)
+    try:
+        mean, variance = (tuple(float(v) for v in part) for part in statistics)
+    except (TypeError, ValueError):
+        mean, variance = (), ()
+    if (len(mean), len(variance)) != (size, size) or not all(math.isfinite(v) for v in mean + variance) or min(
+            variance) < 0:
+        raise _checks.error(
+            f"Expected input_normalization=(mean, variance): {size} finite values each (one per input feature), "
+            f"variances >= 0. Received: input_normalization of type {type(statistics).__name__}"
+            + (f" with lengths {len(mean)} and {len(variance)}." if mean else ".")
+        )
+    options["input_normalization"] = (mean, tuple(v if v > 0 else 1.0 for v in variance))
 
 
 def _canonical_tabular_options(shape: tuple[int, ...], options: dict) -> None:

@@ -56,7 +56,7 @@ class _CountingBuilder:
     def input(self, shape, dtype, name):
         return _Symbol(shape)
 
-    def dense(self, x, units, name, activation=None, use_bias=True):
+    def dense(self, x, units, name, activation=None, use_bias=True, bias=None):
         fan_in = x.shape[-1]
         self.params += fan_in * units + (units if use_bias else 0)
         self.macs += _prod(x.shape[:-1]) * fan_in * units
@@ -164,8 +164,10 @@ class _KerasBuilder:
     def input(self, shape, dtype, name):
         return self.K.Input(shape=tuple(shape), dtype=dtype, name=name)
 
-    def dense(self, x, units, name, activation=None, use_bias=True):
-        return self.layers.Dense(units, activation=activation, use_bias=use_bias, name=name)(x)
+    def dense(self, x, units, name, activation=None, use_bias=True, bias=None):
+        initial = "zeros" if bias is None else self.K.initializers.Constant(bias)
+        return self.layers.Dense(units, activation=activation, use_bias=use_bias, bias_initializer=initial,
+                                 name=name)(x)
 
     def conv(self, x, filters, kernel_size, name, strides=1, activation=None, use_bias=True):
         return self.layers.Conv2D(
@@ -371,13 +373,17 @@ def position_embedding_class(K):
 
 def _head(spec: Architecture, b, x):
     activation = {"multiclass": "softmax", "binary": "sigmoid", "regression": None}[spec.task]
-    return b.dense(x, spec.outputs, "head", activation=activation)
+    bias = dict(spec.options).get("head_bias")
+    return b.dense(x, spec.outputs, "head", activation=activation, bias=bias)
 
 
 def _dense_family(spec: Architecture, b):
     inputs = x = b.input(spec.input_shape, "float32", "inputs")
     if len(spec.input_shape) > 1:
         x = b.flatten(x, "flatten")
+    if spec.option("input_normalization") is not None:
+        mean, variance = spec.option("input_normalization")
+        x = b.normalization(x, "input_normalization", mean, variance)
     x = _dense_trunk(spec, b, x, spec.connection)
     return b.model(inputs, _head(spec, b, x), "structopt_dense")
 

@@ -82,6 +82,11 @@ def test_macs_grow_with_width():
         ({"task": "binary", "outputs": 2}, r'Expected outputs=1 for task="binary"'),
         ({"options": {"dropout": 1.5}}, r"Expected dropout to be a float with 0 <= dropout < 1\. Received: dropout=1\.5\."),
         ({"options": {"kernel_size": 3}}, r"Expected options of family='dense' among .*Received: unknown options \['kernel_size'\]"),
+        ({"options": {"input_normalization": ([0.0] * 3, [1.0] * 4)}}, r"Expected input_normalization=\(mean, variance\): 4 finite values each \(one per input feature\), variances >= 0\. Received: input_normalization of type tuple with lengths 3 and 4\."),
+        ({"options": {"input_normalization": ([0.0] * 4, [1.0, 1.0, -1.0, 1.0])}}, r"variances >= 0\. Received: input_normalization of type tuple with lengths 4 and 4\."),
+        ({"options": {"input_normalization": "data"}}, r"Expected input_normalization=\(mean, variance\).*Received: input_normalization of type str\."),
+        ({"options": {"head_bias": "mean"}}, r"Expected head_bias to be a finite float or None\. Received: head_bias='mean'\."),
+        ({"options": {"head_bias": float("nan")}}, r"Expected head_bias to be a finite float or None\. Received: head_bias=nan\."),
     ],
 )
 def test_bad_fields_raise_clear_errors(kwargs, message):
@@ -89,6 +94,30 @@ def test_bad_fields_raise_clear_errors(kwargs, message):
     fields.update(kwargs)
     with pytest.raises(ConfigurationError, match=message):
         Architecture(**fields)
+
+
+def test_input_normalization_and_head_bias_are_in_the_model_and_survive_json():
+    from keras_structopt.bridge import to_tf_keras
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(64, 2, 2)) * [[100.0, 1.0], [0.1, 5.0]] + 50.0).astype("float32")
+    flat = x.reshape(64, -1)
+    variance = flat.var(0)
+    variance[3] = 0.0  # a constant column is only centred: stored with variance 1
+    spec = Architecture("dense", (2, 2), [Block("dense", 8)], task="regression", outputs=1,
+                        options={"input_normalization": (flat.mean(0), variance), "head_bias": 3.5})
+    assert spec.option("input_normalization")[1][3] == 1.0 and spec.option("head_bias") == 3.5
+    assert Architecture.from_json(spec.to_json()) == spec
+    model = render(spec, keras)
+    assert model.count_params() == spec.count_params() == 4 * 8 + 8 + 8 + 1  # the statistics are constants
+    assert float(model.get_layer("head").bias.numpy()[0]) == 3.5
+    standardised = keras.Model(model.input, model.get_layer("input_normalization").output).predict(x, verbose=0)
+    expected = (flat - np.array(spec.option("input_normalization")[0])) / np.sqrt(
+        np.array(spec.option("input_normalization")[1]))
+    np.testing.assert_allclose(standardised, expected, rtol=1e-4, atol=1e-4)
+    bridged = to_tf_keras(model)
+    assert isinstance(bridged, tf_keras.Model)
+    assert np.abs(bridged.predict(x, verbose=0) - model.predict(x, verbose=0)).max() <= 1e-5
 
 
 def test_block_validation():
