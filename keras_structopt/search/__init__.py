@@ -2,15 +2,16 @@
 
 Tuners with learning curves, cross-validated trials, budgets, cost-aware objectives and no
 duplicates; the simplest model within noise; the Pareto front; regularized evolution;
-median stopping; diverging trials failed at once and their region avoided; warm start
-from an earlier search and weight inheritance from donors; each trial's structure in
-TensorBoard's HParams dashboard. No
+median stopping; Optuna's samplers and pruners as an oracle; diverging trials failed at
+once and their region avoided; warm start from an earlier search and weight inheritance
+from donors; each trial's structure in TensorBoard's HParams dashboard. No
 TFMOT, no tf_keras: this package works on Keras Tuner and Keras 3 only."""
 
 from keras_structopt.search.curves import CurveRecorder, learning_curves, plot_learning_curves
 from keras_structopt.search.evolution import EvolutionarySearch, EvolutionOracle, mutate
 from keras_structopt.search.failures import NonFiniteStopper
 from keras_structopt.search.hparams import structure_columns, write_hparams
+from keras_structopt.search.optuna_search import OptunaOracle, OptunaPruning, OptunaSearch, suggest_values
 from keras_structopt.search.project import Project, trial_rows, write_search_report
 from keras_structopt.search.ranking import RankingMetrics
 from keras_structopt.search.select import (
@@ -33,6 +34,9 @@ __all__ = [
     "MedianStopper",
     "MedianStopping",
     "NonFiniteStopper",
+    "OptunaOracle",
+    "OptunaPruning",
+    "OptunaSearch",
     "Project",
     "RankingMetrics",
     "Record",
@@ -51,6 +55,7 @@ __all__ = [
     "should_stop",
     "simplest_within",
     "structure_columns",
+    "suggest_values",
     "trial_rows",
     "tuner",
     "warm_start",

@@ -159,7 +159,8 @@ def trial_rows(project: Project) -> list[dict[str, Any]]:
         values = trial.hyperparameters.values
         row.update({k: v for k, v in values.items() if not k.startswith("tuner/") and k not in row})
         note = read_note(project.project_dir, trial_id)
-        reason = note.get("failed") or note.get("rejected") or ("median stopped" if "median_stopped" in note else None)
+        stopped = "median stopped" if "median_stopped" in note else "pruned" if "pruned" in note else None
+        reason = note.get("failed") or note.get("rejected") or stopped
         if reason is None and trial.message:
             reason = str(trial.message).strip().splitlines()[-1]
         row["note"] = reason

@@ -14,6 +14,7 @@ from typing import Any
 from keras_structopt import _checks
 from keras_structopt._types import Cost, SelectionRule
 from keras_structopt.search.curves import read_curves, read_note, save_figure
+from keras_structopt.search.stopping import stopped_early
 
 COSTS = ("params", "macs")
 RULES = ("one_se", "best")
@@ -120,7 +121,7 @@ def records(tuner) -> tuple[list[Record], dict[str, str]]:
         if trial.status != "COMPLETED" or not trial.metrics.exists(metric):
             continue
         note = read_note(tuner.project_dir, trial.trial_id)
-        if "rejected" in note or "median_stopped" in note:  # never trained, or not to the end
+        if "rejected" in note or stopped_early(note):  # never trained, or not to the end
             continue
         value = trial.metrics.get_best_value(metric)
         if value is None or not math.isfinite(value):

@@ -97,7 +97,7 @@ class MedianStopper(keras.callbacks.Callback):
                 if folder.name == f"trial_{self.trial_id}":
                     continue
                 status = read_json(folder / "trial.json")
-                if status.get("status") != "COMPLETED" or "median_stopped" in read_json(folder / NOTE_FILE):
+                if status.get("status") != "COMPLETED" or stopped_early(read_json(folder / NOTE_FILE)):
                     continue
                 for run in read_json(folder / CURVES_FILE).get("runs", []):
                     if run.get("fold", "all") == self.fold:
@@ -122,5 +122,17 @@ class MedianStopper(keras.callbacks.Callback):
 
 
 def stopped_note(project_dir, trial_id: str) -> dict | None:
-    """The `median_stopped` record of a trial, or None if it ran to the end."""
-    return read_note(project_dir, trial_id).get("median_stopped")
+    """How a trial was stopped early (`median_stopped`, or `pruned` by an Optuna pruner), or None if it ran to
+    the end."""
+    note = read_note(project_dir, trial_id)
+    return note.get("median_stopped") or note.get("pruned")
+
+
+def stopped_early(note: dict) -> bool:
+    """Whether a trial's `structopt.json` note says it was stopped early (median rule or Optuna pruner).
+
+    Example:
+        >>> stopped_early({"pruned": {"epoch": 1, "value": 0.5}}), stopped_early({})
+        (True, False)
+    """
+    return "median_stopped" in note or "pruned" in note

@@ -23,6 +23,7 @@ import numpy as np
 
 from keras_structopt import _checks
 from keras_structopt.search.curves import read_json, read_note
+from keras_structopt.search.stopping import stopped_early
 
 WARM_NOTE = "warm_start"
 
@@ -120,7 +121,7 @@ def earlier_trials(from_directory, metric: str, direction: str) -> list[dict]:
             continue
         trial_id = trial.get("trial_id") or path.parent.name[len("trial_"):]
         note = read_note(project, trial_id)
-        if "rejected" in note or "median_stopped" in note:
+        if "rejected" in note or stopped_early(note):
             continue
         value, recorded = _best_value(trial, metric)
         if value is None:

@@ -269,12 +269,14 @@ class StructuralMixin:
         return model
 
     def _stoppers(self, trial, fold) -> list:
+        pruning = getattr(self, "pruning_callbacks", None)  # OptunaSearch: its pruner's callback
+        extra = pruning(trial.trial_id, fold) if pruning is not None else []
         if self.median_stopping is None:
-            return []
+            return extra
         objective = self._base_objective or self.oracle.objective
         rule = self.median_stopping
         return [MedianStopper(self.project_dir, trial.trial_id, rule, rule.metric or objective.name,
-                              rule.direction or objective.direction, fold=fold)]
+                              rule.direction or objective.direction, fold=fold), *extra]
 
     def _with_stop(self, trial, results):
         """Marks a median-stopped trial with the metric `stopped_at_epoch` (and keeps its last values)."""

@@ -296,6 +296,12 @@ KILLED_SEARCH = textwrap.dedent("""
                       overwrite=False)
         search.search(x[:240], y[:240], validation_data=(x[240:400], y[240:400]), epochs=1, batch_size=32,
                       verbose=0, callbacks=[Log()])
+    elif sys.argv[4] == "optuna":
+        search = kso.search.tuner(kso.search.OptunaSearch, hypermodel, objective="val_accuracy", max_trials=5,
+                                  seed=0, pruner="median", directory=directory, project_name="optuna",
+                                  overwrite=False)
+        search.search(x[:240], y[:240], validation_data=(x[240:400], y[240:400]), epochs=2, batch_size=32,
+                      verbose=0, callbacks=[Log()])
     else:
         search = kso.search.tuner(kso.search.EvolutionarySearch, hypermodel, objective="val_accuracy",
                                   max_trials=5, population_size=2, sample_size=2, seed=0, directory=directory,
