@@ -26,6 +26,13 @@ or a subclass) with the features asked for; users keep calling `tuner.search(...
 * **One process per trial** (`isolate_trials=True`): see `search.isolated`.
 * **Weight inheritance** (`donors=[...]`) and warm start (`warm_start(tuner, ...)`): see
   `search.transfer`.
+* **Precision, XLA and devices**: `dtype_policy="mixed_float16"` or `"mixed_bfloat16"`
+  builds every trial's model under that policy (set around each build, because Keras
+  Tuner clears the session, and with it a policy set before `search()`), with a float32
+  output; the policy in force before the search is left as it was. `jit_compile=True` or
+  `False` overrides Keras's `"auto"` (XLA only on an accelerator, never under a
+  distribution strategy); `True` with a `distribution_strategy` is refused. Keras
+  Tuner's `distribution_strategy` builds and trains each trial under the strategy.
 * **Cost-aware objective** (`cost="params" | "macs"`, `cost_weight=w`, default 0.01): the
   oracle maximises `metric - w * log2(cost / reference)` (a minimised metric is negated
   first), recorded as the metric `cost_aware_score`; the reference is the cost of the first
@@ -62,6 +69,7 @@ from keras_structopt.search.stopping import STOPPED_METRIC, MedianStopper, Media
 from keras_structopt.search.transfer import WARM_NOTE, inherit_weights, load_donors
 
 REFITS = ("all", "best_fold")
+POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 COSTS = ("params", "macs")
 SCORE = "cost_aware_score"
 DEFAULT_COST_WEIGHT = 0.01  # halving the cost is worth one point of accuracy
@@ -107,7 +115,7 @@ class StructuralMixin:
                  cost_weight: float = DEFAULT_COST_WEIGHT, max_params: int | None = None,
                  max_macs: int | None = None, max_latency_ms: float | None = None, deduplicate: bool = True,
                  median_stopping: MedianStopping | bool | None = None, donors=None, isolate_trials: bool = False,
-                 **kwargs):
+                 dtype_policy: str | None = None, jit_compile: bool | str = "auto", **kwargs):
         if folds is not None and not (hasattr(folds, "split") and hasattr(folds, "get_n_splits")):
             raise _checks.error(
                 "Expected folds to be a scikit-learn splitter (KFold, StratifiedKFold, GroupKFold, "
@@ -134,6 +142,19 @@ class StructuralMixin:
                 f"Received: median_stopping={median_stopping!r}."
             )
         self.median_stopping = median_stopping or None
+        if dtype_policy is not None:
+            _checks.one_of("dtype_policy", dtype_policy, POLICIES)
+        if jit_compile not in (True, False, "auto"):
+            raise _checks.error(
+                f'Expected jit_compile to be True, False or "auto". Received: jit_compile={jit_compile!r}.'
+            )
+        if jit_compile is True and kwargs.get("distribution_strategy") is not None:
+            raise _checks.error(
+                "Expected jit_compile=False or \"auto\" with a distribution_strategy (Keras does not compile a "
+                "distributed step with XLA). Received: jit_compile=True and distribution_strategy="
+                f"{type(kwargs['distribution_strategy']).__name__}."
+            )
+        self.dtype_policy, self.jit_compile = dtype_policy, jit_compile
         _check_project(kwargs)
         self.donors = load_donors(donors)
         self._inheritance = None
@@ -263,7 +284,17 @@ class StructuralMixin:
         gc.collect()
 
     def _build_hypermodel(self, hp):
-        model = super()._build_hypermodel(hp)
+        if self.dtype_policy is None:
+            model = super()._build_hypermodel(hp)
+        else:  # around the build: Keras Tuner's clear_session() drops a policy set before search()
+            previous = keras.config.dtype_policy()
+            keras.config.set_dtype_policy(self.dtype_policy)
+            try:
+                model = super()._build_hypermodel(hp)
+            finally:
+                keras.config.set_dtype_policy(previous)
+        if self.jit_compile != "auto":
+            model.jit_compile = self.jit_compile
         if self.donors and "tuner/trial_id" not in hp.values:  # Hyperband's continuations have their parent's
             self._inheritance = inherit_weights(model, self.donors)
         return model

@@ -265,6 +265,8 @@ class _KerasBuilder:
 
     def model(self, inputs, outputs, name):
         if _is_keras3(self.K):
+            if self.K.config.dtype_policy().compute_dtype != "float32":  # mixed precision: a float32 output
+                outputs = self.layers.Activation("linear", dtype="float32", name="float32_output")(outputs)
             return structured_model_class()(inputs=inputs, outputs=outputs, name=name, architecture=self.spec)
         model = self.K.Model(inputs=inputs, outputs=outputs, name=name)
         setattr(model, ARCHITECTURE_ATTRIBUTE, self.spec)
