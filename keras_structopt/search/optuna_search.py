@@ -30,7 +30,9 @@ pruned. Cross-validated trials report their first fold's curve.
 Storage: the study lives in an Optuna storage, by default the SQLite file `optuna.db` in
 the project directory (study name: the project name), so a killed search resumes from
 it with `overwrite=False`: finished trials are neither lost nor re-run, and trials that
-were asked but never finished are marked failed in the study. Optuna is an optional
+were asked but never finished are marked failed in the study; a resumed sampler is seeded
+with the seed plus the number of trials already asked (re-seeded as at the start, it would
+repeat its first draws). Optuna is an optional
 dependency (`pip install "keras-structopt[optuna]"`), imported when a study is first
 needed. The sampler's random state is not stored: a resumed search continues the study,
 not the exact sequence an uninterrupted one would have drawn.
@@ -212,6 +214,10 @@ class OptunaOracle(keras_tuner.Oracle):
                     f"Expected the stored study {name!r} to have the directions {self.directions}. Received: a study "
                     f"with {[d.name.lower() for d in study.directions]} in {storage}; use another study_name."
                 )
+            asked = len(study.trials)
+            if asked and isinstance(self.sampler, str) and self.seed is not None:
+                # A resumed study: a sampler re-seeded as at the start would repeat its first draws.
+                study.sampler = _sampler(self.sampler, self.seed + asked)
             self._study = study
             self._fail_orphans()
         return self._study
