@@ -8,6 +8,7 @@ from donors; each trial's structure in TensorBoard's HParams dashboard. No
 TFMOT, no tf_keras: this package works on Keras Tuner and Keras 3 only."""
 
 from keras_structopt.search.curves import CurveRecorder, learning_curves, plot_learning_curves
+from keras_structopt.search.distributed import LaunchResult, is_worker, launch
 from keras_structopt.search.evolution import EvolutionarySearch, EvolutionOracle, mutate
 from keras_structopt.search.failures import NonFiniteStopper
 from keras_structopt.search.hparams import structure_columns, write_hparams
@@ -31,6 +32,7 @@ __all__ = [
     "CurveRecorder",
     "EvolutionOracle",
     "EvolutionarySearch",
+    "LaunchResult",
     "MedianStopper",
     "MedianStopping",
     "NonFiniteStopper",
@@ -44,6 +46,8 @@ __all__ = [
     "StructuralMixin",
     "adapt",
     "inherit_weights",
+    "is_worker",
+    "launch",
     "learning_curves",
     "mutate",
     "non_dominated",

@@ -54,6 +54,7 @@ import numpy as np
 from keras_structopt import _checks
 from keras_structopt._types import Cost, Refit
 from keras_structopt.search.curves import CurveRecorder, read_note, trial_directory, write_note
+from keras_structopt.search.distributed import is_worker
 from keras_structopt.search.failures import (
     NonFiniteStopper,
     check_completed,
@@ -155,7 +156,11 @@ class StructuralMixin:
                 f"{type(kwargs['distribution_strategy']).__name__}."
             )
         self.dtype_policy, self.jit_compile = dtype_policy, jit_compile
-        _check_project(kwargs)
+        self._worker = is_worker()
+        if self._worker:  # a distributed worker: the chief owns the project (and its resume)
+            kwargs["overwrite"] = False
+        else:
+            _check_project(kwargs)
         self.donors = load_donors(donors)
         self._inheritance = None
         self._base_objective = None
@@ -165,7 +170,8 @@ class StructuralMixin:
         # The next class in the MRO is a Keras Tuner tuner, which mypy cannot see from the mixin.
         super().__init__(hypermodel, **kwargs)  # type: ignore[call-arg]
         self._data = None
-        _guard_oracle(self)
+        if not self._worker:  # a worker's oracle is the chief's, over gRPC: the chief guards it
+            _guard_oracle(self)
         self.isolate_trials, self._isolated_fit = bool(isolate_trials), None
         if self.isolate_trials:
             check_supported(self)
@@ -188,6 +194,8 @@ class StructuralMixin:
         if self.isolate_trials:
             self._isolated_fit = save_data(self.project_dir, fit_args, fit_kwargs)
         self._hparams_dir = tensorboard_log_dir(fit_kwargs.get("callbacks"))
+        if self._worker:  # trains the chief's trials; the chief checks and reports the search
+            return super().search(*fit_args, **fit_kwargs)
         write_search_file(self)  # what `Project` (and `keras-structopt report`) reads back
         try:
             result = super().search(*fit_args, **fit_kwargs)
@@ -278,7 +286,7 @@ class StructuralMixin:
         final metrics go to its log directory as an HParams session (`write_hparams`).
         """
         super().on_trial_end(trial)
-        finished = self.oracle.trials.get(trial.trial_id, trial)
+        finished = trial if self._worker else self.oracle.trials.get(trial.trial_id, trial)
         if getattr(self, "_hparams_dir", None) and finished.status == "COMPLETED":
             write_hparams(self, self._hparams_dir, [finished])  # the structure, in TensorBoard's HParams
         gc.collect()

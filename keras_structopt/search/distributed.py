@@ -1,0 +1,212 @@
+"""Keras Tuner's distributed mode with a launcher that owns every process.
+
+Keras Tuner distributes a search over processes that run the same script: a chief whose
+oracle serves the others over gRPC, and workers that ask it for trials and train them,
+sharing the project directory (environment variables `KERASTUNER_TUNER_ID`,
+`KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT`). On its own it does not end well: the
+chief's server loop never returns when the workers die (or when one dies and the others
+finish), and workers wait up to an hour for a dead chief.
+
+`launch(script, workers=2)` starts the chief and the workers on this host (loopback) and
+watches them:
+
+* every worker finished -> the chief is given `grace_s` to end by itself, then ended (its
+  oracle is saved at each trial's end, so nothing is lost);
+* a worker died (a signal, or an error) -> it is started again under the same id, up to
+  `respawns` times (Keras Tuner's chief hands a returning worker its unfinished trial
+  back); past that, the chief and the other workers are ended and the result says so;
+* the chief died -> the workers are ended;
+* `deadline_s` passed -> everything is ended.
+
+Each process runs in its own process group and is ended with SIGTERM, then SIGKILL. The
+workers start only once the chief listens, so a chief that starts a project afresh has done
+so before any worker reads it; keras-structopt's tuners never let a worker overwrite the
+shared project (`overwrite` is ignored on a worker). A run that ended early resumes with
+the same project directory and `overwrite=False` in the script: no finished trial is lost or
+run again, and the interrupted trials are trained from their first epoch. The best model is
+picked (and compressed) once, by whoever calls the script's post-search code: the chief
+returns from `search()` only when the search is over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from keras_structopt import _checks
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchResult:
+    """How a distributed run ended.
+
+    Attributes:
+        status: `"completed"`, `"worker died"`, `"chief died"` or `"deadline"`.
+        returncodes: Each process's exit code by tuner id (`"chief"`, `"tuner0"`, ...);
+            negative: ended by that signal.
+        respawned: How many times each worker was started again.
+        seconds: Wall time of the run.
+        ended_after_failure_s: Seconds from the failure that ended the run to the last
+            process gone (None when it completed).
+    """
+
+    status: str
+    returncodes: dict[str, int | None]
+    respawned: dict[str, int]
+    seconds: float
+    ended_after_failure_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the search completed."""
+        return self.status == "completed"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` now.
+
+    Example:
+        >>> 1024 <= free_port() <= 65535
+        True
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _end(process: subprocess.Popen, term_s: float = 10.0) -> None:
+    """SIGTERM to the process group, SIGKILL after `term_s`."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=term_s)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: int | None = None,
+           respawns: int = 0, deadline_s: float | None = None, grace_s: float = 30.0, start_timeout_s: float = 300.0,
+           env: dict | None = None, log_dir=None, python: str | None = None) -> LaunchResult:
+    """Runs `script` as a Keras Tuner chief and `workers` workers on this host; returns a `LaunchResult`.
+
+    Args:
+        script: A Python file that builds a tuner (any keras-structopt or Keras Tuner tuner)
+            and calls `search`; every process runs it with `args`.
+        workers: Worker processes (at least 1).
+        host: The chief's address; loopback by default.
+        port: The chief's port; a free one by default.
+        respawns: How many times a dead worker is started again under its id.
+        deadline_s: Wall-time limit; everything is ended when it passes.
+        grace_s: How long the chief may take to end after the last worker finished.
+        start_timeout_s: How long to wait for the chief to listen.
+        env: Extra environment variables for every process.
+        log_dir: Where each process's output goes (`<tuner id>.log`); default: discarded.
+        python: The interpreter (default: this one).
+
+    Typically: `result = launch("search.py", "--data", "digits", workers=2)`, then
+    `result.ok`; the script is the one that would run the search in one process, with
+    `overwrite=False` so that a run that ended early resumes.
+
+    Example:
+        >>> script = getfixture("tmp_path") / "search.py"
+        >>> _ = script.write_text("raise SystemExit(3)")  # fails before its chief serves
+        >>> result = launch(script, workers=1)
+        >>> result.status, result.returncodes
+        ('chief died', {'chief': 3})
+    """
+    workers = _checks.positive_int("workers", workers)
+    if respawns < 0 or not _checks.is_int(respawns):
+        raise _checks.error(f"Expected respawns to be an int >= 0. Received: respawns={respawns!r}.")
+    if deadline_s is not None:
+        _checks.positive_number("deadline_s", deadline_s)
+    script = Path(script)
+    if not script.is_file():
+        raise _checks.error(f"Expected script to be a Python file. Received: script={str(script)!r}, which does not "
+                            "exist.")
+    port = port or free_port(host)
+    logs = Path(log_dir) if log_dir is not None else None
+    if logs is not None:
+        logs.mkdir(parents=True, exist_ok=True)
+    base_env = dict(os.environ, **(env or {}), KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
+
+    def start(tuner_id: str) -> subprocess.Popen:
+        out = open(logs / f"{tuner_id}.log", "a") if logs is not None else subprocess.DEVNULL  # noqa: SIM115
+        return subprocess.Popen([python or sys.executable, str(script), *args], env=dict(
+            base_env, KERASTUNER_TUNER_ID=tuner_id), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    started = time.monotonic()
+    chief = start("chief")
+    processes: dict[str, subprocess.Popen] = {"chief": chief}
+    respawned = {f"tuner{i}": 0 for i in range(workers)}
+
+    def finish(status: str, failed_at: float | None = None) -> LaunchResult:
+        for process in processes.values():
+            _end(process)
+        return LaunchResult(status, {k: p.returncode for k, p in processes.items()}, dict(respawned),
+                            time.monotonic() - started,
+                            None if failed_at is None else time.monotonic() - failed_at)
+
+    while not _listening(host, port):
+        if chief.poll() is not None:
+            return finish("chief died", time.monotonic())
+        if time.monotonic() - started > start_timeout_s:
+            return finish("deadline", time.monotonic())
+        time.sleep(0.2)
+    for tuner_id in respawned:
+        processes[tuner_id] = start(tuner_id)
+
+    all_done_at = None
+    while True:
+        time.sleep(0.5)
+        now = time.monotonic()
+        if deadline_s is not None and now - started > deadline_s:
+            return finish("deadline", now)
+        if chief.poll() is not None:
+            if chief.returncode == 0:  # the search is over: the workers are leaving
+                while time.monotonic() - now < grace_s and any(processes[t].poll() is None for t in respawned):
+                    time.sleep(0.5)
+                if all(processes[t].poll() == 0 for t in respawned):
+                    return finish("completed")
+            return finish("chief died", now)
+        for tuner_id in respawned:
+            code = processes[tuner_id].poll()
+            if code is None or code == 0:
+                continue
+            if respawned[tuner_id] < respawns:
+                respawned[tuner_id] += 1
+                processes[tuner_id] = start(tuner_id)
+            else:
+                return finish("worker died", now)
+        if all(processes[t].poll() == 0 for t in respawned):
+            all_done_at = all_done_at or now
+            if now - all_done_at > grace_s:  # the chief's server loop does not always return
+                _end(chief)
+                return finish("completed")
+
+
+def is_worker() -> bool:
+    """Whether this process is a Keras Tuner worker of a distributed search.
+
+    Example:
+        >>> is_worker()  # not under a launcher
+        False
+    """
+    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "chief")
