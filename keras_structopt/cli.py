@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_structopt import _checks
+from keras_structopt._env import is_worker
 
 TUNERS = ("random", "grid", "bayesian", "hyperband")
 DEFAULT_SPLITS = ("train[:80%]", "train[80%:]", "test")  # as keras_structopt.data.datasets
@@ -140,6 +141,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_compression_flags(run)
     _add_output_flags(run)
     run.add_argument("--resume", action="store_true", help="continue the search already in OUT/tuner")
+    run.add_argument(
+        "--workers", type=int, default=0,
+        help="search with Keras Tuner's distributed mode: a chief and this many worker processes on this host "
+        "(default: 0, one process); the chief compresses and exports once, after the search",
+    )
     run.add_argument(
         "--job", "--config", dest="job", default=None,
         help="a job file (.toml or .json) of these settings, keys as the flags without dashes (family = "
@@ -371,6 +377,8 @@ def _dispatch(args, argv) -> int:
     try:
         if args.command == "run":
             args = parse_run(argv)
+            if args.workers and "KERASTUNER_TUNER_ID" not in os.environ:
+                return run_distributed(args, argv)
             return run(args)
         if args.command == "compress":
             _validate_compression(args)
@@ -409,10 +417,12 @@ def _validate(args) -> None:
             args.name = "".join(c if c.isalnum() or c in "._-" else "-" for c in args.dataset.split(":")[0])
     _checks.positive_int("--trials", args.trials)
     _checks.positive_int("--epochs", args.epochs)
+    if not _checks.is_int(args.workers) or args.workers < 0:
+        raise _checks.error(f"Expected --workers to be an int >= 0. Received: --workers={args.workers!r}.")
     _validate_compression(args)
     _validate_output(args)
     project = Path(args.out) / "tuner"
-    if project.exists() and not args.resume:
+    if project.exists() and not args.resume and not is_worker():  # a worker joins the chief's search
         raise _checks.error(
             f"Expected --out to hold no earlier search. Received: --out={args.out!r}, whose "
             f"{str(project)!r} exists; pass --resume to continue that search, or choose another --out."
@@ -673,9 +683,10 @@ def run(args) -> int:
 
     import keras_structopt as kso
     out = Path(args.out)
+    worker = is_worker()
     out.mkdir(parents=True, exist_ok=True)
-    job = _read_job(out) if args.resume else {}
-    if args.resume:
+    job = _read_job(out) if args.resume and not worker else {}
+    if args.resume and not worker:
         _remove_temporaries(out, args.name)
     data, data_record = _load_data(args)
     tf.config.experimental.enable_op_determinism()
@@ -711,6 +722,8 @@ def run(args) -> int:
     except kso.SearchFailedError as error:
         print(f"keras-structopt run: error: {error}", file=sys.stderr)
         return 1
+    if worker:  # the chief picks, compresses and exports the best model, once
+        return 0
     seconds = time.time() - started
     trials = list(tuner.oracle.trials.values())
     completed = [t for t in trials if t.status == "COMPLETED"]
@@ -739,6 +752,27 @@ def run(args) -> int:
         "seconds": seconds,
     }
     return _compress_and_export(best_model, data, args, out, say, job, {"data": data_record, "search": search})
+
+
+def run_distributed(args, argv: list[str]) -> int:
+    """`run --workers N`: the same job as a Keras Tuner chief and N workers, under `kso.search.launch`.
+
+    Every process runs `run` with the same flags; the workers train the chief's trials,
+    the chief then compresses and exports as a one-process run does (its output is this
+    command's). A run that ended early (a dead worker or chief) resumes with `--resume`.
+    """
+    from keras_structopt.search.distributed import launch
+
+    children = [a for i, a in enumerate(argv) if a != "--workers" and not a.startswith("--workers=")
+                and not (i and argv[i - 1] == "--workers")]
+    script = Path(__file__).with_name("__main__.py")
+    result = launch(script, *children, workers=args.workers, log_dir=Path(args.out) / "worker-logs",
+                    chief_output="inherit")
+    if result.ok:
+        return 0
+    print(f"keras-structopt run: error: the distributed search ended early ({result.status}; exit codes "
+          f"{result.returncodes}); run the same command with --resume to continue it", file=sys.stderr)
+    return 1
 
 
 def _compress_and_export(model, data, args, out: Path, say, job: dict, report: dict) -> int:

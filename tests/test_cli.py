@@ -30,6 +30,7 @@ def run_cli(*flags, timeout=900):
     [
         (["--tuner", "sideways"], r"Expected --tuner to be one of \['random', 'grid', 'bayesian', 'hyperband'\]\. Received: --tuner='sideways'\."),
         (["--trials", "0"], r"Expected --trials to be an int >= 1\. Received: --trials=0\."),
+        (["--workers", "-1"], r"Expected --workers to be an int >= 0\. Received: --workers=-1\."),
         (["--max-accuracy-loss", "none", "--sparsity", "1.2"], r"Expected --sparsity to be a float with 0 <= --sparsity < 1"),
         (["--max-accuracy-loss", "none", "--clusters", "1"], r"Expected --clusters to be 0 \(skip\) or in \[2, 256\]\. Received: --clusters=1\."),
         (["--clusters", "8"], r"Expected either the accuracy-guarded search \(--max-accuracy-loss\) or fixed settings .* Received: --max-accuracy-loss=0\.01 and --clusters"),
@@ -174,13 +175,17 @@ def test_killed_anywhere_and_resumed_a_job_ends_as_an_uninterrupted_one(tmp_path
 # one end-to-end run here (conv images); the contract tests compress and export saved winners of
 # the recurrent and transformer families, tests/compress/test_any_model.py an Embedding + LSTM
 # text model, and tests/test_cli_commands.py checks that a tokens view gets its vocabulary.
+# It also runs the search distributed (--workers 2: a Keras Tuner chief and two workers under
+# kso.search.launch; tests/search/test_distributed.py kills and resumes them).
 @pytest.mark.parametrize("family, view", [("conv", "image")])
 def test_other_families_run_end_to_end(tmp_path, family, view):
     out = tmp_path / family
-    run_cli("--family", family, "--view", view, "--trials", "1", "--epochs", "1", "--max-accuracy-loss", "none",
-            "--prune-epochs", "1", "--suggest",
+    run_cli("--family", family, "--view", view, "--trials", "2", "--epochs", "1", "--max-accuracy-loss", "none",
+            "--prune-epochs", "1", "--suggest", "--workers", "2",
             "--cluster-epochs", "1", "--sparsity", "0.5", "--out", str(out), "--quiet")
     report = json.loads((out / "report.json").read_text())
+    assert report["search"]["trials_completed"] == 2
+    assert (out / "tuner" / "tuner0.json").is_file() and (out / "tuner" / "tuner1.json").is_file()  # both joined
     architecture = report["search"]["best_architecture"]
     assert architecture["family"] == family and report["data"]["view"] == view
     # --suggest: the space designed from 1,078 8x8 images (kso.suggest), and why, in the report

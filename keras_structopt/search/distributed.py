@@ -10,8 +10,10 @@ finish), and workers wait up to an hour for a dead chief.
 `launch(script, workers=2)` starts the chief and the workers on this host (loopback) and
 watches them:
 
-* every worker finished -> the chief is given `grace_s` to end by itself, then ended (its
-  oracle is saved at each trial's end, so nothing is lost);
+* every worker finished -> the chief leaves its server and runs the script's post-search
+  code (picking, compressing, exporting), however long it takes; a chief still serving
+  `grace_s` after the last worker left is stuck in Keras Tuner's server loop and is ended
+  (`"chief hung"`: its oracle is saved at each trial's end, so a resume finishes the job);
 * a worker died (a signal, or an error) -> it is started again under the same id, up to
   `respawns` times (Keras Tuner's chief hands a returning worker its unfinished trial
   back); past that, the chief and the other workers are ended and the result says so;
@@ -25,13 +27,16 @@ shared project (`overwrite` is ignored on a worker). A run that ended early resu
 the same project directory and `overwrite=False` in the script: no finished trial is lost or
 run again, and the interrupted trials are trained from their first epoch. The best model is
 picked (and compressed) once, by whoever calls the script's post-search code: the chief
-returns from `search()` only when the search is over.
+returns from `search()` only when the search is over. (Keras Tuner 1.4 prints the first
+value of every condition it sends over gRPC, a leftover debug line; keras-structopt's
+tuners silence it in distributed mode.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 import signal
 import socket
@@ -39,8 +44,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from keras_structopt import _checks
+from keras_structopt._env import is_worker
+
+__all__ = ["LaunchResult", "free_port", "is_worker", "launch", "quiet_condition_protos"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +57,7 @@ class LaunchResult:
     """How a distributed run ended.
 
     Attributes:
-        status: `"completed"`, `"worker died"`, `"chief died"` or `"deadline"`.
+        status: `"completed"`, `"worker died"`, `"chief died"`, `"chief hung"` or `"deadline"`.
         returncodes: Each process's exit code by tuner id (`"chief"`, `"tuner0"`, ...);
             negative: ended by that signal.
         respawned: How many times each worker was started again.
@@ -67,6 +76,29 @@ class LaunchResult:
     def ok(self) -> bool:
         """Whether the search completed."""
         return self.status == "completed"
+
+
+def quiet_condition_protos() -> None:
+    """Silences the stray `print` in Keras Tuner's `Parent.to_proto` (conditions sent over gRPC).
+
+    Example:
+        >>> quiet_condition_protos()
+        >>> from keras_tuner.src.engine import conditions
+        >>> getattr(conditions.Parent.to_proto, "_structopt_quiet", False)
+        True
+    """
+    from keras_tuner.src.engine import conditions
+
+    original = conditions.Parent.to_proto
+    if getattr(original, "_structopt_quiet", False):
+        return
+
+    def to_proto(self):
+        with contextlib.redirect_stdout(io.StringIO()):
+            return original(self)
+
+    to_proto._structopt_quiet = True  # type: ignore[attr-defined]
+    conditions.Parent.to_proto = to_proto
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -104,7 +136,8 @@ def _end(process: subprocess.Popen, term_s: float = 10.0) -> None:
 
 def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: int | None = None,
            respawns: int = 0, deadline_s: float | None = None, grace_s: float = 30.0, start_timeout_s: float = 300.0,
-           env: dict | None = None, log_dir=None, python: str | None = None) -> LaunchResult:
+           env: dict | None = None, log_dir=None, chief_output: str = "log", python: str | None = None
+           ) -> LaunchResult:
     """Runs `script` as a Keras Tuner chief and `workers` workers on this host; returns a `LaunchResult`.
 
     Args:
@@ -115,10 +148,12 @@ def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: 
         port: The chief's port; a free one by default.
         respawns: How many times a dead worker is started again under its id.
         deadline_s: Wall-time limit; everything is ended when it passes.
-        grace_s: How long the chief may take to end after the last worker finished.
+        grace_s: How long the chief may keep serving after the last worker finished.
         start_timeout_s: How long to wait for the chief to listen.
         env: Extra environment variables for every process.
         log_dir: Where each process's output goes (`<tuner id>.log`); default: discarded.
+        chief_output: `"log"` (as the workers') or `"inherit"`: the chief writes to this
+            process's stdout and stderr (the `keras-structopt run --workers` command).
         python: The interpreter (default: this one).
 
     Typically: `result = launch("search.py", "--data", "digits", workers=2)`, then
@@ -147,10 +182,17 @@ def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: 
         logs.mkdir(parents=True, exist_ok=True)
     base_env = dict(os.environ, **(env or {}), KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
 
+    _checks.one_of("chief_output", chief_output, ("log", "inherit"))
+
     def start(tuner_id: str) -> subprocess.Popen:
-        out = open(logs / f"{tuner_id}.log", "a") if logs is not None else subprocess.DEVNULL  # noqa: SIM115
+        out: Any = subprocess.DEVNULL
+        if tuner_id == "chief" and chief_output == "inherit":
+            out = None
+        elif logs is not None:
+            out = open(logs / f"{tuner_id}.log", "a")  # noqa: SIM115
         return subprocess.Popen([python or sys.executable, str(script), *args], env=dict(
-            base_env, KERASTUNER_TUNER_ID=tuner_id), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            base_env, KERASTUNER_TUNER_ID=tuner_id), stdout=out, stderr=None if out is None else subprocess.STDOUT,
+            start_new_session=True)
 
     started = time.monotonic()
     chief = start("chief")
@@ -195,18 +237,12 @@ def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: 
                 processes[tuner_id] = start(tuner_id)
             else:
                 return finish("worker died", now)
-        if all(processes[t].poll() == 0 for t in respawned):
+        if all(processes[t].poll() == 0 for t in respawned) and _listening(host, port):
+            # The workers are done but the chief still serves: Keras Tuner's server loop does not
+            # always return. Past `grace_s` it is ended; the search is saved, its post-search code
+            # did not run: a resume finishes it.
             all_done_at = all_done_at or now
-            if now - all_done_at > grace_s:  # the chief's server loop does not always return
-                _end(chief)
-                return finish("completed")
-
-
-def is_worker() -> bool:
-    """Whether this process is a Keras Tuner worker of a distributed search.
-
-    Example:
-        >>> is_worker()  # not under a launcher
-        False
-    """
-    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "chief")
+            if now - all_done_at > grace_s:
+                return finish("chief hung", now)
+        else:  # still searching, or the chief's post-search work (compression, export): no limit but the deadline
+            all_done_at = None

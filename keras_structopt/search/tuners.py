@@ -44,6 +44,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import os
 import time
 from typing import TYPE_CHECKING, cast
 
@@ -52,9 +53,10 @@ import keras_tuner
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._env import is_worker
 from keras_structopt._types import Cost, Refit
 from keras_structopt.search.curves import CurveRecorder, read_note, trial_directory, write_note
-from keras_structopt.search.distributed import is_worker
+from keras_structopt.search.distributed import quiet_condition_protos
 from keras_structopt.search.failures import (
     NonFiniteStopper,
     check_completed,
@@ -157,6 +159,8 @@ class StructuralMixin:
             )
         self.dtype_policy, self.jit_compile = dtype_policy, jit_compile
         self._worker = is_worker()
+        if "KERASTUNER_ORACLE_IP" in os.environ:  # distributed: conditions travel over gRPC
+            quiet_condition_protos()
         if self._worker:  # a distributed worker: the chief owns the project (and its resume)
             kwargs["overwrite"] = False
         else:
@@ -466,7 +470,6 @@ class StructuralMixin:
 def _check_project(kwargs) -> None:
     """Raises before Keras Tuner reads a project directory it cannot resume (a kill while a file
     was written by Keras Tuner, a file edited by hand): the message names the file."""
-    import os
     from pathlib import Path
 
     directory = kwargs.get("directory") or "."
