@@ -11,6 +11,13 @@ os.environ.setdefault("KERAS_STRUCTOPT_NOTEBOOK_BUDGET", "small")
 import pytest  # noqa: E402
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per core, plus one. Many of the slow tests wait on a subprocess (the
+    command, a killed and resumed search, a chief and its workers, a winner loaded in a fresh
+    process); the extra worker keeps the cores busy meanwhile."""
+    return (os.cpu_count() or 1) + 1
+
+
 @pytest.fixture(scope="session")
 def finished_search(tmp_path_factory):
     """A small finished search with learning curves: four trials of a dense space on digits."""

@@ -2,7 +2,6 @@
 
 import json
 import math
-import signal
 
 import keras_tuner
 import optuna
@@ -179,20 +178,9 @@ def test_a_pruned_trial_is_recorded_as_stopped_and_never_the_best(tmp_path):
 
 @pytest.mark.slow
 def test_a_killed_optuna_search_resumes_from_its_study(tmp_path):
-    from tests.search.test_tuners import _run_killable
+    from tests.search.test_tuners import kill_at_third_trial_and_resume
 
-    first = _run_killable(tmp_path, 3, "optuna")  # killed when the third trial starts training
-    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
-    project = tmp_path / "optuna"
-    finished = {p: p.read_text() for p in project.glob("trial_*/trial.json") if '"COMPLETED"' in p.read_text()}
-    assert len(finished) == 2
-    (tmp_path / "trainings.log").write_text("")
-    second = _run_killable(tmp_path, 0, "optuna")
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert (tmp_path / "trainings.log").read_text().count("start") == 3  # trials 3-5; none trained twice
-    for path, text in finished.items():
-        assert path.read_text() == text
-    assert "trials ['0', '1', '2', '3', '4'] ['COMPLETED'" in second.stdout, second.stdout
+    project = kill_at_third_trial_and_resume(tmp_path, "optuna")
     study = optuna.load_study(study_name="optuna", storage=f"sqlite:///{project / 'optuna.db'}")
     assert "RUNNING" not in [t.state.name for t in study.trials]  # the killed trial's ask was closed
     numbers = json.loads((project / "oracle.json").read_text())["optuna_numbers"]

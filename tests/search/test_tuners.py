@@ -342,21 +342,29 @@ def test_killed_cross_validated_search_loses_no_trial_and_no_fold(tmp_path):
         assert all(f"val_accuracy_fold_{k}" in metrics for k in range(3))
 
 
-@pytest.mark.slow
-def test_killed_evolution_with_median_stopping_loses_no_trial(tmp_path):
-    # Killed when the third trial starts training: two finished trials.
-    first = _run_killable(tmp_path, 3, "evolution")
+def kill_at_third_trial_and_resume(tmp_path, kind):
+    """Killed when the third of five trials starts training, then resumed: the project directory.
+
+    Asserts that the two finished trials are kept untouched, and that the resumed run trains
+    trials 3-5 only and completes all five."""
+    first = _run_killable(tmp_path, 3, kind)
     assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
-    project = tmp_path / "evolution"
+    project = tmp_path / kind
     finished = {p: p.read_text() for p in project.glob("trial_*/trial.json") if '"COMPLETED"' in p.read_text()}
     assert len(finished) == 2
     (tmp_path / "trainings.log").write_text("")
-    second = _run_killable(tmp_path, 0, "evolution")
+    second = _run_killable(tmp_path, 0, kind)
     assert second.returncode == 0, second.stderr[-2000:]
     assert (tmp_path / "trainings.log").read_text().count("start") == 3  # trials 3-5; none trained twice
     for path, text in finished.items():
         assert path.read_text() == text  # finished trials untouched
     assert "trials ['0', '1', '2', '3', '4'] ['COMPLETED'" in second.stdout, second.stdout
+    return project
+
+
+@pytest.mark.slow
+def test_killed_evolution_with_median_stopping_loses_no_trial(tmp_path):
+    kill_at_third_trial_and_resume(tmp_path, "evolution")
 
 
 @pytest.mark.slow
