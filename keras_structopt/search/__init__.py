@@ -2,9 +2,10 @@
 
 Tuners with learning curves, cross-validated trials, budgets, cost-aware objectives and no
 duplicates; the simplest model within noise; the Pareto front; regularized evolution;
-median stopping; Optuna's samplers and pruners as an oracle; diverging trials failed at
-once and their region avoided; warm start from an earlier search and weight inheritance
-from donors; each trial's structure in TensorBoard's HParams dashboard. No
+median stopping; Optuna's samplers and pruners as an oracle; Ray Tune; Keras Tuner's
+distributed mode under a launcher; diverging trials failed at once and their region
+avoided; warm start from an earlier search and weight inheritance from donors; each
+trial's structure in TensorBoard's HParams dashboard. No
 TFMOT, no tf_keras: this package works on Keras Tuner and Keras 3 only."""
 
 from keras_structopt.search.curves import CurveRecorder, learning_curves, plot_learning_curves
@@ -15,6 +16,7 @@ from keras_structopt.search.hparams import structure_columns, write_hparams
 from keras_structopt.search.optuna_search import OptunaOracle, OptunaPruning, OptunaSearch, suggest_values
 from keras_structopt.search.project import Project, trial_rows, write_search_report
 from keras_structopt.search.ranking import RankingMetrics
+from keras_structopt.search.ray_tune import RaySearch, ray_search
 from keras_structopt.search.select import (
     Record,
     Selection,
@@ -41,6 +43,7 @@ __all__ = [
     "OptunaSearch",
     "Project",
     "RankingMetrics",
+    "RaySearch",
     "Record",
     "Selection",
     "StructuralMixin",
@@ -54,6 +57,7 @@ __all__ = [
     "pareto_front",
     "plot_learning_curves",
     "plot_pareto",
+    "ray_search",
     "rejected_candidates",
     "select_simplest",
     "should_stop",

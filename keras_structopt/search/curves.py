@@ -86,6 +86,30 @@ class CurveRecorder(keras.callbacks.Callback):
         _write(self.path, data)
 
 
+    def truncate(self, epochs: int) -> None:
+        """Keeps the first `epochs` epochs of this run (a trial resumed from a checkpoint of that epoch).
+
+        Example:
+            >>> recorder = CurveRecorder(getfixture("tmp_path"))
+            >>> for epoch in range(3):
+            ...     recorder.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
+            >>> recorder.truncate(1)
+            >>> [e["epoch"] for e in read_curves_file(getfixture("tmp_path"))[0]["epochs"]]
+            [0]
+        """
+        data = read_json(self.path)
+        key = "all" if self.fold is None else self.fold
+        for run in data.get("runs", []):
+            if run.get("fold", "all") == key:
+                run["epochs"] = [e for e in run["epochs"] if e["epoch"] < epochs]
+        _write(self.path, data)
+
+
+def read_curves_file(directory) -> list[dict]:
+    """The runs recorded in `directory/curves.json` ([] if none)."""
+    return read_json(Path(directory) / CURVES_FILE).get("runs", [])
+
+
 def _is_number(value) -> bool:
     try:
         float(value)
@@ -111,7 +135,7 @@ def _write(path: Path, data: dict) -> None:
 
 def read_curves(tuner, trial_id: str) -> list[dict]:
     """The recorded runs of one trial (one per fold when cross-validated)."""
-    return read_json(trial_directory(tuner, trial_id) / CURVES_FILE).get("runs", [])
+    return read_curves_file(trial_directory(tuner, trial_id))
 
 
 def _architecture_costs(tuner, hyperparameters) -> dict[str, Any]:

@@ -127,13 +127,22 @@ def _suggest(trial, hp):
     log = hp.sampling == "log"
     step = hp.step
     if log and step not in (None, 1):  # a multiplicative step: the values, in order
-        return trial.suggest_categorical(hp.name, list(hp.values) if hasattr(hp, "values") else _steps(hp))
+        return trial.suggest_categorical(hp.name, log_step_values(hp))
     if kind == "Int":
         return trial.suggest_int(hp.name, hp.min_value, hp.max_value, step=1 if log else (step or 1), log=log)
     return trial.suggest_float(hp.name, hp.min_value, hp.max_value, step=None if log else step, log=log)
 
 
-def _steps(hp) -> list:
+def log_step_values(hp) -> list:
+    """The values of a Keras Tuner log range with a multiplicative step (32, 64, 128, ...).
+
+    Example:
+        >>> import keras_tuner
+        >>> space = keras_tuner.HyperParameters()
+        >>> _ = space.Int("w", 32, 256, step=2, sampling="log")
+        >>> log_step_values(space.space[0])
+        [32, 64, 128, 256]
+    """
     values, value = [], hp.min_value
     while value <= hp.max_value:
         values.append(value)

@@ -1,0 +1,101 @@
+"""A HyperModel under Ray Tune with ASHA: on loopback only, its trials in the project's learning-curve table."""
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import keras_tuner
+import pytest
+
+import keras_structopt as kso
+from keras_structopt.data import load_digits_split
+from keras_structopt.search.ray_tune import active_values, ray_search, ray_space
+
+
+def test_the_space_translates_and_only_active_values_build():
+    hm = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 3), units=(8, 64), dropout=[0.0, 0.2])
+    space = keras_tuner.HyperParameters()
+    hm.build(space)
+    translated = ray_space(space)
+    assert set(translated) == {hp.name for hp in space.space}
+    units = translated["block_0/units"]
+    assert (units.lower, units.upper) == (8, 65) and "LogUniform" in type(units.get_sampler()).__name__
+    assert translated["dropout"].categories == [0.0, 0.2]
+    config = {name: (dist.sample() if hasattr(dist, "sample") else dist) for name, dist in translated.items()}
+    config["num_layers"] = 1
+    values = active_values(space, config)
+    assert "block_1/units" not in values and "block_2/units" not in values and values["num_layers"] == 1
+
+
+def _raylets() -> list[str]:
+    listed = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in listed if "raylet" in line and "ps -eo" not in line]
+
+
+@pytest.mark.slow
+def test_an_asha_search_runs_on_loopback_and_its_curves_are_the_projects(tmp_path):
+    data = load_digits_split("flat", seed=0)
+    (x, y), (xv, yv) = data.train, data.validation
+    # A learning rate of 1e-5 leaves a trial near chance: ASHA's rungs (1, 2, 4 epochs) are where it is cut.
+    hm = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 2), units=[8, 16], connection="plain",
+                             dropout=0.0, learning_rate=[1e-2, 1e-5], seed=0)
+    proxy_before = os.environ.get("http_proxy")
+    result = ray_search(hm, x[:400], y[:400], validation_data=(xv[:200], yv[:200]), epochs=4, num_samples=4,
+                        max_concurrent_trials=2, storage_path=tmp_path, seed=0, num_cpus=2)
+    # Network: the node served on loopback, and every trial ran with proxies at a closed loopback port.
+    assert result.node_ip == "127.0.0.1"
+    trials = result.oracle.trials
+    for trial_id in trials:
+        seen = json.loads((Path(result.project_dir) / f"trial_{trial_id}" / "trial.json").read_text())["environment"]
+        assert seen == {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+                        "no_proxy": "127.0.0.1,localhost,::1", "RAY_USAGE_STATS_ENABLED": "0"}
+    assert os.environ.get("http_proxy") == proxy_before  # this process's environment is given back
+    assert len(trials) == 4 and all(t.status == "COMPLETED" for t in trials.values())
+    # The project's own table reads Ray's trials: one row per trial, epoch and metric.
+    rows = kso.search.learning_curves(result)
+    assert {r["trial"] for r in rows} == set(trials)
+    for trial_id, trial in trials.items():
+        epochs = sorted({r["epoch"] for r in rows if r["trial"] == trial_id})
+        assert epochs == list(range(len(epochs))) and 1 <= len(epochs) <= 4
+        assert len(epochs) == trial.metrics["epoch"]  # the curve has every epoch Ray saw reported
+        assert {r["params"] for r in rows if r["trial"] == trial_id} == {
+            hm.architecture(trial.hyperparameters.copy()).count_params()}
+    best = result.best_trial()
+    assert best.hyperparameters.values["learning_rate"] == 1e-2 and best.score > 0.3 and best.metrics["epoch"] == 4
+    model = result.best_model()  # rebuilt from its checkpoint
+    assert model.evaluate(xv[:200], yv[:200], verbose=0)[1] == pytest.approx(best.metrics["val_accuracy"], abs=1e-6)
+    deadline = time.time() + 30
+    while _raylets() and time.time() < deadline:  # the cluster this search started is gone
+        time.sleep(1)
+    assert _raylets() == []
+
+
+def test_bad_ray_arguments_are_explained(tmp_path):
+    hm = kso.DenseHyperModel(input_shape=(64,), outputs=10)
+    x, y = load_digits_split("flat", seed=0).train
+    with pytest.raises(kso.ConfigurationError, match=r"Expected scheduler to be one of \['asha', 'fifo'\]\. "
+                                                     r"Received: scheduler='pbt'"):
+        ray_search(hm, x, y, validation_data=(x, y), epochs=1, scheduler="pbt")
+    with pytest.raises(kso.ConfigurationError, match=r"Expected validation_data=\(x, y\)\. Received: "
+                                                     r"validation_data of type NoneType\."):
+        ray_search(hm, x, y, validation_data=None, epochs=1)
+
+
+@pytest.mark.slow
+def test_rays_optuna_searcher_asks_only_the_active_widths(tmp_path):
+    data = load_digits_split("flat", seed=0)
+    (x, y), (xv, yv) = data.train, data.validation
+    hm = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 3), units=(8, 32), connection="plain",
+                             dropout=0.0, learning_rate=1e-2, seed=0)
+    result = ray_search(hm, x[:300], y[:300], validation_data=(xv[:100], yv[:100]), epochs=1, num_samples=3,
+                        search_alg="optuna", scheduler="fifo", storage_path=tmp_path, seed=0, num_cpus=2)
+    assert len(result.oracle.trials) == 3
+    for trial in result.oracle.trials.values():
+        values = trial.hyperparameters.values
+        widths = sorted(k for k in values if k.startswith("block_"))
+        assert widths == [f"block_{i}/units" for i in range(values["num_layers"])]
+        # the searcher itself sampled only the active widths (Ray's own variants sample every one)
+        assert sorted(k for k in trial.config if k.startswith("block_")) == widths
+        assert all(8 <= values[k] <= 32 for k in widths) and trial.score is not None
