@@ -136,8 +136,8 @@ def _end(process: subprocess.Popen, term_s: float = 10.0) -> None:
 
 def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: int | None = None,
            respawns: int = 0, deadline_s: float | None = None, grace_s: float = 30.0, start_timeout_s: float = 300.0,
-           env: dict | None = None, log_dir=None, chief_output: str = "log", python: str | None = None
-           ) -> LaunchResult:
+           env: dict | None = None, log_dir=None, chief_output: str = "log", join: str | None = None,
+           python: str | None = None) -> LaunchResult:
     """Runs `script` as a Keras Tuner chief and `workers` workers on this host; returns a `LaunchResult`.
 
     Args:
@@ -154,6 +154,10 @@ def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: 
         log_dir: Where each process's output goes (`<tuner id>.log`); default: discarded.
         chief_output: `"log"` (as the workers') or `"inherit"`: the chief writes to this
             process's stdout and stderr (the `keras-structopt run --workers` command).
+        join: `"host:port"` of a chief already running (on this host or another): only
+            workers are started, named `<hostname>-tuner<i>` (stable, so a respawned or
+            resumed worker gets its trial back). The run is over when they finish; a chief
+            that stops listening while they run ends them (`"chief died"`).
         python: The interpreter (default: this one).
 
     Typically: `result = launch("search.py", "--data", "digits", workers=2)`, then
@@ -176,6 +180,11 @@ def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: 
     if not script.is_file():
         raise _checks.error(f"Expected script to be a Python file. Received: script={str(script)!r}, which does not "
                             "exist.")
+    if join is not None:
+        joined_host, _, joined_port = str(join).rpartition(":")
+        if not joined_host or not joined_port.isdigit():
+            raise _checks.error(f"Expected join to be 'host:port' of a running chief. Received: join={join!r}.")
+        host, port = joined_host, int(joined_port)
     port = port or free_port(host)
     logs = Path(log_dir) if log_dir is not None else None
     if logs is not None:
@@ -195,9 +204,12 @@ def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: 
             start_new_session=True)
 
     started = time.monotonic()
-    chief = start("chief")
-    processes: dict[str, subprocess.Popen] = {"chief": chief}
-    respawned = {f"tuner{i}": 0 for i in range(workers)}
+    processes: dict[str, subprocess.Popen] = {}
+    chief = None if join is not None else start("chief")
+    if chief is not None:
+        processes["chief"] = chief
+    prefix = f"{socket.gethostname()}-" if join is not None else ""
+    respawned = {f"{prefix}tuner{i}": 0 for i in range(workers)}
 
     def finish(status: str, failed_at: float | None = None) -> LaunchResult:
         for process in processes.values():
@@ -206,8 +218,8 @@ def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: 
                             time.monotonic() - started,
                             None if failed_at is None else time.monotonic() - failed_at)
 
-    while not _listening(host, port):
-        if chief.poll() is not None:
+    while not _listening(host, port):  # a joined chief may still be starting too
+        if chief is not None and chief.poll() is not None:
             return finish("chief died", time.monotonic())
         if time.monotonic() - started > start_timeout_s:
             return finish("deadline", time.monotonic())
@@ -221,7 +233,17 @@ def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: 
         now = time.monotonic()
         if deadline_s is not None and now - started > deadline_s:
             return finish("deadline", now)
-        if chief.poll() is not None:
+        if chief is None:  # joined: over when the workers are; a chief gone while they run ends them
+            if all(processes[t].poll() == 0 for t in respawned):
+                return finish("completed")
+            if not _listening(host, port) and any(processes[t].poll() is None for t in respawned):
+                # The chief left: when the search is over its workers leave too, at once.
+                while time.monotonic() - now < grace_s and any(processes[t].poll() is None for t in respawned):
+                    time.sleep(0.5)
+                if all(processes[t].poll() == 0 for t in respawned):
+                    return finish("completed")
+                return finish("chief died", now)
+        elif chief.poll() is not None:
             if chief.returncode == 0:  # the search is over: the workers are leaving
                 while time.monotonic() - now < grace_s and any(processes[t].poll() is None for t in respawned):
                     time.sleep(0.5)
@@ -237,7 +259,7 @@ def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: 
                 processes[tuner_id] = start(tuner_id)
             else:
                 return finish("worker died", now)
-        if all(processes[t].poll() == 0 for t in respawned) and _listening(host, port):
+        if chief is not None and all(processes[t].poll() == 0 for t in respawned) and _listening(host, port):
             # The workers are done but the chief still serves: Keras Tuner's server loop does not
             # always return. Past `grace_s` it is ended; the search is saved, its post-search code
             # did not run: a resume finishes it.

@@ -3,6 +3,9 @@ killed workers and a killed chief, resumed with nothing finished lost or re-run.
 
 import json
 import os
+import socket
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pytest
 
 from keras_structopt import ConfigurationError
 from keras_structopt.search import launch
+from keras_structopt.search.distributed import free_port
 
 SEARCH = textwrap.dedent("""
     import os, signal, sys
@@ -97,6 +101,30 @@ def test_chief_and_two_workers_survive_killed_workers_and_a_killed_chief(tmp_pat
     assert "best " in (tmp_path / "logs" / "chief.log").read_text()
 
 
+@pytest.mark.slow
+def test_workers_join_a_chief_that_is_already_running(tmp_path):
+    (tmp_path / "search.py").write_text(SEARCH)
+    (tmp_path / "trainings.log").write_text("")
+    port = free_port()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.getcwd(), KERASTUNER_TUNER_ID="chief",
+               KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(port))
+    with open(tmp_path / "chief.log", "w") as log:
+        chief = subprocess.Popen([sys.executable, str(tmp_path / "search.py"), str(tmp_path),
+                                  str(tmp_path / "trainings.log")], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        result = launch(tmp_path / "search.py", str(tmp_path), str(tmp_path / "trainings.log"), workers=2,
+                        join=f"127.0.0.1:{port}", deadline_s=300, log_dir=tmp_path / "logs",
+                        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.getcwd()})
+        assert chief.wait(timeout=60) == 0
+    finally:
+        if chief.poll() is None:
+            chief.kill()
+    assert result.status == "completed" and set(result.returncodes) == {f"{socket.gethostname()}-tuner{i}"
+                                                                         for i in range(2)}
+    assert sorted(_finished(tmp_path / "shared")) == [f"trial_{i}" for i in range(6)]
+    assert "best " in (tmp_path / "chief.log").read_text()
+
+
 def test_launch_arguments_are_checked(tmp_path):
     with pytest.raises(ConfigurationError, match=r"Expected workers to be an int >= 1\. Received: workers=0"):
         launch(tmp_path / "s.py", workers=0)
@@ -106,3 +134,6 @@ def test_launch_arguments_are_checked(tmp_path):
     (tmp_path / "s.py").write_text("")
     with pytest.raises(ConfigurationError, match=r"Expected respawns to be an int >= 0\. Received: respawns=-1\."):
         launch(tmp_path / "s.py", respawns=-1)
+    with pytest.raises(ConfigurationError, match=r"Expected join to be 'host:port' of a running chief\. Received: "
+                                                 r"join='somewhere'\."):
+        launch(tmp_path / "s.py", join="somewhere")
