@@ -107,12 +107,34 @@ def suggest_values(space: keras_tuner.HyperParameters, trial) -> dict[str, Any]:
         >>> ("units_2" in values) == (values["depth"] == 2)
         True
     """
+    return assign_active(space, lambda hp: _suggest(trial, hp))
+
+
+SKIP = object()  # what `value_of` returns to leave a hyperparameter out
+
+
+def assign_active(space: keras_tuner.HyperParameters, value_of) -> dict[str, Any]:
+    """Values for the hyperparameters of `space` that are active, walking it in declaration order.
+
+    A condition's parent is declared before what it conditions, so each hyperparameter's
+    activity is decided by the values given so far. `value_of(hp)` gives a value, or `SKIP`.
+
+    Example:
+        >>> import keras_tuner
+        >>> space = keras_tuner.HyperParameters()
+        >>> _ = space.Int("depth", 1, 2)
+        >>> with space.conditional_scope("depth", [2]):
+        ...     _ = space.Int("units_2", 8, 64)
+        >>> assign_active(space, lambda hp: 1 if hp.name == "depth" else 32)
+        {'depth': 1}
+    """
     hps = space.copy()
     hps.values = {}
-    for hp in hps.space:  # a condition's parent is declared before what it conditions
-        if not hps.is_active(hp):
-            continue
-        hps.values[hp.name] = _suggest(trial, hp)
+    for hp in hps.space:
+        if hps.is_active(hp):
+            value = value_of(hp)
+            if value is not SKIP:
+                hps.values[hp.name] = value
     return dict(hps.values)
 
 
@@ -459,4 +481,4 @@ def _pruned(project_dir, trial_id: str) -> dict | None:
     return read_note(project_dir, trial_id).get("pruned")
 
 
-__all__ = ["OptunaOracle", "OptunaPruning", "OptunaSearch", "suggest_values"]
+__all__ = ["OptunaOracle", "OptunaPruning", "OptunaSearch", "assign_active", "log_step_values", "suggest_values"]

@@ -42,7 +42,7 @@ import keras_tuner
 
 from keras_structopt import _checks
 from keras_structopt.search.curves import CurveRecorder, trial_folder
-from keras_structopt.search.optuna_search import log_step_values
+from keras_structopt.search.optuna_search import SKIP, assign_active, log_step_values
 
 SCHEDULERS = ("asha", "fifo")
 SEARCH_ALGORITHMS = ("random", "optuna")
@@ -148,12 +148,7 @@ def active_values(space: keras_tuner.HyperParameters, config: dict) -> dict[str,
         >>> active_values(space, {"depth": 1, "units_2": 32})
         {'depth': 1}
     """
-    hps = space.copy()
-    hps.values = {}
-    for hp in hps.space:
-        if hps.is_active(hp) and hp.name in config:
-            hps.values[hp.name] = config[hp.name]
-    return dict(hps.values)
+    return assign_active(space, lambda hp: config.get(hp.name, SKIP))
 
 
 def _flat(config: dict, prefix: str = "") -> dict:
