@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import keras_tuner
+from keras_tuner.src.engine.metrics_tracking import MetricsTracker
 
 from keras_structopt import _checks
 from keras_structopt.search.curves import CurveRecorder, trial_folder
@@ -226,13 +227,18 @@ class _Trial:
     status: str
     hyperparameters: keras_tuner.HyperParameters
     score: float | None
-    metrics: dict
+    metrics: Any  # Keras Tuner's MetricsTracker of every reported epoch (best values as a trial has them)
+    last: dict  # the last metrics Ray saw reported
     config: dict  # what the searcher sampled, inactive hyperparameters included (Ray's variants sample all)
 
 
 @dataclasses.dataclass
 class _Trials:
     trials: dict[str, _Trial]
+    objective: Any
+
+    def get_trial(self, trial_id: str) -> _Trial:
+        return self.trials[trial_id]
 
 
 @dataclasses.dataclass
@@ -240,9 +246,9 @@ class RaySearch:
     """What `ray_search` returns: Ray's `ResultGrid` and the trials as keras-structopt reads them.
 
     It stands in for a tuner where the project's reports read one
-    (`kso.search.learning_curves(result)`): `oracle.trials` (each trial's id, status,
-    active hyperparameters and best score), `hypermodel` and `project_dir` (where the
-    curves are).
+    (`kso.search.learning_curves(result)`, `kso.search.pareto_front(result)`):
+    `oracle.trials` (each trial's id, status, active hyperparameters, best score and
+    metrics), `oracle.objective`, `hypermodel` and `project_dir` (where the curves are).
 
     Attributes:
         results: Ray Tune's `ResultGrid`.
@@ -399,10 +405,15 @@ def _ray_search(hypermodel, x, y, validation_data, epochs, num_samples, metric, 
         recorded = json.loads((trial_folder(project_dir, trial_id) / "trial.json").read_text())
         hp = space.copy()
         hp.values = dict(recorded["hyperparameters"])
+        tracker = MetricsTracker()
+        tracker.register(metric, mode)
         frame = result.metrics_dataframe
-        score = None
         if frame is not None and metric in frame:
-            score = float(frame[metric].max() if mode == "max" else frame[metric].min())
+            for step, value in enumerate(frame[metric]):
+                tracker.update(metric, float(value), step=step)
+        score = tracker.get_best_value(metric)
         status = "COMPLETED" if result.error is None else "FAILED"
-        trials[trial_id] = _Trial(trial_id, status, hp, score, dict(result.metrics), _flat(dict(result.config or {})))
-    return RaySearch(results, hypermodel, str(project_dir), _Trials(trials), metric, mode, node_ip)
+        trials[trial_id] = _Trial(trial_id, status, hp, None if score is None else float(score), tracker,
+                                  dict(result.metrics), _flat(dict(result.config or {})))
+    objective = keras_tuner.Objective(metric, mode)
+    return RaySearch(results, hypermodel, str(project_dir), _Trials(trials, objective), metric, mode, node_ip)
