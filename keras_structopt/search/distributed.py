@@ -192,13 +192,15 @@ def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: 
     base_env = dict(os.environ, **(env or {}), KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
 
     _checks.one_of("chief_output", chief_output, ("log", "inherit"))
+    opened: list = []  # the log files handed to the processes
 
     def start(tuner_id: str) -> subprocess.Popen:
         out: Any = subprocess.DEVNULL
         if tuner_id == "chief" and chief_output == "inherit":
             out = None
         elif logs is not None:
-            out = open(logs / f"{tuner_id}.log", "a")  # noqa: SIM115
+            out = open(logs / f"{tuner_id}.log", "a")  # noqa: SIM115 - the child writes it; closed in finish()
+            opened.append(out)
         return subprocess.Popen([python or sys.executable, str(script), *args], env=dict(
             base_env, KERASTUNER_TUNER_ID=tuner_id), stdout=out, stderr=None if out is None else subprocess.STDOUT,
             start_new_session=True)
@@ -214,6 +216,8 @@ def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: 
     def finish(status: str, failed_at: float | None = None) -> LaunchResult:
         for process in processes.values():
             _end(process)
+        for file in opened:
+            file.close()
         return LaunchResult(status, {k: p.returncode for k, p in processes.items()}, dict(respawned),
                             time.monotonic() - started,
                             None if failed_at is None else time.monotonic() - failed_at)
