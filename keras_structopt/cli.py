@@ -532,9 +532,14 @@ def _hypermodel(args, input_shape, outputs, vocabulary_size=None):
 
 
 def make_tuner(
-    kind: str, hypermodel, *, trials: int, epochs: int, seed: int, directory, project_name: str, overwrite: bool = False
+    kind: str, hypermodel, *, trials: int, epochs: int, seed: int, directory, project_name: str,
+    overwrite: bool = False, objective: str | None = None,
 ):
     """A Keras Tuner tuner of `kind` on `hypermodel`, maximising validation accuracy.
+
+    `objective` replaces the default (`"val_accuracy"`, or `"val_loss"` for regression):
+    with `--suggest`, the suggestion's objective is used (`kso.suggest` ranks small
+    classification searches by validation loss).
 
     The tuner is keras-structopt's (`keras_structopt.search.tuner`): no duplicate
     networks, a diverging trial failed at once with its reason, a search without one
@@ -554,7 +559,7 @@ def make_tuner(
 
     from keras_structopt.search import tuner as structural
 
-    objective = "val_loss" if hypermodel.task == "regression" else "val_accuracy"
+    objective = objective or ("val_loss" if hypermodel.task == "regression" else "val_accuracy")
     common = {
         "objective": objective,
         "seed": seed + 1,
@@ -705,7 +710,7 @@ def run(args) -> int:
     where = f"digits ({data_record['view']})" if args.dataset == "digits" else args.dataset
     tuner = make_tuner(
         args.tuner, hypermodel, trials=args.trials, epochs=args.epochs, seed=args.seed,
-        directory=out, project_name="tuner",
+        directory=out, project_name="tuner", objective=None if suggestion is None else suggestion.objective,
     )
     total = "?" if args.tuner == "hyperband" else args.trials
     say(f"Searching the {args.family} family on {where} with {args.tuner}: "
@@ -740,6 +745,7 @@ def run(args) -> int:
         "family": args.family,
         "suggestion": None if suggestion is None else list(suggestion.rationale),
         "tuner": args.tuner,
+        "objective": tuner.oracle.objective.name,
         "trials_completed": len(completed),
         "trials_total": len(trials),
         "best_trial": best_trial.trial_id,

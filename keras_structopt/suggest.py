@@ -33,6 +33,13 @@ The rules (n = training examples):
   (`head_bias`) instead of 0, so the first epochs are not spent learning an offset.
 * Imbalanced classes (largest / smallest class > 3): binary tasks also report AUC (a
   `val_auc` objective is suggested), and `class_weight` is recommended in the rationale.
+* Objective for small classification data: below 10,000 examples (so a validation split
+  of a few hundred to a few thousand), trials are ranked by validation cross-entropy
+  (`val_loss`), not accuracy: accuracy on a few hundred examples moves in steps of
+  several tenths of a point and ties between trials, so the ranking is decided by a
+  handful of examples; cross-entropy is continuous and also counts how confident the
+  right answers are. From 10,000 examples on, `val_accuracy` (imbalanced binary
+  tasks: `val_auc`, above).
 * Tables: the schema is read from `x` (`TabularSchema.from_data`), embedding widths
   follow each column's cardinality (`embedding_units_range`), cross layers are offered
   only with at least 4 features (they model pairwise interactions).
@@ -185,7 +192,7 @@ def suggest(x, y, *, seed: int | None = None) -> Suggestion:
         >>> data = load_digits_split("image", seed=0)
         >>> suggestion = kso.suggest(*data.train, seed=0)
         >>> suggestion.family, suggestion.arguments["num_stages"], suggestion.objective
-        ('conv', (1, 2), 'val_accuracy')
+        ('conv', (1, 2), 'val_loss')
         >>> print(suggestion.rationale[0])
         family conv: images of shape (8, 8, 1)
     """
@@ -274,6 +281,10 @@ def suggest(x, y, *, seed: int | None = None) -> Suggestion:
                 rationale.append("objective val_auc: accuracy rewards predicting the majority class")
         else:
             rationale.append(f"balanced enough classes (largest / smallest = {ratio:.1f})")
+        if objective == "val_accuracy" and n < 10_000:
+            objective = "val_loss"
+            rationale.append(f"objective val_loss: {n:,} < 10,000 examples, so the validation accuracy of a trial "
+                             "moves in coarse steps and ties; cross-entropy ranks trials continuously")
 
     if family in ("dense", "tabular"):
         arguments.update(num_layers=(1, depth), units=(narrowest, widest))

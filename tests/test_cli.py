@@ -190,6 +190,7 @@ def test_other_families_run_end_to_end(tmp_path, family, view):
     assert architecture["family"] == family and report["data"]["view"] == view
     # --suggest: the space designed from 1,078 8x8 images (kso.suggest), and why, in the report
     assert "stages 1..2: the 8x8 map halves per stage and stays >= 2x2" in report["search"]["suggestion"]
+    assert report["search"]["objective"] == "val_loss"  # the suggestion's: 1,078 examples rank by cross-entropy
     assert max(block["stage"] for block in architecture["blocks"]) <= 1
     assert all(16 <= block["units"] <= 64 for block in architecture["blocks"])
     if view == "tokens":

@@ -32,9 +32,10 @@ def values(hypermodel, name):
 def test_digits_views_get_their_family_and_a_space_sized_for_1078_examples(view, family, facts):
     data = load_digits_split(view, seed=0)
     suggestion = kso.suggest(*data.train, seed=0)
-    assert suggestion.family == family and suggestion.objective == "val_accuracy"
+    assert suggestion.family == family and suggestion.objective == "val_loss"
     text = str(suggestion)
-    for fact in facts + ["small data (1,078 < 2,000 examples): dropout among 0, 0.1, 0.2 and 0.3"]:
+    for fact in facts + ["small data (1,078 < 2,000 examples): dropout among 0, 0.1, 0.2 and 0.3",
+                         "objective val_loss: 1,078 < 10,000 examples"]:
         assert fact in text, text
     hm = suggestion.hypermodel
     assert hm.architecture().family == family
@@ -42,6 +43,16 @@ def test_digits_views_get_their_family_and_a_space_sized_for_1078_examples(view,
     assert "input_normalization" not in suggestion.arguments  # the loader scales pixels to [0, 1]
     rebuilt = type(hm)(**suggestion.arguments)  # the arguments rebuild it, and survive JSON like any config
     assert rebuilt.get_config() == type(hm).from_config(json.loads(json.dumps(hm.get_config()))).get_config()
+
+
+def test_classification_objective_is_validation_loss_below_10000_examples_and_accuracy_above():
+    rng = np.random.default_rng(0)
+    small = kso.suggest(rng.normal(size=(9_999, 4)).astype("float32"), rng.integers(0, 3, 9_999), seed=0)
+    large = kso.suggest(rng.normal(size=(10_000, 4)).astype("float32"), rng.integers(0, 3, 10_000), seed=0)
+    assert (small.objective, large.objective) == ("val_loss", "val_accuracy")
+    assert not any(line.startswith("objective") for line in large.rationale)
+    imbalanced = np.where(rng.random(2_000) < 0.1, 1, 0)  # 9 to 1: AUC, whatever the size
+    assert kso.suggest(rng.normal(size=(2_000, 4)).astype("float32"), imbalanced, seed=0).objective == "val_auc"
 
 
 def test_breast_cancer_is_binary_standardised_in_the_model_and_a_search_runs(tmp_path):

@@ -117,8 +117,9 @@ class StructuralMixin:
     def __init__(self, hypermodel=None, *, folds=None, refit: Refit = "all", cost: Cost | None = None,
                  cost_weight: float = DEFAULT_COST_WEIGHT, max_params: int | None = None,
                  max_macs: int | None = None, max_latency_ms: float | None = None, deduplicate: bool = True,
-                 median_stopping: MedianStopping | bool | None = None, donors=None, isolate_trials: bool = False,
-                 dtype_policy: str | None = None, jit_compile: bool | str = "auto", **kwargs):
+                 median_stopping: MedianStopping | bool | None = None, donors=None, inherit_head: bool = False,
+                 isolate_trials: bool = False, dtype_policy: str | None = None, jit_compile: bool | str = "auto",
+                 **kwargs):
         if folds is not None and not (hasattr(folds, "split") and hasattr(folds, "get_n_splits")):
             raise _checks.error(
                 "Expected folds to be a scikit-learn splitter (KFold, StratifiedKFold, GroupKFold, "
@@ -166,6 +167,9 @@ class StructuralMixin:
         else:
             _check_project(kwargs)
         self.donors = load_donors(donors)
+        if not isinstance(inherit_head, bool):
+            raise _checks.error(f"Expected inherit_head to be True or False. Received: inherit_head={inherit_head!r}.")
+        self.inherit_head = inherit_head
         self._inheritance = None
         self._base_objective = None
         if cost is not None:  # the oracle maximises the combined score; `objective` is its metric
@@ -308,7 +312,7 @@ class StructuralMixin:
         if self.jit_compile != "auto":
             model.jit_compile = self.jit_compile
         if self.donors and "tuner/trial_id" not in hp.values:  # Hyperband's continuations have their parent's
-            self._inheritance = inherit_weights(model, self.donors)
+            self._inheritance = inherit_weights(model, self.donors, head=self.inherit_head)
         return model
 
     def _stoppers(self, trial, fold) -> list:
@@ -716,6 +720,8 @@ def tuner(base, hypermodel, **kwargs):
             below the median of the finished trials at the same epoch stops.
         donors: Keras 3 models (or `.keras` paths) each candidate inherits weights from
             (see `keras_structopt.search.transfer`).
+        inherit_head: Also inherit the donor's output layer (default False: a fresh head,
+            right for a related task; True for a donor trained on the same task).
         isolate_trials: Train each trial in its own Python process, so the search's memory
             stays flat over hundreds of trials (see `keras_structopt.search.isolated`).
         **kwargs: The base tuner's arguments (`objective`, `max_trials`, `directory`, ...).

@@ -87,13 +87,13 @@ def _dense_model(num_layers, units, seed=0):
 def test_inherited_weights_equal_the_donors_where_shapes_match():
     donor = _dense_model(2, 32, seed=1)
     same = _dense_model(2, 32, seed=2)
-    report = inherit_weights(same, [donor])
+    report = inherit_weights(same, [donor], head=True)
     assert report["fresh"] == 0 and report["sliced"] == 0 and report["copied"] == same.count_params()
     for a, b in zip(same.get_weights(), donor.get_weights()):
         np.testing.assert_array_equal(a, b)
     deeper_narrower = _dense_model(3, 16, seed=3)
     fresh_kernel = deeper_narrower.get_layer("block_2_dense").get_weights()[0].copy()
-    report = inherit_weights(deeper_narrower, [donor])
+    report = inherit_weights(deeper_narrower, [donor], head=True)
     kernel = deeper_narrower.get_layer("block_1_dense").get_weights()[0]
     np.testing.assert_array_equal(kernel, donor.get_layer("block_1_dense").get_weights()[0][:16, :16])
     np.testing.assert_array_equal(deeper_narrower.get_layer("block_2_dense").get_weights()[0], fresh_kernel)
@@ -101,6 +101,32 @@ def test_inherited_weights_equal_the_donors_where_shapes_match():
     head = deeper_narrower.get_layer("head").get_weights()
     np.testing.assert_array_equal(head[0], donor.get_layer("head").get_weights()[0][:16])
     np.testing.assert_array_equal(head[1], donor.get_layer("head").get_weights()[1])
+
+
+def test_the_head_starts_fresh_unless_asked_for():
+    donor = _dense_model(2, 32, seed=1)
+    candidate = _dense_model(2, 32, seed=2)
+    fresh_head = [w.copy() for w in candidate.get_layer("head").get_weights()]
+    report = inherit_weights(candidate, [donor])
+    assert report["layers"]["head"] == "fresh" and report["fresh"] == 32 * 10 + 10
+    assert report["copied"] == candidate.count_params() - (32 * 10 + 10)
+    for mine, before in zip(candidate.get_layer("head").get_weights(), fresh_head):
+        np.testing.assert_array_equal(mine, before)
+    np.testing.assert_array_equal(candidate.get_layer("block_1_dense").get_weights()[0],
+                                  donor.get_layer("block_1_dense").get_weights()[0])
+    # under mixed precision a float32 cast follows the head: it is looked through
+    import keras
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = _dense_model(1, 8)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert kso.search.transfer.head_layers(mixed) == {"head"}
+    with pytest.raises(ConfigurationError, match=r"inherit_head=1"):
+        kso.search.tuner(keras_tuner.RandomSearch, kso.DenseHyperModel(input_shape=(64,), outputs=10),
+                         objective="val_accuracy", donors=[donor], inherit_head=1, directory="unused",
+                         project_name="bad")
 
 
 def test_the_donor_that_gives_most_is_chosen_and_conv_kernels_slice():
@@ -112,7 +138,7 @@ def test_the_donor_that_gives_most_is_chosen_and_conv_kernels_slice():
     donor = conv.build(keras_tuner.HyperParameters())
     narrow = kso.ConvHyperModel(input_shape=(8, 8, 1), outputs=10, num_stages=1, blocks_per_stage=1, filters=8,
                                 block_type="plain", dropout=0.0).build(keras_tuner.HyperParameters())
-    inherit_weights(narrow, [donor])
+    inherit_weights(narrow, [donor], head=True)
     for layer in narrow.layers:
         for mine, theirs in zip(layer.get_weights(), donor.get_layer(layer.name).get_weights()):
             np.testing.assert_array_equal(mine, theirs[tuple(slice(0, n) for n in mine.shape)])
