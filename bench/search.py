@@ -21,7 +21,8 @@ draws the Pareto front and the learning curves by depth next to the JSON. That i
 
 * `strategies`: `RandomSearch`, `BayesianOptimization` (10 random points first) and
   `EvolutionarySearch` (population 10, tournaments of 3) over the same space, 30 trials
-  each; the best validation accuracy after 10, 20 and 30 trials;
+  each; the best validation accuracy after 10, 20 and 30 trials (`strategies_conv`: the
+  same on the `ConvHyperModel`'s default space and the 8x8 digit images);
 * `stopping`: the same random search with and without median stopping (its defaults):
   best validation accuracy and the epochs trained in all;
 * `budget`: the `max_params=5000` search again, its (small, cheap) networks trained until
@@ -29,7 +30,9 @@ draws the Pareto front and the learning curves by depth next to the JSON. That i
 * `transfer`: a search on digits 0-4, then searches on digits 5-9 (a related task): cold,
   warm-started from the first (its best 3 structures first), and warm-started with weight
   inheritance from its best model; how many trials (and epochs, with early stopping on
-  validation accuracy, patience 3) each needs to reach the cold search's best.
+  validation accuracy, patience 3) each needs to reach the cold search's best;
+* `inherit`: the same pair with one structure per seed, drawn from the space: trained on
+  0-4, then on 5-9 from scratch, inheriting every layer, or every layer but the head.
 
     python bench/search.py                       # evidence, 5 seeds (about 50 min on 2 cores)
     python bench/search.py --parts strategies,stopping,transfer --epochs 10
@@ -57,6 +60,7 @@ from sklearn.model_selection import StratifiedKFold  # noqa: E402
 
 import keras_structopt as kso  # noqa: E402
 from keras_structopt.data import load_digits_split  # noqa: E402
+from keras_structopt.search import inherit_weights  # noqa: E402
 
 ARMS = ("accuracy only", "one-SE rule", "cost-aware", "max_params=5000", "cross-validated")
 
@@ -191,7 +195,7 @@ def _best_so_far(search, checkpoints) -> dict:
     return found
 
 
-def run_strategies(seed, args, data, workdir) -> list[dict]:
+def run_strategies(seed, args, data, workdir, hypermodel=_hypermodel, part="strategies") -> list[dict]:
     (x, y), validation = data.train, data.validation
     rows = []
     bases = {
@@ -202,16 +206,23 @@ def run_strategies(seed, args, data, workdir) -> list[dict]:
     for name, (base, options) in bases.items():
         start = time.perf_counter()
         total = args.strategy_trials
-        search = kso.search.tuner(base, _hypermodel(seed), objective="val_accuracy", max_trials=total,
-                                  seed=seed + 1, directory=workdir, project_name=f"{name}-{seed}", **options)
+        search = kso.search.tuner(base, hypermodel(seed), objective="val_accuracy", max_trials=total,
+                                  seed=seed + 1, directory=workdir, project_name=f"{part}-{name}-{seed}", **options)
         search.search(x, y, validation_data=validation, epochs=args.epochs, batch_size=32, verbose=0)
         checkpoints = (total // 3, 2 * total // 3, total)
         best = _best_so_far(search, checkpoints)
-        row = {"part": "strategies", "strategy": name, "seed": seed}
+        row = {"part": part, "strategy": name, "seed": seed}
         row.update({f"best_at_{n}": best.get(n) for n in checkpoints})
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
     return rows
+
+
+def run_strategies_conv(seed, args, data, workdir) -> list[dict]:
+    """`strategies` on the `ConvHyperModel`'s default space and the 8x8 digit images."""
+    images = load_digits_split("image", seed=0)
+    return run_strategies(seed, args, images, workdir, part="strategies_conv",
+                          hypermodel=lambda s: kso.ConvHyperModel(input_shape=(8, 8, 1), outputs=10, seed=s))
 
 
 def _epochs_trained(search) -> int:
@@ -281,6 +292,35 @@ def run_transfer(seed, args, data, workdir) -> list[dict]:
     return rows
 
 
+def run_inherit(seed, args, data, workdir) -> list[dict]:
+    """One structure of the dense space (drawn with `seed`) trained 10 epochs on digits 0-4, then
+    trained `--epochs` on digits 5-9 three ways: from scratch, inheriting every layer (the donor's
+    head too), inheriting all but the head. Validation accuracy after each epoch."""
+    source = [_classes(s, 0) for s in (data.train, data.validation)]
+    target = [_classes(s, 5) for s in (data.train, data.validation)]
+    hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=5, seed=seed)
+    space = keras_tuner.HyperParameters()
+    hypermodel.build(space)
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=1, seed=seed + 1,
+                                                    hyperparameters=space)
+    hp = space.copy()
+    hp.values.update(oracle.populate_space("draw")["values"])
+    keras.utils.set_random_seed(seed)
+    donor = hypermodel.build(hp.copy())
+    donor.fit(*source[0], epochs=10, batch_size=32, verbose=0)
+    structure = hypermodel.architecture(hp.copy()).to_dict()
+    rows = []
+    for arm, head in (("cold", None), ("inherit with head", True), ("inherit, fresh head", False)):
+        keras.utils.set_random_seed(100 + seed)
+        model = hypermodel.build(hp.copy())
+        if head is not None:
+            inherit_weights(model, [donor], head=head)
+        history = model.fit(*target[0], validation_data=target[1], epochs=args.epochs, batch_size=32, verbose=0)
+        rows.append({"part": "inherit", "arm": arm, "seed": seed, "structure": structure,
+                     **{f"val_accuracy_epoch_{i}": float(v) for i, v in enumerate(history.history["val_accuracy"], 1)}})
+    return rows
+
+
 def run_budget(seed, args, data, workdir) -> list[dict]:
     """`max_params=5000` with small networks trained until they stop improving: up to
     `--budget-epochs` epochs, early stopping on validation accuracy (patience 10); the
@@ -338,13 +378,15 @@ def print_parts(table: dict) -> None:
             print(f"| {arm} | " + " | ".join(cells) + " |")
 
 
-PARTS = {"strategies": run_strategies, "stopping": run_stopping, "transfer": run_transfer, "budget": run_budget}
+PARTS = {"strategies": run_strategies, "strategies_conv": run_strategies_conv, "stopping": run_stopping,
+         "transfer": run_transfer, "inherit": run_inherit, "budget": run_budget}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default="evidence",
-                        help="comma-separated: evidence, strategies, stopping, transfer, budget")
+                        help="comma-separated: evidence, strategies, strategies_conv, stopping, transfer, inherit, "
+                        "budget")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0,
                         help="the first seed (parts only): later seeds are added to an earlier run's rows")
