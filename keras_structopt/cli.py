@@ -535,9 +535,9 @@ def make_tuner(
     kind: str, hypermodel, *, trials: int, epochs: int, seed: int, directory, project_name: str,
     overwrite: bool = False, objective: str | None = None,
 ):
-    """A Keras Tuner tuner of `kind` on `hypermodel`, maximising validation accuracy.
+    """A Keras Tuner tuner of `kind` on `hypermodel`, ranking trials by validation accuracy.
 
-    `objective` replaces the default (`"val_accuracy"`, or `"val_loss"` for regression):
+    `objective` replaces that default (`"val_accuracy"`, or `"val_loss"` for regression):
     with `--suggest`, the suggestion's objective is used (`kso.suggest` ranks small
     classification searches by validation loss).
 
