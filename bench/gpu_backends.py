@@ -6,6 +6,7 @@ installed (a machine with only JAX or PyTorch, as many accelerator images are), 
 
     python bench/gpu_backends.py export .gpu      # here: TensorFlow + keras-structopt train, slim, save
     python bench/gpu_backends.py measure .gpu --out bench/results/gpu_backends.json   # there: keras + jax/torch
+    python bench/gpu_backends.py report --parts a.json b.json --out combined.json     # runs combined
 
 `export` trains four digits models with a fixed protocol (seed 0) -- the dense and the
 convolutional winners of `bench/compress.py`, and a wide dense (3 x 1024 units) and a wide
