@@ -821,7 +821,8 @@ def _compress_and_export(model, data, args, out: Path, say, job: dict, report: d
     conversion = compression.final.quantization  # the conversion the final stage was measured with
     tflite = kso.export_tflite(
         compressed, out / "tflite" / f"{args.name}-{version}.tflite", quantization=conversion,
-        representative_data=data.train[0][:512], strip=compression.recipe.strip, overwrite=pending is not None,
+        representative_data=data.train[0][:512], strip=compression.recipe.strip,
+        per_channel=None if compression.recipe.per_tensor_scales else True, overwrite=pending is not None,
     )
     report = {
         **report,

@@ -1,3 +1,4 @@
+import gzip
 import json
 import os
 import signal
@@ -100,7 +101,8 @@ def test_default_job_meets_the_acceptance_numbers(tmp_path):
     loaded = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
     np.testing.assert_allclose(served, loaded(inputs=tf.constant(x))["outputs"].numpy(), atol=1e-6)
     assert np.mean(served.argmax(axis=1) == y) >= 0.95
-    # The TFLite file is the quantized form of the same model.
+    # The TFLite file is the quantized form of the same model, and the very file the report measured.
+    assert len(gzip.compress(tflite.read_bytes(), compresslevel=9)) == final["tflite_gzip_bytes"]
     lite = tflite_predict(tflite.read_bytes(), x)
     assert np.mean(lite.argmax(axis=1) == y) == pytest.approx(final["test_accuracy"], abs=1e-6)  # Keras metrics are float32
     assert np.mean(lite.argmax(axis=1) == served.argmax(axis=1)) >= 0.97

@@ -38,6 +38,7 @@ class Recipe:
     layer_clusters: tuple[tuple[str, int], ...] = ()
     quantization: str = "dynamic"
     strip: bool = False
+    per_tensor_scales: bool = False
     slim_epochs: int = 3
     prune_epochs: int = 10
     cluster_epochs: int = 3
@@ -70,6 +71,9 @@ class Recipe:
             _cluster_count("clusters", self.clusters)
         object.__setattr__(self, "layer_clusters", _pairs("layer_clusters", self.layer_clusters, _cluster_count))
         _checks.one_of("quantization", self.quantization, QUANTIZATIONS)
+        for flag in ("per_channel", "strip", "per_tensor_scales"):
+            if not isinstance(getattr(self, flag), bool):
+                raise _checks.error(f"Expected {flag} to be True or False. Received: {flag}={getattr(self, flag)!r}.")
         _checks.non_negative_int("slim_epochs", self.slim_epochs)
         _checks.positive_int("prune_epochs", self.prune_epochs)
         _checks.non_negative_int("cluster_epochs", self.cluster_epochs)
@@ -93,7 +97,9 @@ class Recipe:
             parts.append(f"sparsity {self.sparsity:g} ({self.schedule})")
         if self.clusters:
             parts.append(f"{self.clusters} clusters" + (" per channel" if self.per_channel else ""))
-        parts.append(self.quantization + (", stripped" if self.strip else ""))
+        scales = self.per_tensor_scales and self.clusters and self.quantization in ("dynamic", "int8")
+        parts.append(self.quantization + (" (per-tensor scales)" if scales else "")
+                     + (", stripped" if self.strip else ""))
         return ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,7 +155,8 @@ class Preset:
 PRESETS = {
     "mobile": Preset(
         "mobile",
-        Recipe(slim=0.5, sparsity=0.8, exclude=("last",), clusters=16, quantization="int8", strip=True),
+        Recipe(slim=0.5, sparsity=0.8, exclude=("last",), clusters=16, quantization="int8", strip=True,
+               per_tensor_scales=True),
         slim_ladder=(0.25, 0.5, 0.75, 0.875),
         sparsity_ladder=(0.5, 0.75, 0.85, 0.9),
         cluster_ladder=(32, 16, 8, 4),
@@ -159,7 +166,8 @@ PRESETS = {
     ),
     "cpu": Preset(
         "cpu",
-        Recipe(slim=0.5, sparsity=0.8, exclude=("last",), clusters=16, quantization="dynamic"),
+        Recipe(slim=0.5, sparsity=0.8, exclude=("last",), clusters=16, quantization="dynamic",
+               per_tensor_scales=True),
         slim_ladder=(0.25, 0.5, 0.75, 0.875),
         sparsity_ladder=(0.5, 0.75, 0.85, 0.9),
         cluster_ladder=(32, 16, 8, 4),

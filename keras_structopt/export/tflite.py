@@ -216,6 +216,43 @@ def _representative(model, data, count: int = 128):
     return examples
 
 
+# A kernel with at most this many distinct values is "few-valued" (clustering keeps 2-64).
+FEW_VALUES = 64
+
+
+def few_valued(model) -> bool:
+    """Whether every kernel of `model` (weights of rank >= 2) holds at most 64 distinct values.
+
+    True for a clustered model, the case where `to_tflite_bytes` scales int8 weights per
+    tensor, so the file keeps the shared values. False when the model has a
+    `BatchNormalization` layer (the converter folds it into the kernel before
+    quantizing: the shared values are scaled per channel there) or a quantization-aware
+    layer (its own fake-quant ranges decide), or no kernel at all.
+
+    Example:
+        >>> import numpy as np, tf_keras
+        >>> model = tf_keras.Sequential([tf_keras.Input((16,)), tf_keras.layers.Dense(32)])
+        >>> few_valued(model)
+        False
+        >>> _ = model.layers[0].kernel.assign(np.resize([0.5, -0.5, 0.0, 0.25], (16, 32)))
+        >>> few_valued(model)
+        True
+    """
+    kernels = 0
+    for _, layer in _layers(model):
+        kind = type(layer).__name__
+        if "BatchNormalization" in kind or "Quantize" in kind:
+            return False
+        for weight in layer.weights:
+            if "moving_mean" in weight.name:  # a batch normalization inside a nested layer
+                return False
+            if len(weight.shape) >= 2:
+                kernels += 1
+                if len(np.unique(np.asarray(weight.numpy()))) > FEW_VALUES:
+                    return False
+    return kernels > 0
+
+
 def strip_tflite(data: bytes) -> bytes:
     """A TFLite file without the strings and metadata inference does not need.
 
@@ -418,7 +455,8 @@ def tflite_vocabularies(data: bytes) -> list[dict] | None:
 
 
 def to_tflite_bytes(
-    model, quantization: TFLiteQuantization = "dynamic", *, representative_data=None, strip: bool = False
+    model, quantization: TFLiteQuantization = "dynamic", *, representative_data=None, strip: bool = False,
+    per_channel: bool | None = True,
 ) -> bytes:
     """Converts a Keras 3 or tf_keras model to a TFLite flatbuffer.
 
@@ -437,6 +475,13 @@ def to_tflite_bytes(
         representative_data: Inputs to calibrate `"int8"` with (a few hundred
             training examples: an array, or a list/dict of arrays).
         strip: Drop tensor names and converter metadata (`strip_tflite`).
+        per_channel: How `"dynamic"` and `"int8"` scale the int8 weights: one scale per
+            output channel (True, TFLite's default), one per tensor (False), or None: one
+            per tensor when the model's weights are already shared values (`few_valued`:
+            a clustered model), one per channel otherwise. A kernel clustered to k values
+            keeps exactly k int8 values with one scale; per-channel scales would turn
+            them into up to k per channel, which costs bytes in a gzip'd file and
+            gains no accuracy (the shared values are what the model computes with).
 
     Example:
         >>> import keras_tuner, keras_structopt as kso
@@ -449,6 +494,11 @@ def to_tflite_bytes(
     import tensorflow as tf
 
     _checks.one_of("quantization", quantization, QUANTIZATIONS)
+    if per_channel is not None and not isinstance(per_channel, bool):
+        raise _checks.error(
+            f"Expected per_channel to be True, False or None (chosen from the weights). Received: "
+            f"per_channel={per_channel!r}."
+        )
     if quantization == "int8" and representative_data is None:
         raise _checks.error(
             'Expected representative_data (a few hundred training inputs) for quantization="int8". '
@@ -475,6 +525,11 @@ def to_tflite_bytes(
             )
         if quantization != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if per_channel is None:
+            per_channel = not few_valued(model)
+        if quantization in ("dynamic", "int8") and not per_channel:
+            converter._experimental_disable_per_channel = True
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if quantization == "int8":
@@ -500,7 +555,7 @@ def to_tflite_bytes(
 
 def export_tflite(
     model, path, *, quantization: TFLiteQuantization = "dynamic", representative_data=None, strip: bool = False,
-    overwrite: bool = False,
+    per_channel: bool | None = True, overwrite: bool = False,
 ) -> Path:
     """Writes `model` as a TFLite file.
 
@@ -513,6 +568,8 @@ def export_tflite(
             `tf.data.Dataset` of `(x, y)` pairs: its first examples' `x`).
         strip: Drop tensor names and converter metadata (`strip_tflite`): a smaller
             file that runs and serves the same.
+        per_channel: int8 weight scales per output channel (True), per tensor (False),
+            or chosen from the weights (None; see `to_tflite_bytes`).
         overwrite: Replace an existing file; by default an existing file is an error.
 
     Returns:
@@ -541,7 +598,8 @@ def export_tflite(
             f"Expected path to be a new file. Received: path={str(path)!r}, which exists; "
             "pass overwrite=True to replace it."
         )
-    data = to_tflite_bytes(model, quantization, representative_data=representative_data, strip=strip)
+    data = to_tflite_bytes(model, quantization, representative_data=representative_data, strip=strip,
+                           per_channel=per_channel)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     temporary.write_bytes(data)

@@ -86,6 +86,7 @@ def test_skip_clustering_and_quantization(trained, digits):
         ({"max_accuracy_loss": 0.01}, r"Expected validation_data to judge the search for the smallest model on"),
         ({"max_metric_increase": 0.1, "validation_data": "v"}, r"Expected validation_data to be an \(x, y\) pair"),
         ({"prune_epochs": 0}, r"Expected prune_epochs to be an int >= 1"),
+        ({"per_tensor_scales": "yes"}, r"Expected per_tensor_scales to be True or False\. Received: per_tensor_scales='yes'\."),
         ({"train_data": "digits"}, r"Expected train_data to be an \(x, y\) pair of arrays or a tf\.data\.Dataset of \(x, y\) pairs\. Received: train_data of type str\."),
     ],
 )

@@ -1,6 +1,7 @@
 """The stage options: 2:4 and per-layer pruning, per-channel clustering, int8 and QAT, the
 slimming stage, the measurements, and the accuracy-guarded search."""
 
+import gzip
 from unittest import mock
 
 import keras
@@ -10,7 +11,7 @@ import pytest
 import keras_structopt as kso
 from keras_structopt.compress.pipeline import _Job, _Tolerance, higher_is_better
 from keras_structopt.compress.quantize import tensor_types
-from keras_structopt.export.tflite import tflite_predict, to_tflite_bytes
+from keras_structopt.export.tflite import few_valued, tflite_predict, to_tflite_bytes
 from tests.bridge.user_models import data_for
 
 
@@ -182,3 +183,18 @@ def test_guarded_search_judges_on_validation_only(mlp, digits):
     assert recipe.slim == kept.get("slim") and recipe.clusters == kept.get("cluster")
     assert report.distilled and report.size_ratio() > 1
     assert report.stages[0].name == "baseline" and report.final.tflite_gzip_bytes < report.baseline.tflite_gzip_bytes
+    # The cpu preset scales a clustered model's int8 kernels per tensor: the file measured is that file.
+    assert recipe.per_tensor_scales and recipe.quantization == "dynamic"
+    data = to_tflite_bytes(small, "dynamic", per_channel=None)
+    assert len(gzip.compress(data, compresslevel=9)) == report.final.tflite_gzip_bytes
+    if recipe.clusters is not None:
+        assert few_valued(small) and _scale_counts(data) and set(_scale_counts(data)) == {1}
+
+
+def _scale_counts(data):
+    """How many scales each quantized kernel (rank 2) of a TFLite file has."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    flat = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    return [len(t.quantization.scale) for g in flat.subgraphs for t in g.tensors
+            if t.type == 9 and len(t.shape) == 2]  # 9: INT8

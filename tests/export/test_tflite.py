@@ -69,3 +69,71 @@ def test_litert_runs_the_files_and_tensorflow_is_the_fallback(model, digits, mon
     assert fallback.runtime == "tensorflow"
     np.testing.assert_allclose(litert(x), fallback(x), atol=1e-5)
     assert np.mean(litert(x).argmax(1) == model.predict(x, verbose=0).argmax(1)) >= 0.95
+
+
+def _clustered_copy(model, values=6):
+    """A copy of `model` whose kernels each hold `values` shared values (what clustering leaves)."""
+    import keras
+    import numpy as np
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    for layer in copy.layers:
+        if getattr(layer, "kernel", None) is not None:
+            kernel = np.asarray(layer.kernel)
+            centroids = np.quantile(kernel, np.linspace(0.05, 0.95, values))
+            layer.kernel.assign(centroids[np.abs(kernel[..., None] - centroids).argmin(-1)].astype("float32"))
+    return copy
+
+
+def _int8_kernels(data):
+    """(scale count, distinct values) of every int8 tensor of rank 2 in a TFLite file."""
+    import numpy as np
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    flat = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    found = []
+    for subgraph in flat.subgraphs:
+        for tensor in subgraph.tensors:
+            buffer = flat.buffers[tensor.buffer].data
+            if tensor.type == 9 and len(tensor.shape) == 2 and buffer is not None:  # 9: INT8
+                found.append((len(tensor.quantization.scale), len(np.unique(np.asarray(buffer)))))
+    return found
+
+
+def test_clustered_kernels_get_per_tensor_scales_and_a_smaller_file(model, digits):
+    import gzip
+
+    import keras
+    import numpy as np
+
+    from keras_structopt.export.tflite import few_valued, to_tflite_bytes
+
+    clustered = _clustered_copy(model)
+    assert not few_valued(kso.to_tf_keras(model)) and few_valued(kso.to_tf_keras(clustered))
+    x = digits.train[0][:256]
+    chosen = to_tflite_bytes(clustered, "int8", representative_data=x, per_channel=None)
+    channel = to_tflite_bytes(clustered, "int8", representative_data=x, per_channel=True)
+    assert to_tflite_bytes(model, "int8", representative_data=x, per_channel=None) == to_tflite_bytes(
+        model, "int8", representative_data=x)  # unclustered: TFLite's per-channel default
+    # One scale per kernel, and each kernel keeps its 6 shared values as 6 int8 values.
+    assert _int8_kernels(chosen) == [(1, 6)] * 3
+    assert all(scales > 1 for scales, _ in _int8_kernels(channel))
+    assert len(gzip.compress(chosen, 9)) < len(gzip.compress(channel, 9))
+    test = digits.test[0]
+    reference = clustered.predict(test, verbose=0).argmax(-1)
+    for data in (chosen, channel):
+        assert np.mean(tflite_predict(data, test).argmax(-1) == reference) >= 0.97
+    # A batch normalization is folded into the kernel before quantizing: per-channel scales stay.
+    normed = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32), keras.layers.BatchNormalization(),
+                               keras.layers.Dense(10)])
+    normed.layers[0].kernel.assign(np.resize(np.float32([0.5, -0.5, 0.0, 0.25]), (64, 32)))
+    normed.layers[2].kernel.assign(np.resize(np.float32([0.5, -0.5, 0.0, 0.25]), (32, 10)))
+    assert not few_valued(kso.to_tf_keras(normed))
+
+
+def test_bad_per_channel(model):
+    from keras_structopt.export.tflite import to_tflite_bytes
+
+    with pytest.raises(kso.ConfigurationError, match=r"per_channel to be True, False or None.*per_channel='yes'"):
+        to_tflite_bytes(model, "dynamic", per_channel="yes")
