@@ -818,11 +818,9 @@ def _compress_and_export(model, data, args, out: Path, say, job: dict, report: d
     saved_model = out / args.name / str(version)
     if pending is None or not (saved_model / "saved_model.pb").is_file():
         saved_model = kso.export_saved_model(compressed, out, args.name, version=version)
-    conversion = compression.final.quantization  # the conversion the final stage was measured with
-    tflite = kso.export_tflite(
-        compressed, out / "tflite" / f"{args.name}-{version}.tflite", quantization=conversion,
-        representative_data=data.train[0][:512], strip=compression.recipe.strip,
-        per_channel=None if compression.recipe.per_tensor_scales else True, overwrite=pending is not None,
+    tflite = kso.export_tflite(  # the file the final stage was measured on
+        compressed, out / "tflite" / f"{args.name}-{version}.tflite", representative_data=data.train[0][:512],
+        overwrite=pending is not None, **compression.tflite_options(),
     )
     report = {
         **report,

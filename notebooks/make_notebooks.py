@@ -168,8 +168,8 @@ np.testing.assert_allclose(outputs, small.predict(x, verbose=0), atol=1e-5)'''),
     ("md", "## 4. TFLite on LiteRT\n\n"
            "The TFLite file runs on LiteRT (`ai-edge-litert`) where it installs, on TensorFlow's interpreter "
            "otherwise; `TFLiteRunner` quantizes and dequantizes int8 inputs and outputs for you."),
-    ("code", '''path = kso.export_tflite(small, work / "digits.tflite", quantization=report.final.quantization,
-                         representative_data=data.train[0][:256])
+    ("code", '''path = kso.export_tflite(small, work / "digits.tflite", representative_data=data.train[0][:256],
+                         **report.tflite_options())  # the file the final stage was measured on
 runner = TFLiteRunner(path.read_bytes())
 predictions = runner(data.test[0]).argmax(axis=1)
 print(runner.runtime, path.stat().st_size, "bytes, test accuracy", float(np.mean(predictions == data.test[1])))'''),

@@ -137,6 +137,21 @@ class CompressionReport:
         stage = stage or self.final
         return {k: v / self.baseline.latency[k] for k, v in stage.latency.items() if self.baseline.latency.get(k)}
 
+    def tflite_options(self) -> dict[str, Any]:
+        """The `export_tflite` arguments that write the file the final stage was measured on:
+        its `quantization`, `strip` and `per_channel`.
+
+        Example:
+            >>> report = CompressionReport(stages=(), recipe=Recipe(quantization="int8", strip=True,
+            ...                                                     per_tensor_scales=True))
+            >>> report.tflite_options()
+            {'quantization': 'int8', 'strip': True, 'per_channel': None}
+        """
+        recipe = self.recipe or Recipe()
+        quantization = self.final.quantization if self.stages else recipe.quantization
+        return {"quantization": "int8" if quantization == "qat" else quantization, "strip": recipe.strip,
+                "per_channel": None if recipe.per_tensor_scales else True}
+
     def to_dict(self) -> dict[str, Any]:
         stages = []
         for stage in self.stages:
@@ -579,10 +594,19 @@ class _Job:
             check_plan(treatments, recipe.sparsity)
 
     def slimmed(self, ratio: float, multiple: int, epochs: int):
-        """The model slimmed by `ratio`, as a fine-tuned tf_keras copy, and the widths changed."""
+        """The model slimmed by `ratio`, as a fine-tuned tf_keras copy, and the widths changed.
+
+        A plan that removes nothing (every width already at most `multiple`, or pinned)
+        leaves the model as it is, without fine-tuning it: more epochs at the fine-tuning
+        learning rate would only move a converged model."""
         narrower, slim_plan = slim_model(self.model, self.calibration, ratio=ratio, multiple=multiple)
         current = tf_keras_copy(narrower, for_tflite=True)
-        if epochs:
+        if not slim_plan.widths:
+            message = (f"slimming (ratio {ratio:g}, widths a multiple of {multiple}) removed nothing: every "
+                       "tied width is pinned or would not shrink; the model was not fine-tuned")
+            if message not in self.warnings:
+                self.warnings.append(message)
+        elif epochs:
             self.fit_settings.compile(current)
             current.fit(self.fit_data[0], self.fit_data[1], batch_size=self.batch_size, epochs=epochs,
                         validation_data=self.fit_validation, verbose=self.verbose)

@@ -198,3 +198,21 @@ def _scale_counts(data):
     flat = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
     return [len(t.quantization.scale) for g in flat.subgraphs for t in g.tensors
             if t.type == 9 and len(t.shape) == 2]  # 9: INT8
+
+
+def test_slimming_that_removes_nothing_does_not_fine_tune(digits):
+    # The tpu preset rounds kept widths up to 128: a 24-wide model (tanh: no dead unit) cannot shrink.
+    inputs = keras.Input((64,))
+    hidden = keras.layers.Dense(24, activation="tanh", name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="head")(hidden))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(*digits.train, epochs=1, verbose=0)
+    with mock.patch("tf_keras.Model.fit") as fit:
+        small, report = kso.compress(model, digits.train, validation_data=digits.validation, test_data=digits.test,
+                                     target="tpu", measure_latency=False)
+    fit.assert_not_called()
+    assert [s.name for s in report.stages] == ["baseline", "slimmed"] and report.slimmed_widths == {}
+    assert report.final.metrics == report.baseline.metrics and report.final.params == report.baseline.params
+    assert any("removed nothing" in w and "multiple of 128" in w for w in report.warnings)
+    for mine, theirs in zip(small.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
