@@ -19,7 +19,7 @@ the gzip'd TFLite of the uncompressed winner (float) over the row's, latencies a
 fractions of the uncompressed winner's measured in the same run. Prints a table and
 writes JSON.
 
-    python bench/compress.py                          # both winners, everything (about 40 min on 2 cores)
+    python bench/compress.py                          # both winners, everything (about 16 min on 2 cores)
     python bench/compress.py --cases dense --quick    # a fast smoke run
 """
 
