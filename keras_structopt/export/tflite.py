@@ -525,7 +525,7 @@ def to_tflite_bytes(
             )
         if quantization != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if per_channel is None:
+        if quantization in ("dynamic", "int8") and per_channel is None:
             per_channel = not few_valued(model)
         if quantization in ("dynamic", "int8") and not per_channel:
             converter._experimental_disable_per_channel = True
