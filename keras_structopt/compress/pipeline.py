@@ -150,7 +150,7 @@ class CompressionReport:
         recipe = self.recipe or Recipe()
         quantization = self.final.quantization if self.stages else recipe.quantization
         return {"quantization": "int8" if quantization == "qat" else quantization, "strip": recipe.strip,
-                "per_channel": None if recipe.per_tensor_scales else True}
+                "per_channel": recipe.tflite_per_channel}
 
     def to_dict(self) -> dict[str, Any]:
         stages = []
@@ -536,7 +536,7 @@ def compress(
         distill = searching or target is not None
     job = _Job(model, train, validation, test, fine_tuning, batch_size=batch_size, verbose=verbose,
                measure_latency=measure_latency, distill=bool(distill), strip=recipe.strip,
-               per_tensor_scales=recipe.per_tensor_scales)
+               per_channel=recipe.tflite_per_channel)
     job.check_prunable(recipe, strict=not searching)  # before any training
     if searching:
         return job.search(target or "cpu", recipe, max_accuracy_loss, max_metric_increase)
@@ -547,13 +547,13 @@ class _Job:
     """One `compress` call: the data, the fine-tuning settings and the stage runners."""
 
     def __init__(self, model, train, validation, test, fine_tuning, *, batch_size, verbose, measure_latency,
-                 distill, strip, per_tensor_scales):
+                 distill, strip, per_channel):
         self.model = model
         self.train, self.validation, self.test = train, validation, test
         self.fine_tuning = fine_tuning
         self.batch_size, self.verbose, self.measure_latency = batch_size, verbose, measure_latency
         self.strip = strip  # whether TFLite files lose names and metadata
-        self.per_channel = None if per_tensor_scales else True  # None: per tensor for clustered kernels
+        self.per_channel = per_channel  # int8 kernel scales; None: per tensor for clustered kernels
         self.warnings: list[str] = []
         self.slimmed_widths: dict = {}
         self.calibration = _head(train[0], 512)

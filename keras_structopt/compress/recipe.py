@@ -83,6 +83,11 @@ class Recipe:
     def prunes(self) -> bool:
         return self.sparsity > 0 or self.sparsity_m_by_n is not None or any(v > 0 for _, v in self.layer_sparsity)
 
+    @property
+    def tflite_per_channel(self) -> bool | None:
+        """`to_tflite_bytes(per_channel=)` for this recipe: None (per tensor where clustered) or True."""
+        return None if self.per_tensor_scales else True
+
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
 
