@@ -18,7 +18,7 @@ report does) and TFLite (float file, one thread):
 The models are measured in interleaved rounds (the median of each call series, the best
 round kept); the ratios are to the winner in the same run. Prints a table and writes JSON.
 
-    python bench/latency_floor.py            # both winners (about 2 minutes on 2 cores)
+    python bench/latency_floor.py            # both winners (about 3 minutes on 2 cores)
 """
 
 from __future__ import annotations
