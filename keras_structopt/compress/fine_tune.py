@@ -248,6 +248,27 @@ class FineTuning:
         first = names[0] if names else "loss"
         return {"acc": "accuracy", "mae": "mean_absolute_error", "mse": "mean_squared_error"}.get(first, first)
 
+    def metric_key(self, scores) -> str:
+        """The key under which `score` reports `primary_metric`.
+
+        Keras names a metric after the string it was given (`"mae"` stays `"mae"`) or
+        after its object (`"AUC"` becomes `"auc"`), so the name is matched against the
+        keys `scores` really has: the name itself, its long or short alias, its lower
+        case; else the first key that is not a loss; else `"loss"`.
+
+        Example:
+            >>> settings = FineTuning("Adam", {"learning_rate": 1e-3}, "mse", ["mae"], "arguments")
+            >>> settings.primary_metric, settings.metric_key({"loss": 0.5, "mae": 0.4})
+            ('mean_absolute_error', 'mae')
+        """
+        first = self.primary_metric
+        aliases = {"accuracy": "acc", "mean_absolute_error": "mae", "mean_squared_error": "mse"}
+        for name in (first, aliases.get(first), first.lower()):
+            if name is not None and name in scores:
+                return name
+        others = [key for key in scores if not key.endswith("loss")]
+        return others[0] if others else "loss"
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe summary for reports."""
         return {

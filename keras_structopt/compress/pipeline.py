@@ -688,7 +688,7 @@ class _Job:
             stages=tuple(stages),
             layers=tuple(treatments.values()),
             fine_tuning=self.fine_tuning,
-            metric=self.fine_tuning.primary_metric,
+            metric=self.fine_tuning.metric_key(stages[0].metrics) if stages else self.fine_tuning.primary_metric,
             warnings=tuple(self.warnings),
             recipe=recipe,
             search=tuple(search),
@@ -730,8 +730,9 @@ class _Job:
     def search(self, target: str, recipe: Recipe, max_accuracy_loss, max_metric_increase):
         preset = PRESETS[target]
         baseline = self.baseline
-        metric = self.fine_tuning.primary_metric
-        reference = self.score(baseline, self.validation, "none")[metric]
+        scores = self.score(baseline, self.validation, "none")
+        metric = self.fine_tuning.metric_key(scores)
+        reference = scores[metric]
         tolerance = _Tolerance(metric, reference, max_accuracy_loss, max_metric_increase)
         tries: list[dict] = []
 

@@ -157,6 +157,28 @@ def test_tolerance_logic_on_made_up_values():
         _Tolerance("mean_absolute_error", 2.0, 0.01, None)
 
 
+def test_guarded_search_on_a_regression_metric_named_by_its_short_alias():
+    # Keras reports metrics=["mae"] as "mae", not "mean_absolute_error": the search and the
+    # report must find it under the name the model was compiled with.
+    from sklearn.datasets import load_diabetes
+
+    x, y = load_diabetes(return_X_y=True)
+    x, y = ((x - x.mean(0)) / x.std(0)).astype("float32"), (y / 100).astype("float32")
+    train, validation = (x[:300], y[:300]), (x[300:], y[300:])
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((10,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Dense(16, activation="relu")(inputs)))
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    model.fit(*train, epochs=20, verbose=0)
+    small, report = kso.compress(model, train, validation_data=validation, max_metric_increase=0.05,
+                                 slim_epochs=1, prune_epochs=1, cluster_epochs=1, measure_latency=False)
+    assert report.metric == "mae"
+    reference = report.baseline.metrics["mae"]
+    assert report.search and all(t["validation"] is not None for t in report.search)
+    assert all(t["kept"] == (t["validation"] <= reference + 0.05 + 1e-6) for t in report.search)
+    assert report.final.metrics["mae"] <= reference + 0.05 + 1e-6
+
+
 @pytest.mark.slow
 def test_guarded_search_judges_on_validation_only(mlp, digits):
     seen = []
