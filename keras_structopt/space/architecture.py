@@ -488,6 +488,8 @@ def _canonical_input_and_head(shape: tuple[int, ...], options: dict) -> None:
             f"Expected input_normalization=(mean, variance): {size} finite values each (one per input feature), "
             f"variances >= 0. Received: input_normalization of type {type(statistics).__name__}"
             + (f" with lengths {len(mean)} and {len(variance)}." if mean else ".")
+            + " Pass the training inputs' statistics, (x.mean(axis=0), x.var(axis=0)) for a flat x, "
+            "or let kso.suggest(x, y) compute them."
         )
     options["input_normalization"] = (mean, tuple(v if v > 0 else 1.0 for v in variance))
 
