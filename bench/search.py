@@ -30,7 +30,8 @@ draws the Pareto front and the learning curves by depth next to the JSON. That i
 * `transfer`: a search on digits 0-4, then searches on digits 5-9 (a related task): cold,
   warm-started from the first (its best 3 structures first), and warm-started with weight
   inheritance from its best model; how many trials (and epochs, with early stopping on
-  validation accuracy, patience 3) each needs to reach the cold search's best;
+  validation accuracy, patience 3) each needs to reach the cold search's best, and the best
+  validation accuracy each has after 1, 2, ... trials (a search cut short);
 * `inherit`: the same pair with one structure per seed, drawn from the space: trained on
   0-4, then on 5-9 from scratch, inheriting every layer, or every layer but the head.
 
@@ -277,6 +278,7 @@ def run_transfer(seed, args, data, workdir) -> list[dict]:
     goal = arms["cold"].oracle.get_best_trials(1)[0].score
     for name, search in arms.items():
         order = search.oracle.start_order
+        best_so_far = _best_so_far(search, range(1, len(order) + 1))
         reached, epochs = None, 0
         for index, trial_id in enumerate(order, start=1):
             epochs += sum(len(run["epochs"]) for run in kso.search.curves.read_curves(search, trial_id))
@@ -288,7 +290,8 @@ def run_transfer(seed, args, data, workdir) -> list[dict]:
                      "best_val_accuracy": search.oracle.get_best_trials(1)[0].score,
                      "reached": int(reached is not None), "trials_to_cold_best": reached or len(order) + 1,
                      "epochs_to_cold_best": epochs, "trials": len(order),
-                     "epochs_trained": _epochs_trained(search)})
+                     "epochs_trained": _epochs_trained(search),
+                     **{f"best_after_{k}": v for k, v in best_so_far.items()}})
     return rows
 
 
