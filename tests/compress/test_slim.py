@@ -56,6 +56,39 @@ def test_constant_filters_fold_into_batch_norm_and_through_flatten():
     assert max_difference(small.predict(x, verbose=0), model.predict(x, verbose=0)) <= 1e-4
 
 
+def test_depthwise_blocks_carry_their_channels_and_fold_constants_into_the_next_norm():
+    # A MobileNet block: conv -> BN -> ReLU6 -> depthwise -> BN -> ReLU6 -> 1x1 conv -> BN. The
+    # depthwise convolution and its norm pass each channel on, so removing a filter of the
+    # first conv removes the same channel there; what the removed channels still add after the
+    # depthwise norm (a constant) moves into the statistics of the norm after the 1x1 conv.
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="first")(inputs)
+    x = keras.layers.ReLU(6.0)(keras.layers.BatchNormalization(name="first_norm")(x))
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="depthwise")(x)
+    x = keras.layers.ReLU(6.0)(keras.layers.BatchNormalization(name="depthwise_norm")(x))
+    x = keras.layers.Conv2D(6, 1, use_bias=False, name="point")(x)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="point_norm")(x))
+    model = keras.Model(inputs, keras.layers.Dense(10, name="head")(keras.layers.GlobalAveragePooling2D()(x)))
+    kernel, bias = model.get_layer("first").get_weights()
+    kernel[..., :3], bias[:3] = 0.0, 0.0
+    model.get_layer("first").set_weights([kernel, bias])
+    gamma, beta, mean, variance = model.get_layer("first_norm").get_weights()
+    beta[:3] = -1.0  # channels 0-2 are zero after the ReLU: the depthwise conv sees nothing there
+    model.get_layer("first_norm").set_weights([gamma, beta, mean, variance])
+    gamma, beta, mean, variance = model.get_layer("depthwise_norm").get_weights()
+    beta[:3] = [0.5, 1.0, 2.0]  # ... and its norm turns that into constants the 1x1 conv reads
+    model.get_layer("depthwise_norm").set_weights([gamma, beta, mean, variance])
+    kernel = model.get_layer("point").get_weights()[0]
+    model.get_layer("point").set_weights([np.abs(kernel) + 0.01])  # positive inputs, positive weights: alive
+    x = RNG.random(size=(64, 8, 8, 1)).astype("float32")
+    small, plan = slim(model, x, ratio=0.0)
+    assert plan.widths == {"first": (8, 5)}
+    assert small.get_layer("depthwise").get_weights()[0].shape == (3, 3, 5, 1)
+    assert small.get_layer("point").get_weights()[0].shape == (1, 1, 5, 6)
+    assert max_difference(small.predict(x, verbose=0), model.predict(x, verbose=0)) <= 1e-4
+    assert small.count_params() < model.count_params()
+
+
 def test_residual_adds_tie_their_widths():
     inputs = keras.Input((16,))
     stem = keras.layers.Dense(32, activation="relu", name="stem")(inputs)
