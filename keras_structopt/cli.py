@@ -464,6 +464,13 @@ def _validate_compression(args) -> None:
             f"Expected --clusters to be 0 (skip) or in [2, 256]. Received: --clusters={args.clusters}."
         )
     _checks.one_of("--quantization", args.quantization, ("dynamic", "float16", "int8", "qat", "none"))
+    if getattr(args, "family", None) == "recurrent" and args.max_accuracy_loss is None and args.quantization in (
+            "int8", "qat"):
+        raise _checks.error(  # the conversion refuses recurrent layers (kso.compress says why): before the search
+            "Expected --quantization dynamic, float16 or none for the recurrent family: a full-integer TFLite "
+            "file of recurrent layers cannot be converted. Received: --family recurrent and --quantization "
+            f"{args.quantization}."
+        )
     _checks.positive_int("--prune-epochs", args.prune_epochs)
     _checks.non_negative_int("--cluster-epochs", args.cluster_epochs)
     _checks.non_negative_int("--seed", args.seed)

@@ -40,6 +40,7 @@ def run_cli(*flags, timeout=900):
         (["--target", "watch"], r"Expected --target to be one of \['mobile', 'cpu', 'gpu', 'tpu'\]\. Received: --target='watch'\."),
         (["--max-accuracy-loss", "none", "--quantization", "int4"], r"Expected --quantization to be one of \['dynamic', 'float16', 'int8', 'qat', 'none'\]"),
         (["--family", "graph"], r"Expected --family to be one of"),
+        (["--family", "recurrent", "--max-accuracy-loss", "none", "--quantization", "int8"], r"Expected --quantization dynamic, float16 or none for the recurrent family.* Received: --family recurrent and --quantization int8\."),
         (["--seed", "-1"], r"Expected --seed to be an int >= 0"),
         (["--family", "conv", "--view", "rows"], r"Expected --view to be one of \['image'\]\. Received: --view='rows'\."),
     ],

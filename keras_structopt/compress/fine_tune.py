@@ -181,15 +181,23 @@ class FineTuning:
     def score(self, predictions, y) -> dict[str, float]:
         """The loss and metrics of `predictions` against `y`, as Keras computes them.
 
+        Several outputs come as a list (in the order of the losses) or as a dict by
+        output name (a TFLite file's signature); a dict is put in the order in which
+        a dict of losses names the outputs.
+
         An identity tf_keras model compiled with these settings evaluates the
         predictions, so the figures match `model.evaluate` (and work for a TFLite
         file's outputs too).
         """
         import tf_keras
 
-        outputs = predictions if isinstance(predictions, (list, tuple)) else [predictions]
+        if isinstance(predictions, dict):  # several outputs by name: in the order the losses name them
+            names = self._output_names(len(predictions))
+            outputs = [predictions[n] for n in names] if set(names) <= set(predictions) else list(predictions.values())
+        else:
+            outputs = list(predictions) if isinstance(predictions, (list, tuple)) else [predictions]
+            names = self._output_names(len(outputs))
         inputs = [tf_keras.Input(shape=np.asarray(p).shape[1:], name=f"prediction_{i}") for i, p in enumerate(outputs)]
-        names = self._output_names(len(outputs))
         identity = tf_keras.Model(
             inputs, [tf_keras.layers.Activation("linear", name=name)(x) for name, x in zip(names, inputs)]
         )

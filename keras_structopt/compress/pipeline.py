@@ -30,7 +30,7 @@ from keras_structopt.compress.treatment import LayerTreatment, pruned_arrays, ze
 from keras_structopt.data.datasets import dataset_arrays, is_batched, is_dataset, model_input_rank
 from keras_structopt.data.tabular import TabularSchema, is_table
 from keras_structopt.errors import ConfigurationError
-from keras_structopt.export.tflite import serving_names, tflite_predict, to_tflite_bytes
+from keras_structopt.export.tflite import recurrent_layers, serving_names, tflite_predict, to_tflite_bytes
 
 LATENCY_BATCHES = (1, 256)
 
@@ -538,6 +538,15 @@ def compress(
                measure_latency=measure_latency, distill=bool(distill), strip=recipe.strip,
                per_channel=recipe.tflite_per_channel)
     job.check_prunable(recipe, strict=not searching)  # before any training
+    if not searching and recipe.quantization in ("int8", "qat"):
+        recurrent = recurrent_layers(job.baseline)
+        if recurrent:  # the conversion would refuse them after all the fine-tuning: say it now
+            chose = f"target={target!r}, which converts" if target else f"quantization={recipe.quantization!r}"
+            raise _checks.error(
+                f"Expected a model without recurrent layers for a full-integer TFLite file. Received: {chose} to "
+                f"int8, and a model with {', '.join(recurrent)}. Use quantization=\"dynamic\" (or target=\"cpu\"), "
+                "or max_accuracy_loss= (the guarded search skips what cannot convert)."
+            )
     if searching:
         return job.search(target or "cpu", recipe, max_accuracy_loss, max_metric_increase)
     return job.run(recipe)
@@ -643,10 +652,10 @@ class _Job:
         """Metrics of `model` on `data`: through its TFLite file with `conversion`, else Keras."""
         if conversion is None:
             predictions = model.predict(data[0], batch_size=256, verbose=0)
+            if isinstance(predictions, (list, tuple)):  # several outputs: named as the signature names them
+                predictions = dict(zip(serving_names(model)[1], predictions))
         else:
-            predictions = tflite_predict(self.tflite(model, conversion), data[0])
-            if isinstance(predictions, dict):  # several outputs, by signature name
-                predictions = [predictions[name] for name in serving_names(model)[1]]
+            predictions = tflite_predict(self.tflite(model, conversion), data[0])  # several: by signature name
         return self.fine_tuning.score(predictions, data[1])
 
     def measure(self, name, model, conversion, treatments, settings="", per_channel_layers=(),
@@ -656,8 +665,6 @@ class _Job:
         stats = stats_model if stats_model is not None else model
         data = self.tflite(model, conversion)
         predictions = tflite_predict(data, self.test[0])
-        if isinstance(predictions, dict):
-            predictions = [predictions[n] for n in serving_names(model)[1]]
         params = int(stats.count_params())
         gzipped = len(gzip.compress(data, compresslevel=9))
         latency = {}

@@ -172,9 +172,11 @@ def _fused_lstms(model) -> bool:
 
 
 def _is_rnn(layer) -> bool:
+    import keras
     import tf_keras
 
-    return isinstance(layer, (tf_keras.layers.RNN, tf_keras.layers.Bidirectional))
+    return isinstance(layer, (tf_keras.layers.RNN, tf_keras.layers.Bidirectional, keras.layers.RNN,
+                              keras.layers.Bidirectional))
 
 
 def _layers(model):
@@ -185,6 +187,17 @@ def _layers(model):
 
 def _is_recurrent(model) -> bool:
     return any(_is_rnn(layer) for _, layer in _layers(model))
+
+
+def recurrent_layers(model) -> list[str]:
+    """The class names of `model`'s recurrent layers (LSTM, GRU, Bidirectional, ...), sorted.
+
+    Example:
+        >>> import keras
+        >>> recurrent_layers(keras.Sequential([keras.Input((8, 8)), keras.layers.GRU(4), keras.layers.Dense(2)]))
+        ['GRU']
+    """
+    return sorted({type(layer).__name__ for _, layer in _layers(model) if _is_rnn(layer)})
 
 
 def _representative(model, data, count: int = 128):
@@ -505,6 +518,15 @@ def to_tflite_bytes(
             "Received: representative_data=None."
         )
     model = _convertible(model)
+    recurrent = recurrent_layers(model)
+    if quantization == "int8" and recurrent:
+        # TensorFlow Lite's calibrator runs the recurrent layers' loops and kills the process
+        # (a segmentation fault, TensorFlow 2.21, LSTM and GRU alike): refuse it here.
+        raise _checks.error(
+            'Expected a model without recurrent layers for quantization="int8": TensorFlow Lite\'s calibrator '
+            f"crashes the process on their loops. Received: a model with {', '.join(recurrent)}. "
+            'Use quantization="dynamic" (int8 weights, float activations) for it.'
+        )
     lookups = _input_lookups(model)
     categorical: list[dict] = []
     if lookups:  # TFLite's built-in operators have no string tables: the file takes the indices

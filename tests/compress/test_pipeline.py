@@ -103,6 +103,24 @@ def test_bad_arguments_fail_before_training(trained, digits, kwargs, message):
     fit.assert_not_called()
 
 
+@pytest.mark.parametrize("kwargs, chose", [({"target": "mobile"}, "target='mobile', which converts"),
+                                            ({"quantization": "qat"}, "quantization='qat'")])
+def test_full_integer_settings_for_a_recurrent_model_fail_before_training(kwargs, chose):
+    from unittest import mock
+
+    import keras
+    import tf_keras
+
+    model = keras.Sequential([keras.Input((8, 8)), keras.layers.LSTM(4), keras.layers.Dense(3, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = np.random.default_rng(0).random((32, 8, 8)).astype("float32"), np.arange(32) % 3
+    with mock.patch.object(tf_keras.Model, "fit") as fit, pytest.raises(
+            kso.ConfigurationError, match=rf"Expected a model without recurrent layers for a full-integer TFLite file\. "
+            rf"Received: {chose} to int8, and a model with LSTM\. Use quantization=\"dynamic\""):
+        kso.compress(model, (x, y), **kwargs)
+    fit.assert_not_called()
+
+
 def _tf_keras_after_compress(env_value):
     code = textwrap.dedent(
         """

@@ -137,3 +137,20 @@ def test_bad_per_channel(model):
 
     with pytest.raises(kso.ConfigurationError, match=r"per_channel to be True, False or None.*per_channel='yes'"):
         to_tflite_bytes(model, "dynamic", per_channel="yes")
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_full_integer_conversion_of_recurrent_layers_is_refused_before_the_calibrator_crashes(cell, digits):
+    # TensorFlow Lite's calibrator kills the process (segmentation fault) on a recurrent layer's
+    # loop: the conversion must raise a clear error instead, and dynamic range still works.
+    import keras
+    import numpy as np
+
+    from keras_structopt.export.tflite import to_tflite_bytes
+
+    model = keras.Sequential([keras.Input((8, 8)), getattr(keras.layers, cell)(4), keras.layers.Dense(10)])
+    x = np.random.default_rng(0).random((16, 8, 8)).astype("float32")
+    with pytest.raises(kso.ConfigurationError, match=rf'Expected a model without recurrent layers for quantization="int8".*'
+                       rf"Received: a model with {cell}\. Use quantization=\"dynamic\""):
+        to_tflite_bytes(model, "int8", representative_data=x)
+    assert to_tflite_bytes(model, "dynamic")[4:8] == b"TFL3"
