@@ -147,3 +147,18 @@ def _tf_keras_after_compress(env_value):
 def test_tf_keras_resolution_is_left_as_the_user_had_it():
     assert _tf_keras_after_compress(None) == "keras None"
     assert _tf_keras_after_compress("1") == "tf_keras 1"
+
+
+def test_several_outputs_are_scored_by_name_whatever_their_order():
+    from keras_structopt.compress.fine_tune import FineTuning
+
+    settings = FineTuning("Adam", {"learning_rate": 1e-3}, {"digit": "sparse_categorical_crossentropy", "bright": "mse"},
+                          {"digit": ["accuracy"], "bright": ["mae"]}, "arguments")
+    labels = np.array([0, 1, 2, 1])
+    probabilities = np.eye(3, dtype="float32")[labels]
+    brightness = np.array([[0.1], [0.4], [0.2], [0.3]], dtype="float32")
+    y = {"digit": labels, "bright": brightness}
+    # A TFLite file's outputs by signature name, in the model's order (not the losses')
+    scores = settings.score({"bright": brightness + 0.5, "digit": probabilities}, y)
+    assert scores["digit_accuracy"] == pytest.approx(1.0) and scores["bright_mae"] == pytest.approx(0.5)
+    assert settings.metric_key(scores) == "digit_accuracy"
