@@ -185,10 +185,6 @@ def _layers(model):
     return iter_layers(model)
 
 
-def _is_recurrent(model) -> bool:
-    return any(_is_rnn(layer) for _, layer in _layers(model))
-
-
 def recurrent_layers(model) -> list[str]:
     """The class names of `model`'s recurrent layers (LSTM, GRU, Bidirectional, ...), sorted.
 
@@ -541,7 +537,7 @@ def to_tflite_bytes(
                 directory, signature_keys=["serving_default"]
             )
         else:
-            module = _serving_module(model, _input_specs(model, 1 if _is_recurrent(model) else None))
+            module = _serving_module(model, _input_specs(model, 1 if recurrent else None))
             converter = tf.lite.TFLiteConverter.from_concrete_functions(
                 [module.serve.get_concrete_function()], module
             )
