@@ -78,6 +78,10 @@ def _tf_keras_object(tf_keras, kind: str, value, what: str):
     raise _checks.error(f"Expected {what} to be a string or a Keras {kind[:-1]}. Received: {what}={value!r}.")
 
 
+# Metrics Keras knows by a short string too; the long name is the one reports use.
+_LONG_NAMES = {"acc": "accuracy", "mae": "mean_absolute_error", "mse": "mean_squared_error"}
+
+
 def _names(value) -> Any:
     if value is None or isinstance(value, str):
         return value
@@ -254,7 +258,7 @@ class FineTuning:
         if isinstance(names, dict):
             names = [n for value in names.values() for n in (value if isinstance(value, list) else [value])]
         first = names[0] if names else "loss"
-        return {"acc": "accuracy", "mae": "mean_absolute_error", "mse": "mean_squared_error"}.get(first, first)
+        return _LONG_NAMES.get(first, first)
 
     def metric_key(self, scores) -> str:
         """The key under which `score` reports `primary_metric`.
@@ -270,8 +274,8 @@ class FineTuning:
             ('mean_absolute_error', 'mae')
         """
         first = self.primary_metric
-        aliases = {"accuracy": "acc", "mean_absolute_error": "mae", "mean_squared_error": "mse"}
-        for name in (first, aliases.get(first), first.lower()):
+        short = {long: name for name, long in _LONG_NAMES.items()}
+        for name in (first, short.get(first), first.lower()):
             if name is not None and name in scores:
                 return name
         others = [key for key in scores if not key.endswith("loss")]
