@@ -18,6 +18,16 @@ def pytest_xdist_auto_num_workers(config):
     return (os.cpu_count() or 1) + 1
 
 
+@pytest.fixture(autouse=True)
+def _fresh_working_directory(tmp_path, monkeypatch):
+    """Every test and doctest runs in an empty working directory of its own.
+
+    What the checkout holds (a `structopt-out/` left by the README's first command, say)
+    can then change no result, and nothing a test writes by a relative path lands in it.
+    """
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def finished_search(tmp_path_factory):
     """A small finished search with learning curves: four trials of a dense space on digits."""

@@ -1,6 +1,7 @@
 """Shared fixtures: bundled digits splits, seeding, and trial-status checks."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -16,6 +17,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from keras_structopt.data import load_digits_split  # noqa: E402
+
+# The checkout's root: what a subprocess puts on PYTHONPATH (tests run in a fresh working directory).
+REPOSITORY = str(Path(__file__).resolve().parents[1])
 
 
 @pytest.fixture(autouse=True)

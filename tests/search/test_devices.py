@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 import keras_structopt as kso
+from tests.conftest import REPOSITORY
 
 # Logical devices must be configured before TensorFlow starts its runtime: a fresh process.
 MIRRORED_SEARCH = textwrap.dedent("""
@@ -61,7 +62,7 @@ MIRRORED_SEARCH = textwrap.dedent("""
 def test_a_search_under_mirrored_strategy_and_mixed_bfloat16_really_uses_both(tmp_path):
     script, probes = tmp_path / "search.py", tmp_path / "probes.jsonl"
     script.write_text(MIRRORED_SEARCH)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.getcwd())
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPOSITORY)
     done = subprocess.run([sys.executable, str(script), str(tmp_path), str(probes)], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -14,6 +14,7 @@ import pytest
 from keras_structopt import ConfigurationError
 from keras_structopt.search import launch
 from keras_structopt.search.distributed import free_port
+from tests.conftest import REPOSITORY
 
 SEARCH = textwrap.dedent("""
     import os, signal, sys
@@ -62,7 +63,7 @@ def _run(tmp_path, **env):
     (tmp_path / "trainings.log").write_text("")
     result = launch(tmp_path / "search.py", str(tmp_path), str(tmp_path / "trainings.log"), workers=2,
                     respawns=int(env.pop("respawns", 0)), deadline_s=300, log_dir=tmp_path / "logs",
-                    env={"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.getcwd(), **env})
+                    env={"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPOSITORY, **env})
     started = (tmp_path / "trainings.log").read_text().split("\n")
     return result, [line.split()[0] for line in started if line]
 
@@ -106,7 +107,7 @@ def test_workers_join_a_chief_that_is_already_running(tmp_path):
     (tmp_path / "search.py").write_text(SEARCH)
     (tmp_path / "trainings.log").write_text("")
     port = free_port()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.getcwd(), KERASTUNER_TUNER_ID="chief",
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPOSITORY, KERASTUNER_TUNER_ID="chief",
                KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(port))
     with open(tmp_path / "chief.log", "w") as log:
         chief = subprocess.Popen([sys.executable, str(tmp_path / "search.py"), str(tmp_path),
@@ -114,7 +115,7 @@ def test_workers_join_a_chief_that_is_already_running(tmp_path):
     try:
         result = launch(tmp_path / "search.py", str(tmp_path), str(tmp_path / "trainings.log"), workers=2,
                         join=f"127.0.0.1:{port}", deadline_s=300, log_dir=tmp_path / "logs",
-                        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.getcwd()})
+                        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPOSITORY})
         assert chief.wait(timeout=60) == 0
     finally:
         if chief.poll() is None:

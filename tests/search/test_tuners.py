@@ -18,7 +18,7 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeri
 import keras_structopt as kso
 from keras_structopt.errors import ConfigurationError
 from keras_structopt.search import learning_curves, pareto_front, rejected_candidates, select_simplest
-from tests.conftest import assert_all_completed
+from tests.conftest import REPOSITORY, assert_all_completed
 
 
 def _dense(**kwargs):
@@ -316,7 +316,7 @@ KILLED_SEARCH = textwrap.dedent("""
 def _run_killable(tmp_path, kill_at, kind):
     script = tmp_path / "search.py"
     script.write_text(KILLED_SEARCH)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.getcwd())
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPOSITORY)
     return subprocess.run([sys.executable, str(script), str(tmp_path), str(tmp_path / "trainings.log"),
                            str(kill_at), kind], env=env, capture_output=True, text=True, timeout=300)
 
