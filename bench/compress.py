@@ -39,9 +39,11 @@ import keras  # noqa: E402
 
 import keras_structopt as kso  # noqa: E402
 from keras_structopt.compress import PRESETS  # noqa: E402
-from keras_structopt.compress.quantize import tensor_types  # noqa: E402
 from keras_structopt.data import load_digits_split  # noqa: E402
-from keras_structopt.export.tflite import to_tflite_bytes  # noqa: E402
+from keras_structopt.export import (
+    tensor_types,  # noqa: E402
+    to_tflite_bytes,  # noqa: E402
+)
 
 # The winners of bench/families.py (README: "Benchmark: every family on digits").
 WINNERS = {

@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 
 import keras_structopt as kso  # noqa: E402
 from keras_structopt.data import load_digits_split  # noqa: E402
-from keras_structopt.export.tflite import to_tflite_bytes  # noqa: E402
+from keras_structopt.export import to_tflite_bytes  # noqa: E402
 
 WIDTHS = (131, 98, 66, 50, 40, 33, 25, 16)
 SPARSITIES = (0.0, 0.5, 0.75, 0.85, 0.9)

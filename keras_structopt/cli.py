@@ -477,7 +477,7 @@ def _validate_compression(args) -> None:
 
 
 def _validate_output(args) -> None:
-    from keras_structopt.export.saved_model import _NAME
+    from keras_structopt.export._saved_model import _NAME
 
     if args.name is None:
         args.name = args.default_name
@@ -794,8 +794,8 @@ def _compress_and_export(model, data, args, out: Path, say, job: dict, report: d
     import keras
 
     import keras_structopt as kso
-    from keras_structopt.export.report import plot_stages, search_table, stage_table, write_report
-    from keras_structopt.export.saved_model import existing_versions
+    from keras_structopt.export._report import plot_stages, search_table, stage_table, write_report
+    from keras_structopt.export._saved_model import existing_versions
 
     if args.max_accuracy_loss is not None:
         settings = {"target": args.target, "max_accuracy_loss": args.max_accuracy_loss}
@@ -927,7 +927,7 @@ def compress_command(args) -> int:
 def export_command(args) -> int:
     """`keras-structopt export MODEL`: the next SavedModel version and a TFLite file, nothing compressed."""
     import keras_structopt as kso
-    from keras_structopt.export.saved_model import existing_versions
+    from keras_structopt.export._saved_model import existing_versions
 
     model = _load_user_model(args.model)
     out = Path(args.out)
@@ -945,7 +945,7 @@ def export_command(args) -> int:
 
 def report_command(args) -> int:
     """`keras-structopt report DIR`: tables and plots of an existing search, the project only read."""
-    from keras_structopt.export.report import plot_stages, render_markdown
+    from keras_structopt.export._report import plot_stages, render_markdown
     from keras_structopt.search.project import write_search_report
 
     directory = Path(args.directory)

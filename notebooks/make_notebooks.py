@@ -122,7 +122,7 @@ import tensorflow as tf
 
 import keras_structopt as kso
 from keras_structopt.data import load_digits_split
-from keras_structopt.export.tflite import TFLiteRunner
+from keras_structopt.export import TFLiteRunner
 
 keras.utils.set_random_seed(0)
 data = load_digits_split("flat", seed=0)

@@ -28,7 +28,7 @@ def main(point, flags):
 
     cli = importlib.import_module("keras_structopt.cli")
     pipeline = importlib.import_module("keras_structopt.compress.pipeline")  # kso.compress is the function
-    saved_model = importlib.import_module("keras_structopt.export.saved_model")
+    saved_model = importlib.import_module("keras_structopt.export._saved_model")
 
     out = Path(flags[flags.index("--out") + 1])
     if point == "search":

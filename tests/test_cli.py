@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras_structopt._quiet import TENSORFLOW_LOG_LINE
 from keras_structopt.cli import main
 from keras_structopt.data import load_digits_split
-from keras_structopt.export.tflite import tflite_predict
+from keras_structopt.export import tflite_predict
 
 COMMAND = os.path.join(os.path.dirname(sys.executable), "keras-structopt")
 

@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 
 import keras_structopt as kso
 from keras_structopt.data import load_tfds
-from keras_structopt.export.tflite import tflite_predict
+from keras_structopt.export import tflite_predict
 
 
 def test_load_tfds_reads_a_stored_mnist_through_the_real_builder(stored_mnist):

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_structopt.bridge.graph import check, copy_layer_weights, is_graph_model, problems, translate
-from keras_structopt.bridge.layers import SUPPORTED_LAYERS
-from keras_structopt.bridge.spec import architecture_of, attach_architecture, copy_weights, rerender
+from keras_structopt.bridge._graph import check, copy_layer_weights, is_graph_model, iter_layers, problems, translate
+from keras_structopt.bridge._layers import SUPPORTED_LAYERS
+from keras_structopt.bridge._spec import architecture_of, attach_architecture, copy_weights, rerender
 from keras_structopt.errors import UnsupportedModelError
 from keras_structopt.space import Architecture
 
@@ -30,6 +30,7 @@ __all__ = [
     "check_bridgeable",
     "copy_weights",
     "is_tf_keras",
+    "iter_layers",
     "rerender",
     "tf_keras_copy",
     "to_tf_keras",

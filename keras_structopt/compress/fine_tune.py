@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from keras_structopt import _checks
-from keras_structopt.bridge.layers import _accepted_keys, _dtype
+from keras_structopt.bridge._layers import _accepted_keys, _dtype
 
 # A spec's task -> (loss, metrics), for keras-structopt models that were never compiled.
 TASK_COMPILE = {

@@ -141,7 +141,7 @@ def tflite_latency(data: bytes, x, batch_size: int, repeats: int = 20) -> float:
     Files converted for one example per call (recurrent models) run the batch one
     example at a time, as they would be served.
     """
-    from keras_structopt.export.tflite import TFLiteRunner
+    from keras_structopt.export._runtime import TFLiteRunner
 
     batch = _batch(x, batch_size)
     runner = TFLiteRunner(data, num_threads=1)

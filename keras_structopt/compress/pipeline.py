@@ -30,7 +30,9 @@ from keras_structopt.compress.treatment import LayerTreatment, pruned_arrays, ze
 from keras_structopt.data.datasets import dataset_arrays, is_batched, is_dataset, model_input_rank
 from keras_structopt.data.tabular import TabularSchema, is_table
 from keras_structopt.errors import ConfigurationError
-from keras_structopt.export.tflite import recurrent_layers, serving_names, tflite_predict, to_tflite_bytes
+from keras_structopt.export._runtime import tflite_predict
+from keras_structopt.export._signature import serving_names
+from keras_structopt.export._tflite import recurrent_layers, to_tflite_bytes
 
 LATENCY_BATCHES = (1, 256)
 

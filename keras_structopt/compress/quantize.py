@@ -111,24 +111,3 @@ def quantize_aware(model, train, *, epochs: int, batch_size: int, fine_tuning, p
     quantized.fit(train[0], train[1], batch_size=batch_size, epochs=epochs, validation_data=validation,
                   verbose=verbose)
     return quantized
-
-
-def tensor_types(data: bytes) -> dict[str, int]:
-    """How many tensors of each type a TFLite file holds (a fully int8 file has no float32).
-
-    Example:
-        >>> import keras_tuner, keras_structopt as kso
-        >>> from keras_structopt.export.tflite import to_tflite_bytes
-        >>> model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1,
-        ...                             units=8).build(keras_tuner.HyperParameters())
-        >>> sorted(tensor_types(to_tflite_bytes(model, "none")))
-        ['float32']
-    """
-    from keras_structopt.export.tflite import tflite_interpreter
-
-    interpreter, _ = tflite_interpreter(data, without_default_delegates=False)
-    counts: dict[str, int] = {}
-    for detail in interpreter.get_tensor_details():
-        name = np.dtype(detail["dtype"]).name
-        counts[name] = counts.get(name, 0) + 1
-    return counts

@@ -140,7 +140,7 @@ class _Graph:
     def __init__(self, model):
         import keras
 
-        from keras_structopt.bridge.graph import is_graph_model
+        from keras_structopt.bridge._graph import is_graph_model
 
         self.model = _functional(model)
         if not is_graph_model(self.model) or isinstance(self.model, keras.Sequential):
@@ -557,52 +557,44 @@ def _layer_width(model, name: str):
     return int(config[key]) if key else None
 
 
-def _block_layer_names(spec, i: int, block) -> list[str]:
-    """The layers whose width is block `i`'s width in a rendering of `spec`."""
-    prefix = f"block_{i}"
-    if spec.family in ("dense", "tabular") or (spec.family == "recommender" and spec.connection != "dot"):
-        return [f"{prefix}_dense"]
-    if spec.family == "recommender":  # two towers: one width for both sides' block
-        return [f"user_{prefix}_dense", f"item_{prefix}_dense"]
-    if spec.family == "conv":
-        return {
-            "plain": [f"{prefix}_conv"],
-            "separable": [f"{prefix}_separable"],
-            "residual": [f"{prefix}_a_conv", f"{prefix}_b_conv"],
-        }.get(block.kind, [])
-    if spec.family == "recurrent":
-        return [f"{prefix}_{block.kind}"]
-    return [f"{prefix}_ffn_1"]
-
-
 def respecify(spec, model):
     """The `Architecture` a slimmed model still matches, or None when it no longer has one.
 
     Slimming keeps a spec only where the narrower network is again one the family
-    can describe (each block one width); otherwise the model is a plain functional
-    model, which the bridge and the exports carry all the same.
+    can describe (each block one width, read through the family's slimming map);
+    otherwise the model is a plain functional model, which the bridge and the exports
+    carry all the same.
+
+    Raises:
+        RuntimeError: if the family's slimming map names a layer its rendering does not
+            make (the two parts of the family module disagree).
     """
     import keras
 
     from keras_structopt.errors import ConfigurationError
-    from keras_structopt.space import Block, render
+    from keras_structopt.space import Block, family, render
 
+    definition = family(spec.family)
+    names = {layer.name for layer in model.layers}
     blocks = []
     for i, block in enumerate(spec.blocks):
-        widths = {_layer_width(model, name) for name in _block_layer_names(spec, i, block)}
+        layers = definition.block_layers(spec, i, block)
+        missing = [name for name in layers if name not in names]
+        if missing:
+            raise RuntimeError(
+                f"The {spec.family!r} family's slimming map names the layers {missing} for block {i}, which its "
+                f"rendering does not make; its layers are {sorted(names)}."
+            )
+        widths = {_layer_width(model, name) for name in layers}
         if len(widths) != 1 or None in widths:
             return None
         blocks.append(Block(block.kind, widths.pop(), block.stage))
     changes: dict = {"blocks": blocks}
-    if spec.family in ("tabular", "recommender"):  # slimming narrows embeddings too
-        embedded = [f["name"] for f in spec.option("features") if f["kind"] != "numeric"]
-        widths = []
-        for name in embedded:
-            try:
-                widths.append(int(model.get_layer(f"{name}_embedding").output_dim))
-            except ValueError:
-                return None
-        changes["options"] = {"embedding_units": tuple(widths)}
+    if definition.slimmed_options is not None:
+        options = definition.slimmed_options(spec, model)
+        if options is None:
+            return None
+        changes["options"] = options
     try:
         candidate = spec.replace(**changes)
         rendered = render(candidate, keras)

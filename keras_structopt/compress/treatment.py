@@ -8,12 +8,11 @@ left alone, why. Layers are named by their path (`tower/dense` inside a nested m
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from keras_structopt.bridge.graph import weight_key
+from keras_structopt.bridge._graph import iter_layers, weight_key
 
 
 @dataclasses.dataclass
@@ -52,17 +51,6 @@ class LayerTreatment:
         result = dataclasses.asdict(self)
         result["pruned_weights"] = list(self.pruned_weights)
         return result
-
-
-def iter_layers(model, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """`(path, layer)` for every layer of a tf_keras model, nested models opened."""
-    import tf_keras
-
-    for layer in model.layers:
-        if isinstance(layer, tf_keras.Model):
-            yield from iter_layers(layer, f"{prefix}{layer.name}/")
-        else:
-            yield f"{prefix}{layer.name}", layer
 
 
 def layer_weights(layer) -> dict[str, np.ndarray]:

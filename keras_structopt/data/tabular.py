@@ -275,7 +275,7 @@ def category_indices(feature: dict[str, Any], values) -> np.ndarray:
 
     Index 0 is every value outside the vocabulary; `vocabulary[i]` is `i + 1`. Takes
     strings, bytes, string tensors or integer codes; returns int64 of shape `(n, 1)`.
-    (A TFLite file of a tabular model takes these indices, see `export.tflite`.)
+    (A TFLite file of a tabular model takes these indices, see `keras_structopt.export.tflite_vocabularies`.)
 
     Example:
         >>> feature = {"name": "city", "kind": "string", "vocabulary": ["Oslo", "Rome"]}

@@ -1,12 +1,32 @@
 """Keras Tuner HyperModels whose hyperparameters are a network's structure."""
 
-from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable
-from keras_structopt.hypermodels.conv import ConvHyperModel
-from keras_structopt.hypermodels.dense import DenseHyperModel
-from keras_structopt.hypermodels.recommender import RecommenderHyperModel
-from keras_structopt.hypermodels.recurrent import RecurrentHyperModel
-from keras_structopt.hypermodels.tabular import TabularHyperModel
-from keras_structopt.hypermodels.transformer import TransformerHyperModel
+from keras_structopt.hypermodels._base import StructuralHyperModel
+from keras_structopt.hypermodels._conv import ConvHyperModel
+from keras_structopt.hypermodels._dense import DenseHyperModel
+from keras_structopt.hypermodels._recommender import RecommenderHyperModel
+from keras_structopt.hypermodels._recurrent import RecurrentHyperModel
+from keras_structopt.hypermodels._tabular import TabularHyperModel
+from keras_structopt.hypermodels._transformer import TransformerHyperModel
+from keras_structopt.hypermodels._tunable import Tunable
+
+_BUILT_IN = {cls.__name__: cls for cls in (
+    ConvHyperModel, DenseHyperModel, RecommenderHyperModel, RecurrentHyperModel, TabularHyperModel,
+    TransformerHyperModel,
+)}
+
+
+def hypermodel_class(name: str) -> type[StructuralHyperModel] | None:
+    """The keras-structopt HyperModel class called `name`, or None.
+
+    What a project file (or a trial process) names, rebuilt without importing anything
+    the name does not say.
+
+    Example:
+        >>> hypermodel_class("DenseHyperModel").__name__, hypermodel_class("os")
+        ('DenseHyperModel', None)
+    """
+    return _BUILT_IN.get(name)
+
 
 __all__ = [
     "ConvHyperModel",
@@ -17,4 +37,5 @@ __all__ = [
     "TabularHyperModel",
     "TransformerHyperModel",
     "Tunable",
+    "hypermodel_class",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 
 from keras_structopt import _checks
+from keras_structopt.hypermodels._tunable import Tunable, as_choice
 
 _OPTIMIZER_NAMES = (
     "adam", "adamw", "adamax", "adagrad", "adadelta", "adafactor", "ftrl", "lamb", "lion", "nadam", "rmsprop",
@@ -23,8 +24,6 @@ def optimizer_tunable(optimizer):
         >>> optimizer_tunable(["adam", "sgd"]).values
         ['adam', 'sgd']
     """
-    from keras_structopt.hypermodels.base import Tunable, as_choice
-
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return None
     names = as_choice(optimizer)

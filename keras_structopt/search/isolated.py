@@ -55,11 +55,11 @@ def check_supported(tuner) -> None:
     """
     import keras_tuner
 
-    import keras_structopt as kso
+    from keras_structopt.hypermodels import hypermodel_class
 
     hypermodel = tuner.hypermodel
     name = type(hypermodel).__name__
-    if getattr(kso, name, None) is not type(hypermodel) or not hasattr(hypermodel, "get_config"):
+    if hypermodel_class(name) is not type(hypermodel) or not hasattr(hypermodel, "get_config"):
         raise _checks.error(
             "Expected a keras-structopt HyperModel (its class and arguments are what a trial process rebuilds) "
             f"for isolate_trials=True. Received: {name}."
@@ -178,12 +178,12 @@ def _main(spec_path: str) -> int:  # pragma: no cover - runs in the trial proces
     import keras_tuner
     from keras_tuner.src.engine import tuner_utils
 
-    import keras_structopt as kso
+    from keras_structopt.hypermodels import hypermodel_class
     from keras_structopt.search.curves import CurveRecorder
     from keras_structopt.search.failures import NonFiniteStopper
 
     spec = json.loads(Path(spec_path).read_text())
-    hypermodel = getattr(kso, spec["class"]).from_config(ast.literal_eval(spec["config"]))
+    hypermodel = hypermodel_class(spec["class"]).from_config(ast.literal_eval(spec["config"]))
     hp = keras_tuner.HyperParameters()
     hp.values.update(spec["values"])
     data = np.load(spec["data"])

@@ -29,14 +29,14 @@ def write_search_file(tuner) -> Path | None:
     Returns the file, or None when the HyperModel is not a keras-structopt one or its
     configuration does not go to JSON (a custom loss function, for example).
     """
-    import keras_structopt as kso
+    from keras_structopt.hypermodels import hypermodel_class
 
     path = Path(tuner.project_dir) / SEARCH_FILE
     if path.exists():
         return path
     hypermodel = tuner.hypermodel
     name = type(hypermodel).__name__
-    if getattr(kso, name, None) is not type(hypermodel):
+    if hypermodel_class(name) is not type(hypermodel):
         return None
     objective = getattr(tuner, "_base_objective", None) or tuner.oracle.objective
     try:
@@ -112,10 +112,16 @@ class Project:
         self.hypermodel = None
         objective = None
         if search:
-            import keras_structopt as kso
+            from keras_structopt.hypermodels import hypermodel_class
 
             spec = search["hypermodel"]
-            self.hypermodel = getattr(kso, spec["class"]).from_config(spec["config"])
+            cls = hypermodel_class(spec["class"]) if isinstance(spec, dict) else None
+            if cls is None:
+                raise _checks.error(
+                    f"Expected {SEARCH_FILE} to name a keras-structopt HyperModel. Received: {spec!r} in "
+                    f"{str(directory)!r}; move the file away to read the project as a plain Keras Tuner one."
+                )
+            self.hypermodel = cls.from_config(spec["config"])
             objective = keras_tuner.Objective(*search["objective"])
             self.cost = search.get("cost")
         else:

@@ -9,7 +9,7 @@ import tensorflow as tf
 import tf_keras
 
 import keras_structopt as kso
-from keras_structopt.export.tflite import tflite_predict
+from keras_structopt.export import tflite_predict
 from tests.bridge.user_models import compiled, data_for, max_difference
 
 

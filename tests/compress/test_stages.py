@@ -10,8 +10,8 @@ import pytest
 
 import keras_structopt as kso
 from keras_structopt.compress.pipeline import _Job, _Tolerance, higher_is_better
-from keras_structopt.compress.quantize import tensor_types
-from keras_structopt.export.tflite import few_valued, tflite_predict, to_tflite_bytes
+from keras_structopt.export import tensor_types, tflite_predict, to_tflite_bytes
+from keras_structopt.export._tflite import few_valued
 from tests.bridge.user_models import data_for
 
 
@@ -142,7 +142,7 @@ def test_slimming_stage_and_measurements(mlp, digits, tmp_path):
     assert report.final.entropy_bits_per_weight < 4 < report.final.bits_per_weight
     ratios = report.to_dict()["stages"][1]["latency_ratio"]
     assert set(ratios) == {"tf_1", "tf_256", "tflite_1", "tflite_256"}
-    from keras_structopt.export.report import plot_stages
+    from keras_structopt.export._report import plot_stages
 
     assert plot_stages(report.to_dict(), tmp_path / "chart.png").stat().st_size > 5000
 

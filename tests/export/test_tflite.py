@@ -2,7 +2,7 @@ import keras_tuner
 import pytest
 
 import keras_structopt as kso
-from keras_structopt.export.tflite import tflite_predict
+from keras_structopt.export import tflite_predict
 from tests.conftest import max_abs_difference
 
 
@@ -52,7 +52,7 @@ def test_litert_runs_the_files_and_tensorflow_is_the_fallback(model, digits, mon
 
     import numpy as np
 
-    from keras_structopt.export.tflite import TFLiteRunner, to_tflite_bytes
+    from keras_structopt.export import TFLiteRunner, to_tflite_bytes
 
     data, x = to_tflite_bytes(model, quantization), digits.test[0][:64]
     litert = TFLiteRunner(data)
@@ -107,7 +107,8 @@ def test_clustered_kernels_get_per_tensor_scales_and_a_smaller_file(model, digit
     import keras
     import numpy as np
 
-    from keras_structopt.export.tflite import few_valued, to_tflite_bytes
+    from keras_structopt.export import to_tflite_bytes
+    from keras_structopt.export._tflite import few_valued
 
     clustered = _clustered_copy(model)
     assert not few_valued(kso.to_tf_keras(model)) and few_valued(kso.to_tf_keras(clustered))
@@ -133,7 +134,7 @@ def test_clustered_kernels_get_per_tensor_scales_and_a_smaller_file(model, digit
 
 
 def test_bad_per_channel(model):
-    from keras_structopt.export.tflite import to_tflite_bytes
+    from keras_structopt.export import to_tflite_bytes
 
     with pytest.raises(kso.ConfigurationError, match=r"per_channel to be True, False or None.*per_channel='yes'"):
         to_tflite_bytes(model, "dynamic", per_channel="yes")
@@ -146,7 +147,7 @@ def test_full_integer_conversion_of_recurrent_layers_is_refused_before_the_calib
     import keras
     import numpy as np
 
-    from keras_structopt.export.tflite import to_tflite_bytes
+    from keras_structopt.export import to_tflite_bytes
 
     model = keras.Sequential([keras.Input((8, 8)), getattr(keras.layers, cell)(4), keras.layers.Dense(10)])
     x = np.random.default_rng(0).random((16, 8, 8)).astype("float32")

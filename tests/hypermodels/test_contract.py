@@ -190,7 +190,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.getcwd())
 import keras, numpy as np, tensorflow as tf
 import keras_structopt as kso
-from keras_structopt.export.tflite import tflite_predict, to_tflite_bytes
+from keras_structopt.export import tflite_predict, to_tflite_bytes
 from tests.hypermodels.test_contract import data_for
 
 directory, case, mode = sys.argv[1:4]

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import keras_structopt as kso
-from keras_structopt.hypermodels.base import trial_seed
+from keras_structopt.hypermodels._base import trial_seed
 from tests.conftest import assert_all_completed
 
 TUNERS = {

@@ -170,7 +170,7 @@ def test_a_recommender_compresses_and_exports(ratings, tmp_path):
     spec = kso.architecture_of(small)
     assert spec is not None and spec.family == "recommender" and spec.count_params() == small.count_params()
     lite = kso.export_tflite(small, tmp_path / "movies.tflite").read_bytes()
-    from keras_structopt.export.tflite import tflite_predict, tflite_vocabularies
+    from keras_structopt.export import tflite_predict, tflite_vocabularies
 
     assert {f["name"] for f in tflite_vocabularies(lite)} == {"user_id", "user_gender", "user_occupation_text",
                                                               "movie_id"}

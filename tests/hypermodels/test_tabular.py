@@ -15,7 +15,8 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 import keras_structopt as kso
 from keras_structopt.data import TabularSchema
 from keras_structopt.data.tabular import category_indices, embedding_units_range
-from keras_structopt.export.tflite import strip_tflite, tflite_predict, tflite_vocabularies, to_tflite_bytes
+from keras_structopt.export import tflite_predict, tflite_vocabularies, to_tflite_bytes
+from keras_structopt.export._tflite import strip_tflite
 from keras_structopt.space import render
 from tests.conftest import assert_all_completed, max_abs_difference
 from tests.hypermodels.test_contract import random_hyperparameters

@@ -8,14 +8,8 @@ from keras_structopt import _checks
 from keras_structopt._types import Task
 from keras_structopt.data.datasets import is_dataset
 from keras_structopt.data.tabular import TabularSchema, embedding_units_range, is_table
-from keras_structopt.hypermodels.base import (
-    StructuralHyperModel,
-    Tunable,
-    check_data,
-    declare_per_block,
-    declare_when,
-    fixed_options,
-)
+from keras_structopt.hypermodels._base import StructuralHyperModel, check_data, fixed_options
+from keras_structopt.hypermodels._tunable import Tunable, declare_per_block, declare_when
 from keras_structopt.space import Architecture, Block
 
 CONNECTIONS = ("plain", "residual", "dense", "cross")

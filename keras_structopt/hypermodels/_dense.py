@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from keras_structopt._types import Task
-from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block, fixed_options
+from keras_structopt.hypermodels._base import StructuralHyperModel, fixed_options
+from keras_structopt.hypermodels._tunable import Tunable, declare_per_block
 from keras_structopt.space import Architecture, Block
 
 
@@ -18,7 +19,7 @@ class DenseHyperModel(StructuralHyperModel):
 
     Every argument but `input_shape`, `outputs`, `task`, `width_multiple`, `seed`,
     `name` and `tunable` may be fixed (a value), a choice (a list) or a range (a
-    `(min, max)` tuple); see `keras_structopt.hypermodels.base`.
+    `(min, max)` tuple); see `keras_structopt.hypermodels.StructuralHyperModel`.
 
     Args:
         input_shape: Shape of one example, e.g. `(64,)`.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from keras_structopt._types import Task
-from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block
-from keras_structopt.hypermodels.recurrent import check_sequence_input
+from keras_structopt.hypermodels._base import StructuralHyperModel
+from keras_structopt.hypermodels._recurrent import check_sequence_input
+from keras_structopt.hypermodels._tunable import Tunable, declare_per_block
 from keras_structopt.space import Architecture, Block
 
 

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 from keras_structopt import _checks
-from keras_structopt.export.tflite import write_saved_model
+from keras_structopt.export._signature import write_saved_model
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

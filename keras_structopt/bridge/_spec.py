@@ -9,9 +9,10 @@ float rounding.
 
 from __future__ import annotations
 
-from keras_structopt.bridge.graph import copy_layer_weights
+from keras_structopt.bridge._graph import copy_layer_weights
 from keras_structopt.errors import UnsupportedModelError
-from keras_structopt.space import ARCHITECTURE_ATTRIBUTE, Architecture, render
+from keras_structopt.space import Architecture, render
+from keras_structopt.space._keras_builder import ARCHITECTURE_ATTRIBUTE
 
 
 def architecture_of(model) -> Architecture | None:

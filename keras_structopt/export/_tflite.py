@@ -1,9 +1,8 @@
-"""TFLite conversion and inference for Keras 3 and tf_keras models."""
+"""TFLite conversion of Keras 3 and tf_keras models, and the files it writes."""
 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -11,140 +10,19 @@ import numpy as np
 
 from keras_structopt import _checks
 from keras_structopt._types import TFLiteQuantization
+from keras_structopt.bridge import iter_layers
+from keras_structopt.export._runtime import TABULAR_METADATA, _indexed_inputs
+from keras_structopt.export._signature import (
+    _input_specs,
+    _is_keras3,
+    _serving_module,
+    serving_names,
+    write_saved_model,
+)
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 
 # The TFLite metadata entry that holds a tabular model's categorical vocabularies.
-TABULAR_METADATA = "keras_structopt.tabular"
-
-
-def _identifier(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "input"
-
-
-def _structure(model):
-    """The model's input and output structures (lists or dicts of symbolic tensors)."""
-    if _is_keras3(model):
-        import keras
-
-        if isinstance(model, keras.Sequential):
-            return list(model.inputs), list(model.outputs)
-    return model.input, model.output
-
-
-def _names(structure, tensors, single: str) -> list[str]:
-    """Signature names: `single` for one tensor; dict keys, else layer names, for several."""
-    if len(tensors) == 1:
-        return [single]
-    if isinstance(structure, dict):
-        names = [_identifier(str(key)) for key in sorted(structure)]
-    else:
-        names = [_identifier(t._keras_history[0].name) for t in tensors]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise _checks.error(
-            f"Expected distinct names for the model's {'inputs' if single == 'inputs' else 'outputs'} "
-            f"(they name the serving signature's tensors). Received: {names}; rename the layers {duplicates}."
-        )
-    return names
-
-
-def serving_names(model) -> tuple[list[str], list[str]]:
-    """The `serving_default` signature's input and output names for `model`.
-
-    One input is `inputs` and one output `outputs`; several take the names of the
-    model's input/output layers (or the keys of a dict of inputs/outputs).
-
-    Example:
-        >>> import keras
-        >>> a, b = keras.Input((3,), name="user"), keras.Input((4,), name="item")
-        >>> model = keras.Model([a, b], keras.layers.Dense(1, name="score")(
-        ...     keras.layers.Concatenate()([a, b])))
-        >>> serving_names(model)
-        (['user', 'item'], ['outputs'])
-    """
-    inputs, outputs = _structure(model)
-    import keras
-
-    flat_in = keras.tree.flatten(inputs) if _is_keras3(model) else list(model.inputs)
-    flat_out = keras.tree.flatten(outputs) if _is_keras3(model) else list(model.outputs)
-    return _names(inputs, flat_in, "inputs"), _names(outputs, flat_out, "outputs")
-
-
-def _input_specs(model, batch_size=None):
-    import tensorflow as tf
-
-    names, _ = serving_names(model)
-    return [
-        tf.TensorSpec(shape=(batch_size,) + tuple(t.shape[1:]), dtype=tf.as_dtype(t.dtype), name=name)
-        for name, t in zip(names, model.inputs)
-    ]
-
-
-def _serve_function(model):
-    """`f(*flat_inputs) -> {output name: tensor}` calling `model` in its own input structure."""
-    import tensorflow as tf
-
-    inputs, _ = _structure(model)
-    _, output_names = serving_names(model)
-    several = len(model.inputs) > 1
-
-    def serve(*flat):
-        if several:
-            arguments = tf.nest.pack_sequence_as(inputs, list(flat)) if isinstance(inputs, dict) else list(flat)
-        else:
-            arguments = flat[0]
-        outputs = tf.nest.flatten(model(arguments, training=False))
-        return dict(zip(output_names, outputs))
-
-    return serve
-
-
-def _is_keras3(model) -> bool:
-    import keras
-
-    return isinstance(model, keras.Model)
-
-
-def _serving_module(model, specs):
-    """A `tf.Module` holding `model`'s variables and a `serve` function over it.
-
-    Only the variables are tracked: tracking the tf_keras model itself would make
-    TensorFlow trace and save every layer's call function (slow, and unused by TF
-    Serving and the TFLite converter, which need the signature alone).
-    """
-    import tensorflow as tf
-
-    module = tf.Module()
-    module.model_variables = list(model.variables)
-    # Lookup layers' tables are resources, not variables: tracked so the signature can use them.
-    module.lookup_tables = [layer.lookup_table for _, layer in _layers(model)
-                            if getattr(layer, "lookup_table", None) is not None]
-    module.serve = tf.function(_serve_function(model), input_signature=specs)
-    return module
-
-
-def write_saved_model(model, path) -> None:
-    """Writes `model` as a SavedModel with a `serving_default` signature.
-
-    One input is called `inputs` and one output `outputs`; several inputs or
-    outputs are each a named tensor of the signature (see `serving_names`).
-    Keras 3 models go through `keras.export.ExportArchive` (which tracks their
-    variables); tf_keras models through `tf.saved_model.save` on a `tf.Module`.
-    """
-    import tensorflow as tf
-
-    specs = _input_specs(model)
-    if _is_keras3(model):
-        import keras
-
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(name="serving_default", fn=_serve_function(model), input_signature=specs)
-        archive.write_out(str(path), verbose=False)
-        return
-    module = _serving_module(model, specs)
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
 
 
 def _convertible(model):
@@ -180,8 +58,6 @@ def _is_rnn(layer) -> bool:
 
 
 def _layers(model):
-    from keras_structopt.compress.treatment import iter_layers
-
     return iter_layers(model)
 
 
@@ -223,6 +99,9 @@ def _representative(model, data, count: int = 128):
             yield dict(zip(names, example)) if len(example) > 1 else example
 
     return examples
+
+
+# A kernel with at most this many distinct values is "few-valued" (clustering keeps 2-64).
 
 
 # A kernel with at most this many distinct values is "few-valued" (clustering keeps 2-64).
@@ -272,6 +151,7 @@ def strip_tflite(data: bytes) -> bytes:
 
     Example:
         >>> import keras_tuner, numpy as np, keras_structopt as kso
+        >>> from keras_structopt.export import tflite_predict, to_tflite_bytes
         >>> model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1,
         ...                             units=8).build(keras_tuner.HyperParameters())
         >>> data = to_tflite_bytes(model, "none")
@@ -395,24 +275,6 @@ def _indexed_model(model, lookups):
     return indexed
 
 
-def _indexed_inputs(features, x):
-    """A table's categorical columns replaced by their lookup indices (others as arrays)."""
-    from keras_structopt.data.tabular import category_indices
-
-    if not isinstance(x, dict):
-        return x
-    by_name = {feature["name"]: feature for feature in features}
-    result = {}
-    for name, values in x.items():
-        feature = by_name.get(name)
-        if feature is not None and feature["kind"] != "numeric":
-            result[name] = category_indices(feature, values)
-        else:
-            array = values.numpy() if hasattr(values, "numpy") else np.asarray(values)
-            result[name] = array.reshape(-1, 1) if array.ndim == 1 else array  # a column: (examples, 1)
-    return result
-
-
 def _with_vocabularies(data: bytes, features: list[dict]) -> bytes:
     """`data` with a metadata entry listing the categorical inputs and their vocabularies."""
     import json
@@ -429,38 +291,6 @@ def _with_vocabularies(data: bytes, features: list[dict]) -> bytes:
     entry.buffer = len(model.buffers) - 1
     model.metadata = list(model.metadata or []) + [entry]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def tflite_vocabularies(data: bytes) -> list[dict] | None:
-    """The categorical inputs a TFLite file takes as lookup indices (a tabular model's).
-
-    A model whose inputs go straight into `StringLookup` / `IntegerLookup` layers (the
-    tabular family's, or a user's) is converted without those layers: TFLite's
-    built-in operators have no string tables. Its file takes each such input as an
-    int64 index: 0 for a value outside the vocabulary, `i + 1` for `vocabulary[i]`
-    (what the lookup layer computes). The vocabularies
-    travel in the file's metadata; `TFLiteRunner` and `tflite_predict` apply them to
-    raw values, an app reads them with this function (or any flatbuffer reader).
-    Returns a list of `{"name", "input", "kind", "vocabulary"}`, or None for other files.
-
-    Example:
-        >>> import keras_tuner, keras_structopt as kso
-        >>> schema = kso.data.TabularSchema.from_data({"x": [1.0, 2.0], "city": ["Oslo", "Rome"]})
-        >>> model = kso.TabularHyperModel(schema, task="binary", num_layers=1, units=4,
-        ...                               connection="plain").build(keras_tuner.HyperParameters())
-        >>> [(f["name"], f["vocabulary"]) for f in tflite_vocabularies(to_tflite_bytes(model, "none"))]
-        [('city', ['Oslo', 'Rome'])]
-    """
-    import json
-
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.Model.GetRootAs(bytearray(data), 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if entry.Name() == TABULAR_METADATA.encode():
-            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())["categorical"]
-    return None
 
 
 def to_tflite_bytes(
@@ -494,7 +324,7 @@ def to_tflite_bytes(
 
     Example:
         >>> import keras_tuner, keras_structopt as kso
-        >>> from keras_structopt.export.tflite import to_tflite_bytes
+        >>> from keras_structopt.export._tflite import to_tflite_bytes
         >>> model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1,
         ...                             units=8).build(keras_tuner.HyperParameters())
         >>> to_tflite_bytes(model, "none")[4:8]
@@ -623,126 +453,3 @@ def export_tflite(
     temporary.write_bytes(data)
     os.replace(temporary, path)
     return path
-
-
-def tflite_interpreter(data: bytes, *, num_threads: int | None = None, without_default_delegates: bool = True):
-    """A TFLite interpreter for `data`: LiteRT's (`ai_edge_litert`, TensorFlow's successor for
-    TFLite files) where it is installed, else TensorFlow's own `tf.lite.Interpreter`.
-
-    Returns `(interpreter, runtime)`, `runtime` being `"ai_edge_litert"` or `"tensorflow"`.
-
-    Example:
-        >>> import keras_tuner, keras_structopt as kso
-        >>> model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1,
-        ...                             units=8).build(keras_tuner.HyperParameters())
-        >>> interpreter, runtime = tflite_interpreter(to_tflite_bytes(model, "none"))
-        >>> runtime in ("ai_edge_litert", "tensorflow")
-        True
-    """
-    import warnings
-
-    try:
-        from ai_edge_litert import interpreter as module
-
-        runtime, resolver = "ai_edge_litert", module.OpResolverType
-    except ImportError:  # LiteRT has no wheel for this platform
-        import tensorflow as tf
-
-        module, runtime, resolver = tf.lite, "tensorflow", tf.lite.experimental.OpResolverType
-    kwargs = {"experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if (
-        without_default_delegates
-    ) else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return module.Interpreter(model_content=data, num_threads=num_threads, **kwargs), runtime
-
-
-class TFLiteRunner:
-    """A TFLite interpreter over one file's `serving_default` signature, kept for reuse.
-
-    The interpreter is LiteRT's where `ai_edge_litert` is installed, else TensorFlow's
-    (`tflite_interpreter`; `runner.runtime` says which). Inputs are cast to the file's
-    input types; a fully int8 file's inputs are quantized and its outputs dequantized
-    with the tensors' own scales, so callers always pass and get float values.
-
-    Example:
-        >>> import numpy as np, keras_tuner, keras_structopt as kso
-        >>> from keras_structopt.export.tflite import TFLiteRunner, to_tflite_bytes
-        >>> model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1,
-        ...                             units=8).build(keras_tuner.HyperParameters())
-        >>> runner = TFLiteRunner(to_tflite_bytes(model, "none"))
-        >>> runner(np.random.rand(3, 64).astype("float32")).shape
-        (3, 10)
-    """
-
-    def __init__(self, data: bytes, *, num_threads: int | None = None):
-        self.interpreter, self.runtime = tflite_interpreter(data, num_threads=num_threads)
-        if "serving_default" not in self.interpreter.get_signature_list():
-            raise _checks.error("Expected a TFLite file with a serving_default signature (as export_tflite writes).")
-        self.runner = self.interpreter.get_signature_runner("serving_default")
-        self.inputs = self.runner.get_input_details()
-        self.outputs = self.runner.get_output_details()
-        # The interpreter lists the inputs in the converted function's argument order.
-        position = {detail["index"]: i for i, detail in enumerate(self.interpreter.get_input_details())}
-        self.input_order = sorted(self.inputs, key=lambda name: position[self.inputs[name]["index"]])
-        self.one_at_a_time = any(detail["shape_signature"][0] == 1 for detail in self.inputs.values())
-        self.categorical = tflite_vocabularies(data) or []
-
-    def _arrays(self, x) -> dict:
-        if isinstance(x, dict) and self.categorical:  # a table: raw categories -> lookup indices
-            x = _indexed_inputs(self.categorical, x)
-            x = {_identifier(str(name)): value for name, value in x.items()}
-        if isinstance(x, dict):
-            return {name: np.asarray(x[name]) for name in self.inputs}
-        if isinstance(x, (list, tuple)) and len(self.inputs) > 1:
-            return dict(zip(self.input_order, (np.asarray(v) for v in x)))
-        return {self.input_order[0]: np.asarray(x)}
-
-    def _encode(self, name, array):
-        detail = self.inputs[name]
-        scale, zero_point = detail["quantization"]
-        if np.issubdtype(detail["dtype"], np.integer) and scale and not np.issubdtype(array.dtype, np.integer):
-            info = np.iinfo(detail["dtype"])
-            array = np.clip(np.round(array / scale + zero_point), info.min, info.max)
-        return array.astype(detail["dtype"])
-
-    def _decode(self, name, array):
-        scale, zero_point = self.outputs[name]["quantization"]
-        if np.issubdtype(array.dtype, np.integer) and scale:
-            return (array.astype("float32") - zero_point) * scale
-        return np.array(array)
-
-    def __call__(self, x, *, batch_size: int = 256):
-        arrays = self._arrays(x)
-        if self.one_at_a_time:
-            batch_size = 1  # converted for one example at a time
-        total = len(next(iter(arrays.values())))
-        outputs: dict[str, list] = {name: [] for name in self.outputs}
-        for start in range(0, total, batch_size):
-            batch = {name: self._encode(name, array[start : start + batch_size]) for name, array in arrays.items()}
-            result = self.runner(**batch)
-            for name in self.outputs:
-                outputs[name].append(self._decode(name, result[name]))
-        if len(outputs) == 1:
-            return np.concatenate(next(iter(outputs.values())))
-        return {name: np.concatenate(parts) for name, parts in outputs.items()}
-
-
-def tflite_predict(data: bytes, x, *, batch_size: int = 256, num_threads: int | None = None):
-    """Runs a TFLite flatbuffer on `x` with the TFLite interpreter; returns its outputs.
-
-    `x` is an array for a one-input model, or a dict (by signature name) or list (in
-    the model's input order) of arrays for several inputs. One output comes back as
-    an array, several as a dict by signature name (see `serving_names`). Fully int8
-    files take and return float values too (see `TFLiteRunner`).
-
-    Example:
-        >>> import numpy as np, keras_tuner, keras_structopt as kso
-        >>> from keras_structopt.export.tflite import to_tflite_bytes, tflite_predict
-        >>> model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1,
-        ...                             units=8).build(keras_tuner.HyperParameters())
-        >>> x = np.random.rand(3, 64).astype("float32")
-        >>> tflite_predict(to_tflite_bytes(model, "none"), x).shape
-        (3, 10)
-    """
-    return TFLiteRunner(data, num_threads=num_threads)(x, batch_size=batch_size)

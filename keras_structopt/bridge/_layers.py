@@ -83,7 +83,7 @@ def _input_layer(tf_keras, config):
 
 
 def _position_embedding(tf_keras, config):
-    from keras_structopt.space.render import position_embedding_class
+    from keras_structopt.space._keras_builder import position_embedding_class
 
     return position_embedding_class(tf_keras)(name=config["name"], dtype=config.get("dtype"))
 

@@ -14,13 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from keras_structopt.bridge.layers import (
-    SUPPORTED_LAYERS,
-    SUPPORTED_OPERATIONS,
-    BridgeProblem,
-    hint,
-    translate_config,
-)
+from keras_structopt.bridge._layers import SUPPORTED_LAYERS, SUPPORTED_OPERATIONS, BridgeProblem, hint, translate_config
 from keras_structopt.errors import UnsupportedModelError
 
 if TYPE_CHECKING:
@@ -44,7 +38,7 @@ def _kind(layer) -> str | None:
     """None for a supported standard layer; otherwise a key of the bridge's hints."""
     import keras
 
-    from keras_structopt.space.render import position_embedding_class
+    from keras_structopt.space._keras_builder import position_embedding_class
 
     cls = type(layer)
     if isinstance(layer, keras.Model):
@@ -214,6 +208,31 @@ class _Translation:
         inputs = keras.tree.map_structure(new_input, model.input)
         outputs = model._run_through_graph(inputs, operation_fn=self)  # replays Keras 3's own order
         return K.Model(inputs=inputs, outputs=outputs, name=model.name)
+
+
+def iter_layers(model, prefix: str = ""):
+    """`(path, layer)` for every layer of a Keras 3 or tf_keras model, nested models opened.
+
+    A layer inside a nested model is named by its path, `outer/inner`.
+
+    Example:
+        >>> import keras
+        >>> inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="dense")], name="tower")
+        >>> outer = keras.Sequential([keras.Input((4,)), inner, keras.layers.Dense(1, name="head")])
+        >>> [path for path, _ in iter_layers(outer)]
+        ['tower/dense', 'head']
+    """
+    import sys
+
+    import keras
+
+    tf_keras = sys.modules.get("tf_keras")
+    models = (keras.Model,) if tf_keras is None else (keras.Model, tf_keras.Model)
+    for layer in model.layers:
+        if isinstance(layer, models):
+            yield from iter_layers(layer, f"{prefix}{layer.name}/")
+        else:
+            yield f"{prefix}{layer.name}", layer
 
 
 def weight_key(layer, variable) -> str:

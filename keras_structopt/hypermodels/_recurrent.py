@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from keras_structopt import _checks
 from keras_structopt._types import Task
-from keras_structopt.hypermodels.base import StructuralHyperModel, Tunable, declare_per_block
+from keras_structopt.hypermodels._base import StructuralHyperModel
+from keras_structopt.hypermodels._tunable import Tunable, declare_per_block
 from keras_structopt.space import Architecture, Block
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from keras_structopt import _checks
 from keras_structopt._types import Task
-from keras_structopt.hypermodels.base import declare_per_block, declare_when
-from keras_structopt.hypermodels.tabular import TabularHyperModel
+from keras_structopt.hypermodels._tabular import TabularHyperModel
+from keras_structopt.hypermodels._tunable import declare_per_block, declare_when
 from keras_structopt.space import Architecture, Block
 
 INTERACTIONS = ("dot", "mlp", "cross")

@@ -2,7 +2,8 @@
 
 Search, compression, reports and exports all talk about networks through this one
 type. It holds no Keras objects; it can count its own parameters and
-multiply-accumulates (MACs) without building anything.
+multiply-accumulates (MACs) without building anything. What each family accepts (its
+block kinds, connections and options) comes from the family's module (`Family`).
 """
 
 from __future__ import annotations
@@ -15,115 +16,22 @@ from typing import Any
 
 from keras_structopt import _checks
 from keras_structopt.errors import ConfigurationError
+from keras_structopt.space._counting import Counts, _CountingBuilder
+from keras_structopt.space._family import family
 
 FORMAT_VERSION = 1
 
-FAMILIES = ("dense", "conv", "recurrent", "transformer", "tabular", "recommender")
 TASKS = ("multiclass", "binary", "regression")
 
-# What each family accepts: block kinds, connections and options with defaults.
-_FAMILY_RULES: dict[str, dict[str, Any]] = {
-    "dense": {
-        "kinds": ("dense",),
-        "connections": ("plain", "residual", "dense"),
-        "options": {
-            "activation": "relu",
-            "dropout": 0.0,
-            "batch_norm": False,
-            "batch_norm_momentum": 0.9,
-            "input_normalization": None,
-            "head_bias": None,
-        },
-    },
-    "conv": {
-        "kinds": ("plain", "residual", "inception", "separable"),
-        "connections": ("plain", "dense"),
-        "options": {
-            "kernel_size": 3,
-            "batch_norm_momentum": 0.9,
-            "downsample": "max_pool",
-            "pooling": "avg",
-            "dropout": 0.0,
-            "activation": "relu",
-        },
-    },
-    "recurrent": {
-        "kinds": ("lstm", "gru"),
-        "connections": ("plain", "residual"),
-        "options": {
-            "bidirectional": False,
-            "reduce": "last",
-            "dropout": 0.0,
-            "vocabulary_size": None,
-            "embedding_units": 32,
-        },
-    },
-    "transformer": {
-        "kinds": ("encoder",),
-        "connections": ("residual", "dense"),
-        "options": {
-            "model_units": 64,
-            "num_heads": 4,
-            "key_units": 16,
-            "dropout": 0.0,
-            "normalization": "pre",
-            "position_embedding": True,
-            "pooling": "mean",
-            "activation": "gelu",
-            "vocabulary_size": None,
-        },
-    },
-    "tabular": {
-        "kinds": ("dense",),
-        "connections": ("plain", "residual", "dense", "cross"),
-        "options": {
-            "features": (),
-            "embedding_units": (),
-            "cross_layers": 2,
-            "activation": "relu",
-            "dropout": 0.0,
-            "batch_norm": False,
-            "batch_norm_momentum": 0.9,
-            "head_bias": None,
-        },
-    },
-    "recommender": {
-        "kinds": ("dense",),
-        "connections": ("dot", "mlp", "cross"),
-        "options": {
-            "features": (),
-            "user_features": (),
-            "item_features": (),
-            "embedding_units": (),
-            "tower_units": 32,
-            "cross_layers": 2,
-            "activation": "relu",
-            "dropout": 0.0,
-            "batch_norm": False,
-            "batch_norm_momentum": 0.9,
-            "head_bias": None,
-        },
-    },
-}
 
-_OPTION_CHOICES = {
-    "activation": ("relu", "gelu", "swish", "tanh", "elu"),
-    "downsample": ("max_pool", "avg_pool", "none"),
-    "pooling": ("avg", "max", "mean"),
-    "reduce": ("last", "mean", "max"),
-    "normalization": ("pre", "post"),
-}
-
-
-def family_defaults(family: str) -> dict[str, Any]:
+def family_defaults(name: str) -> dict[str, Any]:
     """Returns the default options of an architecture family.
 
     Example:
         >>> family_defaults("dense")["batch_norm"]
         False
     """
-    _checks.one_of("family", family, FAMILIES)
-    return dict(_FAMILY_RULES[family]["options"])
+    return dict(family(name).options)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +73,8 @@ class Architecture:
     multiply-accumulates exactly as the rendered Keras model has them.
 
     Args:
-        family: `"dense"`, `"conv"`, `"recurrent"`, `"transformer"` or `"tabular"`.
+        family: `"dense"`, `"conv"`, `"recurrent"`, `"transformer"`, `"tabular"` or
+            `"recommender"` (or a family registered with `register_family`).
         input_shape: The shape of one example, without the batch axis. Token-id
             inputs (recurrent and transformer families with a `vocabulary_size`
             option) have shape `(timesteps,)`; a tabular network's is
@@ -212,8 +121,7 @@ class Architecture:
     options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self):
-        _checks.one_of("family", self.family, FAMILIES)
-        rules = _FAMILY_RULES[self.family]
+        rules = family(self.family)
         shape = _checks.shape("input_shape", self.input_shape)
         object.__setattr__(self, "input_shape", shape)
         blocks = tuple(
@@ -225,19 +133,14 @@ class Architecture:
                 f"Expected at least one block. Received: blocks={list(self.blocks)}."
             )
         for block in blocks:
-            _checks.one_of("block kind", block.kind, rules["kinds"])
-            if block.kind == "inception" and block.units < 4:
-                raise _checks.error(
-                    "Expected units >= 4 for an inception block (four branches). "
-                    f"Received: units={block.units}."
-                )
+            _checks.one_of("block kind", block.kind, rules.kinds)
         if any(b.stage < a.stage for a, b in zip(blocks, blocks[1:])):
             raise _checks.error(
                 "Expected block stages in non-decreasing order. "
                 f"Received: stages={[block.stage for block in blocks]}."
             )
         object.__setattr__(self, "blocks", blocks)
-        _checks.one_of("connection", self.connection, rules["connections"])
+        _checks.one_of("connection", self.connection, rules.connections)
         _checks.one_of("task", self.task, TASKS)
         _checks.positive_int("outputs", self.outputs)
         object.__setattr__(self, "outputs", int(self.outputs))
@@ -246,7 +149,7 @@ class Architecture:
                 'Expected outputs=1 for task="binary" (one sigmoid unit). '
                 f"Received: outputs={self.outputs}."
             )
-        options = dict(rules["options"])
+        options = dict(rules.options)
         given = dict(self.options)
         unknown = sorted(set(given) - set(options))
         if unknown:
@@ -255,22 +158,17 @@ class Architecture:
                 f"Received: unknown options {unknown}."
             )
         options.update(given)
-        for name, value in options.items():
-            if name in _OPTION_CHOICES:
-                _checks.one_of(name, value, _OPTION_CHOICES[name])
-        if self.family in ("tabular", "recommender"):
-            _canonical_tabular_options(shape, options)
-        if self.family == "recommender":
-            _canonical_recommender_options(options)
-        _canonical_input_and_head(shape, options)
-        _check_family_options(self.family, shape, options)
+        for name, accepted in rules.choices.items():
+            _checks.one_of(name, options[name], accepted)
+        for name in ("dropout", "batch_norm_momentum"):
+            if name in options:
+                _checks.fraction(name, options[name])
+        if rules.check is not None:
+            rules.check(shape, blocks, options)
+        canonical_input_and_head(shape, options)
         object.__setattr__(self, "options", tuple(sorted(options.items())))
-        if self.family == "recurrent" and self.connection == "residual" and not _recurrent_residual_applies(
-            shape, blocks, options
-        ):
-            # A residual connection joins only equal widths; where none can, the network is the
-            # plain one, and the spec says so (two descriptions of one network are one spec).
-            object.__setattr__(self, "connection", "plain")
+        if rules.connection is not None:
+            object.__setattr__(self, "connection", rules.connection(shape, blocks, options, self.connection))
 
     # -- access ------------------------------------------------------------------
 
@@ -401,8 +299,6 @@ class Architecture:
             >>> Architecture("dense", (4,), [Block("dense", 8)], outputs=3).count_params()
             67
         """
-        from keras_structopt.space.render import count  # render imports this module
-
         return count(self).params
 
     def count_macs(self) -> int:
@@ -415,59 +311,10 @@ class Architecture:
             >>> Architecture("dense", (4,), [Block("dense", 8)], outputs=3).count_macs()
             56
         """
-        from keras_structopt.space.render import count
-
         return count(self).macs
 
 
-def _recurrent_residual_applies(shape, blocks, options) -> bool:
-    """Whether any recurrent block's output has its input's width (what a residual add needs)."""
-    width = options["embedding_units"] if options.get("vocabulary_size") else shape[-1]
-    directions = 2 if options["bidirectional"] else 1
-    for i, block in enumerate(blocks):
-        returns_sequences = not (i == len(blocks) - 1 and options["reduce"] == "last")
-        out = directions * block.units
-        if returns_sequences and out == width:
-            return True
-        width = out
-    return False
-
-
-def _check_family_options(family: str, shape: tuple[int, ...], options: dict) -> None:
-    if "dropout" in options:
-        _checks.fraction("dropout", options["dropout"])
-    if "batch_norm_momentum" in options:
-        _checks.fraction("batch_norm_momentum", options["batch_norm_momentum"])
-    vocabulary = options.get("vocabulary_size")
-    if family == "conv":
-        if len(shape) != 3:
-            raise _checks.error(
-                "Expected input_shape=(height, width, channels) for family='conv'. "
-                f"Received: input_shape={shape}."
-            )
-        _checks.positive_int("kernel_size", options["kernel_size"])
-    if family in ("recurrent", "transformer"):
-        if vocabulary is None and len(shape) != 2:
-            raise _checks.error(
-                f"Expected input_shape=(timesteps, features) for family={family!r} "
-                "without a vocabulary_size. "
-                f"Received: input_shape={shape}."
-            )
-        if vocabulary is not None:
-            _checks.positive_int("vocabulary_size", vocabulary)
-            if len(shape) != 1:
-                raise _checks.error(
-                    "Expected input_shape=(timesteps,) for token ids (a "
-                    f"vocabulary_size is set). Received: input_shape={shape}."
-                )
-    if family == "recurrent":
-        _checks.positive_int("embedding_units", options["embedding_units"])
-    if family == "transformer":
-        for name in ("model_units", "num_heads", "key_units"):
-            _checks.positive_int(name, options[name])
-
-
-def _canonical_input_and_head(shape: tuple[int, ...], options: dict) -> None:
+def canonical_input_and_head(shape: tuple[int, ...], options: dict) -> None:
     """Checks `input_normalization` and `head_bias` where a family has them; stores tuples and floats."""
     if options.get("head_bias") is not None:
         bias = options["head_bias"]
@@ -494,59 +341,6 @@ def _canonical_input_and_head(shape: tuple[int, ...], options: dict) -> None:
     options["input_normalization"] = (mean, tuple(v if v > 0 else 1.0 for v in variance))
 
 
-def _canonical_tabular_options(shape: tuple[int, ...], options: dict) -> None:
-    """Checks a tabular spec's features and embedding widths; stores them as tuples."""
-    from keras_structopt.data.tabular import TabularSchema  # data imports nothing from space
-
-    raw = options["features"]
-    if not isinstance(raw, (list, tuple)) or not raw:
-        raise _checks.error(
-            "Expected the option features (a list of feature dicts, see TabularSchema) for a tabular or "
-            f"recommender network. Received: features={raw!r}."
-        )
-    features = TabularSchema(tuple(raw)).features
-    if shape != (len(features),):
-        raise _checks.error(
-            f"Expected input_shape=({len(features)},) (the number of features) for a tabular or recommender "
-            f"network. Received: input_shape={shape}."
-        )
-    categorical = [feature["name"] for feature in features if feature["kind"] != "numeric"]
-    units = options["embedding_units"]
-    if not isinstance(units, (list, tuple)) or len(units) != len(categorical):
-        raise _checks.error(
-            f"Expected embedding_units to list one width per categorical feature {categorical}. "
-            f"Received: embedding_units={units!r}."
-        )
-    options["features"] = features
-    options["embedding_units"] = tuple(_checks.positive_int("embedding_units", u) for u in units)
-    _checks.positive_int("cross_layers", options["cross_layers"])
-    options["cross_layers"] = int(options["cross_layers"])
-
-
-def _canonical_recommender_options(options: dict) -> None:
-    """Checks that every feature is on the user side or the item side, once."""
-    names = [feature["name"] for feature in options["features"]]
-    sides = {}
-    for side in ("user_features", "item_features"):
-        value = options[side]
-        if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value or not all(
-                isinstance(name, str) for name in value):
-            raise _checks.error(f"Expected {side} to be a non-empty list of feature names. Received: {side}={value!r}.")
-        sides[side] = tuple(value)
-    unknown = sorted(set(sides["user_features"] + sides["item_features"]) - set(names))
-    both = sorted(set(sides["user_features"]) & set(sides["item_features"]))
-    missing = [name for name in names if name not in sides["user_features"] + sides["item_features"]]
-    if unknown or both or missing:
-        raise _checks.error(
-            f"Expected user_features and item_features to split the features {names} between them. Received: "
-            + "; ".join(part for part in (f"unknown {unknown}" if unknown else "", f"on both sides {both}" if both
-                                          else "", f"on neither side {missing}" if missing else "") if part) + "."
-        )
-    options.update(sides)
-    _checks.positive_int("tower_units", options["tower_units"])
-    options["tower_units"] = int(options["tower_units"])
-
-
 def _json_option(value):
     """An option value as JSON has it (tuples become lists, also inside feature dicts)."""
     if isinstance(value, (list, tuple)):
@@ -571,3 +365,13 @@ def _check_keys(what: str, config: Mapping, cls) -> None:
                                           f"missing keys {missing}" if missing else "") if part)
             + "."
         )
+
+
+def count(spec: Architecture) -> Counts:
+    """Counts the parameters and MACs of `spec` without building anything.
+
+    Example:
+        >>> count(Architecture("dense", (4,), [Block("dense", 8)], outputs=3))
+        Counts(params=67, macs=56)
+    """
+    return family(spec.family).build(spec, _CountingBuilder())
