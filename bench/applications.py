@@ -129,7 +129,7 @@ def movielens_shaped(directory: Path, users=300, movies=400, count=12_000):
 
 
 def _macs(model) -> int:
-    from keras_structopt.compress.measure import count_model_macs
+    from keras_structopt.compress._measure import count_model_macs
 
     return int(count_model_macs(kso.to_tf_keras(model)))
 

@@ -80,7 +80,7 @@ def export(directory: Path) -> int:
     import keras
 
     import keras_structopt as kso
-    from keras_structopt.compress.measure import count_model_macs
+    from keras_structopt.compress._measure import count_model_macs
     from keras_structopt.data import load_digits_split
 
     directory.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_structopt as kso  # noqa: E402
-from keras_structopt.compress.measure import keras_latency  # noqa: E402
+from keras_structopt.compress import FineTuning, Prune  # noqa: E402
+from keras_structopt.compress._measure import keras_latency  # noqa: E402
 from keras_structopt.data import load_digits_split  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -92,9 +93,10 @@ def inference_models(epochs: int) -> tuple[dict, np.ndarray]:
     """The dense winner, slimmed (0.5, fine-tuned) and 2:4-sparse (fine-tuned), as tf_keras models."""
     model, data = train_winner("dense", epochs, 0)
     slimmed, _ = kso.slim(model, data.train[0][:512], ratio=0.5, train_data=data.train, epochs=5)
-    sparse, report = kso.compress(model, data.train, validation_data=data.validation, test_data=data.test,
-                                  slim=None, sparsity_m_by_n=(2, 4), clusters=None, quantization="none",
-                                  prune_epochs=3, measure_latency=False)
+    _, compressed = kso.compress(model, data.train, validation_data=data.validation, test_data=data.test,
+                                 recipe=[Prune(0.0, m_by_n=(2, 4))], max_accuracy_loss=None,
+                                 fine_tuning=FineTuning(prune_epochs=3), measure_latency=False)
+    sparse, report = compressed.tf_keras_model, compressed.report
     accuracy = {"winner": float(model.evaluate(*data.test, verbose=0)[1]),
                 "slimmed 0.5": float(slimmed.evaluate(*data.test, verbose=0)[1]),
                 "2:4 sparse": float(report.final.metrics["accuracy"])}

@@ -37,8 +37,8 @@ import keras  # noqa: E402
 from compress import train_winner  # noqa: E402
 
 from keras_structopt.bridge import tf_keras_copy  # noqa: E402
-from keras_structopt.compress.measure import keras_latency, tflite_latency  # noqa: E402
-from keras_structopt.compress.slim import slim  # noqa: E402
+from keras_structopt.compress import slim  # noqa: E402
+from keras_structopt.compress._measure import keras_latency, tflite_latency  # noqa: E402
 from keras_structopt.export import to_tflite_bytes  # noqa: E402
 
 SETTINGS = ("tf_1", "tf_256", "tflite_1", "tflite_256")

@@ -50,6 +50,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_structopt as kso  # noqa: E402
+from keras_structopt.compress import Cluster, FineTuning, Prune, Quantize  # noqa: E402
 from keras_structopt.data import load_digits_split  # noqa: E402
 from keras_structopt.export import to_tflite_bytes  # noqa: E402
 
@@ -152,10 +153,12 @@ def measure(args) -> dict:
         for setting in row["settings_reaching_goal"]:
             sparsity, clusters = setting.split("/")
             keras.utils.set_random_seed(0)
-            _, report = kso.compress(model, data.train, validation_data=data.validation, test_data=data.test,
-                                     slim=None, sparsity=float(sparsity), clusters=int(clusters),
-                                     quantization="int8", strip=True, per_tensor_scales=True, exclude=("last",),
-                                     distill=True, measure_latency=False)
+            recipe = [Prune(float(sparsity), exclude=("last",)), Cluster(int(clusters)),
+                      Quantize("int8", per_channel="auto", strip=True)]
+            _, compressed = kso.compress(model, data.train, validation_data=data.validation, test_data=data.test,
+                                         recipe=recipe, max_accuracy_loss=None, fine_tuning=FineTuning(distill=True),
+                                         measure_latency=False)
+            report = compressed.report
             small = report.final
             candidate = {
                 "width": row["width"], "setting": setting,

@@ -26,7 +26,7 @@ if _invoked_as_command() and "--verbose" not in _sys.argv[1:]:
 
 from keras_structopt import search  # noqa: E402  (a subpackage, after the names it uses)
 from keras_structopt.bridge import architecture_of, to_tf_keras  # noqa: E402
-from keras_structopt.compress import CompressionReport, Recipe, Stage, compress, slim  # noqa: E402
+from keras_structopt.compress import compress, slim  # noqa: E402
 from keras_structopt.errors import ConfigurationError, SearchFailedError, UnsupportedModelError  # noqa: E402
 from keras_structopt.export import export_saved_model, export_tflite  # noqa: E402
 from keras_structopt.hypermodels import (  # noqa: E402
@@ -45,15 +45,12 @@ __version__ = "0.1.0"
 __all__ = [
     "Architecture",
     "Block",
-    "CompressionReport",
     "ConfigurationError",
     "SearchFailedError",
     "ConvHyperModel",
     "DenseHyperModel",
     "RecommenderHyperModel",
     "RecurrentHyperModel",
-    "Recipe",
-    "Stage",
     "Suggestion",
     "TabularHyperModel",
     "TransformerHyperModel",

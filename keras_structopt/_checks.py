@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from keras_structopt.errors import ConfigurationError
+
+# How the arguments checked here are called where they came from (the command's flags).
+_SHOWN: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("keras_structopt_names", default=None)
+
+
+@contextlib.contextmanager
+def argument_names(names: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, the checks name each argument as `names` says (`{"sparsity": "--sparsity"}`).
+
+    The command builds the library's own objects from its flags; their checks then speak
+    of the flag the user typed, not of the constructor argument behind it.
+
+    Example:
+        >>> with argument_names({"sparsity": "--sparsity"}):
+        ...     try:
+        ...         fraction("sparsity", 1.5)
+        ...     except ValueError as problem:
+        ...         print(problem)
+        Expected --sparsity to be a float with 0 <= --sparsity < 1. Received: --sparsity=1.5.
+    """
+    token = _SHOWN.set({**(_SHOWN.get() or {}), **names})
+    try:
+        yield
+    finally:
+        _SHOWN.reset(token)
+
+
+def shown(name: str) -> str:
+    """How an argument is called where it came from (see `argument_names`)."""
+    return (_SHOWN.get() or {}).get(name, name)
 
 
 def error(message: str) -> ConfigurationError:
@@ -17,9 +49,10 @@ def error(message: str) -> ConfigurationError:
 
 
 def one_of(name: str, value: Any, accepted: Sequence[Any]) -> Any:
-    if isinstance(value, bool) and not any(isinstance(a, bool) for a in accepted):
-        raise error(f"Expected {name} to be one of {list(accepted)}. Received: {name}={value!r}.")
-    if value not in accepted:
+    name = shown(name)
+    # A bool is never taken for 0 or 1, nor a number for False or True.
+    found = any(a == value and isinstance(a, bool) == isinstance(value, bool) for a in accepted)
+    if not found:
         raise error(f"Expected {name} to be one of {list(accepted)}. Received: {name}={value!r}.")
     return value
 
@@ -33,18 +66,21 @@ def is_number(value: Any) -> bool:
 
 
 def positive_int(name: str, value: Any) -> int:
+    name = shown(name)
     if not is_int(value) or value < 1:
         raise error(f"Expected {name} to be an int >= 1. Received: {name}={value!r}.")
     return int(value)
 
 
 def non_negative_int(name: str, value: Any) -> int:
+    name = shown(name)
     if not is_int(value) or value < 0:
         raise error(f"Expected {name} to be an int >= 0. Received: {name}={value!r}.")
     return int(value)
 
 
 def fraction(name: str, value: Any, *, inclusive_high: bool = False) -> float:
+    name = shown(name)
     ok = is_number(value) and value >= 0 and (value <= 1 if inclusive_high else value < 1)
     if not ok:
         upper = "<= 1" if inclusive_high else "< 1"
@@ -53,12 +89,14 @@ def fraction(name: str, value: Any, *, inclusive_high: bool = False) -> float:
 
 
 def positive_number(name: str, value: Any) -> float:
+    name = shown(name)
     if not is_number(value) or value <= 0:
         raise error(f"Expected {name} to be a number > 0. Received: {name}={value!r}.")
     return float(value)
 
 
 def shape(name: str, value: Any) -> tuple[int, ...]:
+    name = shown(name)
     try:
         dims = tuple(value)
     except TypeError:

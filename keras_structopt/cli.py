@@ -67,28 +67,30 @@ def _add_verbosity_flags(parser) -> None:
 
 
 def _add_compression_flags(parser) -> None:
+    from keras_structopt.compress._pipeline import DEFAULT_MAX_ACCURACY_LOSS
+    from keras_structopt.compress._stages import DEFAULT_TARGET, TARGETS
+
     parser.add_argument(
-        "--target", default="cpu",
-        help="deployment preset whose stages the compression uses: mobile, cpu, gpu or tpu (default: cpu)",
+        "--target", default=None,
+        help=f"deployment preset whose stages and ladders the compression uses: {', '.join(TARGETS)} "
+        f"(default: {DEFAULT_TARGET})",
     )
     parser.add_argument(
-        "--max-accuracy-loss", default="0.01",
+        "--max-accuracy-loss", default=None,
         help="search for the smallest model whose validation accuracy is at most this much below the "
-        "winner's (default: 0.01, one point); 'none' applies the settings below once instead",
+        f"winner's (default: {DEFAULT_MAX_ACCURACY_LOSS:g}, one point); 'none' applies the target's preset as it "
+        "is (with the stages fixed below in place of its own)",
     )
-    parser.add_argument("--slim", type=float, default=None, help="fixed settings: fraction of units to remove")
-    parser.add_argument("--sparsity", type=float, default=None, help="fixed settings: target kernel sparsity (0.8)")
+    parser.add_argument("--slim", type=float, default=None, help="fix slimming: fraction of units to remove (0 skips)")
+    parser.add_argument("--sparsity", type=float, default=None, help="fix pruning: target kernel sparsity (0 skips)")
     parser.add_argument(
-        "--clusters", type=int, default=None, help="fixed settings: max distinct values per kernel; 0 skips (16)"
+        "--clusters", type=int, default=None, help="fix clustering: max distinct values per kernel (0 skips)"
     )
     parser.add_argument(
-        "--quantization", default=None,
-        help="fixed settings: TFLite conversion: dynamic, float16, int8, qat or none (dynamic)",
+        "--quantization", default=None, help="fix the quantization: dynamic, float16, int8, qat or none",
     )
-    parser.add_argument("--prune-epochs", type=int, default=10, help="fine-tuning epochs while pruning (default: 10)")
-    parser.add_argument(
-        "--cluster-epochs", type=int, default=3, help="fine-tuning epochs while clustering (default: 3)"
-    )
+    parser.add_argument("--prune-epochs", type=int, default=None, help="fine-tuning epochs while pruning")
+    parser.add_argument("--cluster-epochs", type=int, default=None, help="fine-tuning epochs while clustering")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the weights (default: 0)")
 
 
@@ -432,48 +434,77 @@ def _validate(args) -> None:
         _hypermodel(args, *_data_shape(args))
 
 
+# The compression objects' arguments, as the command's flags name them.
+_COMPRESSION_FLAGS = {
+    "target": "--target", "ratio": "--slim", "sparsity": "--sparsity", "clusters": "--clusters",
+    "mode": "--quantization", "prune_epochs": "--prune-epochs", "cluster_epochs": "--cluster-epochs",
+}
+
+
 def _validate_compression(args) -> None:
-    _checks.one_of("--target", args.target, ("mobile", "cpu", "gpu", "tpu"))
-    if str(args.max_accuracy_loss).lower() == "none":
+    """Builds the objects `kso.compress` takes from the flags (their own checks, speaking of the flags).
+
+    Sets `args.target`, `args.max_accuracy_loss`, `args.recipe` (the stages the flags fix: in
+    a guarded search they are honoured and the rest is searched; with `--max-accuracy-loss
+    none` they replace the preset's own) and `args.fine_tuning`.
+
+    Example:
+        >>> import argparse
+        >>> args = argparse.Namespace(seed=0, target="mobile", max_accuracy_loss=None, slim=None, sparsity=0.9,
+        ...                           clusters=None, quantization=None, prune_epochs=None, cluster_epochs=None)
+        >>> _validate_compression(args)
+        >>> args.recipe.describe(), args.max_accuracy_loss
+        ('sparsity 0.9 (polynomial)', 0.01)
+    """
+    from keras_structopt.compress import Cluster, FineTuning, Prune, Quantize, Recipe, Slim
+    from keras_structopt.compress._pipeline import DEFAULT_MAX_ACCURACY_LOSS
+    from keras_structopt.compress._stages import DEFAULT_TARGET, PRESETS, TARGETS
+
+    _checks.non_negative_int("--seed", args.seed)
+    raw = args.max_accuracy_loss
+    if raw is None:
+        args.max_accuracy_loss = DEFAULT_MAX_ACCURACY_LOSS
+    elif str(raw).strip().lower() == "none":
         args.max_accuracy_loss = None
     else:
         try:
-            args.max_accuracy_loss = float(args.max_accuracy_loss)
-        except ValueError:
-            args.max_accuracy_loss = -1.0
-        if not 0 <= args.max_accuracy_loss < 1:
+            value = float(raw)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not 0 <= value < 1:
             raise _checks.error(
                 "Expected --max-accuracy-loss to be a number in [0, 1) or 'none'. "
-                f"Received: --max-accuracy-loss={args.max_accuracy_loss!r}."
+                f"Received: --max-accuracy-loss={raw if value is None else value!r}."
             )
-    fixed = [f for f in ("slim", "sparsity", "clusters", "quantization") if getattr(args, f) is not None]
-    if fixed and args.max_accuracy_loss is not None:
-        raise _checks.error(
-            "Expected either the accuracy-guarded search (--max-accuracy-loss) or fixed settings "
-            f"(--slim, --sparsity, --clusters, --quantization). Received: --max-accuracy-loss={args.max_accuracy_loss} "
-            f"and {', '.join('--' + f for f in fixed)}; pass --max-accuracy-loss none to apply fixed settings."
-        )
-    args.sparsity = 0.8 if args.sparsity is None else args.sparsity
-    args.clusters = 16 if args.clusters is None else args.clusters
-    args.quantization = args.quantization or "dynamic"
-    if args.slim is not None:
-        _checks.fraction("--slim", args.slim)
-    _checks.fraction("--sparsity", args.sparsity)
-    if args.clusters != 0 and not 2 <= args.clusters <= 256:
-        raise _checks.error(
-            f"Expected --clusters to be 0 (skip) or in [2, 256]. Received: --clusters={args.clusters}."
-        )
-    _checks.one_of("--quantization", args.quantization, ("dynamic", "float16", "int8", "qat", "none"))
-    if getattr(args, "family", None) == "recurrent" and args.max_accuracy_loss is None and args.quantization in (
-            "int8", "qat"):
+        args.max_accuracy_loss = value
+    with _checks.argument_names(_COMPRESSION_FLAGS):
+        if args.target is not None:
+            _checks.one_of("target", args.target, TARGETS)
+        preset = PRESETS[args.target or DEFAULT_TARGET]
+        fixed: list[Slim | Prune | Cluster | Quantize] = []
+        if args.slim is not None:
+            fixed.append(Slim(None) if args.slim == 0 else (preset.slim or Slim()).replace(ratio=args.slim))
+        if args.sparsity is not None:
+            fixed.append((preset.prune or Prune()).replace(sparsity=args.sparsity, m_by_n=None))
+        if args.clusters is not None:
+            fixed.append(Cluster(None) if args.clusters == 0 else (preset.cluster or Cluster()).replace(
+                clusters=args.clusters))
+        if args.quantization is not None:
+            fixed.append((preset.quantize or Quantize()).replace(mode=args.quantization))
+        epochs = {"prune_epochs": args.prune_epochs, "cluster_epochs": args.cluster_epochs}
+        args.fine_tuning = FineTuning(**{name: value for name, value in epochs.items() if value is not None})
+    args.recipe = Recipe(fixed)
+    if args.max_accuracy_loss is None:  # applied as it is: the preset, with the stages the flags fix in its place
+        for stage in fixed:
+            preset = preset.with_stage(stage)
+        args.recipe = preset
+    quantize = args.recipe.quantize
+    if getattr(args, "family", None) == "recurrent" and quantize is not None and quantize.mode in ("int8", "qat"):
         raise _checks.error(  # the conversion refuses recurrent layers (kso.compress says why): before the search
             "Expected --quantization dynamic, float16 or none for the recurrent family: a full-integer TFLite "
-            "file of recurrent layers cannot be converted. Received: --family recurrent and --quantization "
-            f"{args.quantization}."
+            f"file of recurrent layers cannot be converted. Received: --family recurrent and --quantization "
+            f"{quantize.mode}."
         )
-    _checks.positive_int("--prune-epochs", args.prune_epochs)
-    _checks.non_negative_int("--cluster-epochs", args.cluster_epochs)
-    _checks.non_negative_int("--seed", args.seed)
 
 
 def _validate_output(args) -> None:
@@ -491,12 +522,12 @@ def _validate_output(args) -> None:
 
 def _data_shape(args):
     """`(input_shape, classes, vocabulary_size)` of the run's data, read without loading it."""
-    from keras_structopt.data.digits import DIGITS_VIEWS
+    from keras_structopt.data._digits import DIGITS_VIEWS
 
     if args.dataset == "digits":
         view = args.view or FAMILIES[args.family][0]
         return DIGITS_VIEWS[view], 10, 17 if view == "tokens" else None
-    from keras_structopt.data.datasets import tfds_shape
+    from keras_structopt.data._datasets import tfds_shape
 
     shape, classes = tfds_shape(args.dataset, data_dir=args.data_dir, label=args.label, features=args.features)
     return shape, classes, None
@@ -585,20 +616,21 @@ def make_tuner(
                       **common)
 
 
-def _progress_callback(say, total):
-    """A Keras callback that reports each trial's end (it survives Keras Tuner's deep copy)."""
+def _progress_callback(say, total, objective, done: int = 0):
+    """A Keras callback that reports each trial's end with its best value of the search's objective
+    (it survives Keras Tuner's deep copy). `done` trials finished before (a resumed search)."""
     import keras
 
-    state = {"trial": 0, "start": 0.0, "best": None, "seconds": []}
-    key = "val_accuracy"
+    state: dict[str, Any] = {"trial": done, "start": 0.0, "best": None, "seconds": []}
+    key, better = objective.name, (max if objective.direction == "max" else min)
 
     def report(event, logs):
         if event == "begin":
             state.update(trial=state["trial"] + 1, start=time.time(), best=None)
         elif event == "epoch":
             value = logs.get(key)
-            if value is not None and (state["best"] is None or value > state["best"]):
-                state["best"] = value
+            if value is not None:
+                state["best"] = value if state["best"] is None else better(state["best"], value)
         else:
             seconds = time.time() - state["start"]
             state["seconds"].append(seconds)
@@ -624,6 +656,11 @@ def _progress_callback(say, total):
             self.report("end", logs or {})
 
     return Progress()
+
+
+def _finished(tuner) -> int:
+    """How many trials of the tuner's project ended already (a resumed search counts on from there)."""
+    return sum(1 for trial in tuner.oracle.trials.values() if trial.status in ("COMPLETED", "FAILED", "INVALID"))
 
 
 def _duration(seconds: float) -> str:
@@ -729,7 +766,7 @@ def run(args) -> int:
             validation_data=data.validation,
             epochs=args.epochs,
             verbose=0,
-            callbacks=[_progress_callback(say, total)],
+            callbacks=[_progress_callback(say, total, tuner.oracle.objective, done=_finished(tuner))],
         )
     except kso.SearchFailedError as error:
         print(f"keras-structopt run: error: {error}", file=sys.stderr)
@@ -743,10 +780,12 @@ def run(args) -> int:
     best_hp = best_trial.hyperparameters
     spec = hypermodel.architecture(best_hp)
     best_model = tuner.get_best_models(1)[0]
-    objective = best_trial.metrics.get_best_value("val_accuracy")
-    test_accuracy = float(best_model.evaluate(*data.test, verbose=0)[1])
-    say(f"Best trial {best_trial.trial_id}: val accuracy {objective:.4f}, test accuracy "
-        f"{test_accuracy:.4f}, {spec.count_params():,} parameters")
+    objective = tuner.oracle.objective.name
+    best_value = float(best_trial.metrics.get_best_value(objective))
+    test = {name: float(value) for name, value in best_model.evaluate(*data.test, verbose=0, return_dict=True).items()}
+    metric = next((name for name in test if name != "loss"), "loss")
+    say(f"Best trial {best_trial.trial_id}: {objective} {best_value:.4f}, test {metric} {test[metric]:.4f}, "
+        f"{spec.count_params():,} parameters")
 
     search = {
         "family": args.family,
@@ -756,8 +795,11 @@ def run(args) -> int:
         "trials_completed": len(completed),
         "trials_total": len(trials),
         "best_trial": best_trial.trial_id,
-        "best_val_accuracy": float(objective),
-        "best_test_accuracy": test_accuracy,
+        "best_value": best_value,
+        "best_test_metrics": test,
+        "best_val_accuracy": (float(best_trial.metrics.get_best_value("val_accuracy"))
+                              if best_trial.metrics.exists("val_accuracy") else None),
+        "best_test_accuracy": test.get("accuracy"),
         "best_hyperparameters": {k: v for k, v in best_hp.values.items()},
         "best_architecture": spec.to_dict(),
         "best_params": spec.count_params(),
@@ -794,28 +836,31 @@ def _compress_and_export(model, data, args, out: Path, say, job: dict, report: d
     import keras
 
     import keras_structopt as kso
+    from keras_structopt.compress._stages import DEFAULT_TARGET
     from keras_structopt.export._report import plot_stages, search_table, stage_table, write_report
     from keras_structopt.export._saved_model import existing_versions
 
+    target = args.target or DEFAULT_TARGET
     if args.max_accuracy_loss is not None:
-        settings = {"target": args.target, "max_accuracy_loss": args.max_accuracy_loss}
-        say(f"Compressing: the smallest {args.target} model within {args.max_accuracy_loss:g} of the "
-            "uncompressed model's validation accuracy")
+        fixed = f" ({args.recipe.describe()} fixed)" if len(args.recipe) else ""
+        say(f"Compressing: the smallest {target} model whose validation metric stays within "
+            f"{args.max_accuracy_loss:g} of the uncompressed model's{fixed}")
     else:
-        settings = {"slim": args.slim, "sparsity": args.sparsity, "clusters": args.clusters or None,
-                    "quantization": args.quantization}
-        say(f"Compressing: slim {args.slim or 'no'}, prune to {args.sparsity:.0%}, cluster to "
-            f"{args.clusters or 'no'} values, {args.quantization} quantization")
+        say(f"Compressing: {args.recipe.describe()}")
+    settings = {"target": target, "max_accuracy_loss": args.max_accuracy_loss, "recipe": args.recipe.to_dict(),
+                "fine_tuning": args.fine_tuning.to_dict()}
     keras.utils.set_random_seed(args.seed)
-    compressed, compression = kso.compress(
+    compressed, result = kso.compress(
         model,
         data.train,
         validation_data=data.validation,
         test_data=data.test,
-        prune_epochs=args.prune_epochs,
-        cluster_epochs=args.cluster_epochs,
-        **settings,
+        recipe=args.recipe,
+        target=args.target,
+        max_accuracy_loss=args.max_accuracy_loss,
+        fine_tuning=args.fine_tuning,
     )
+    compression = result.report
 
     # A job killed while exporting left its version in job.json: the resumed job finishes that
     # version (a SavedModel directory appears whole or not at all); otherwise the next version.
@@ -825,14 +870,12 @@ def _compress_and_export(model, data, args, out: Path, say, job: dict, report: d
     saved_model = out / args.name / str(version)
     if pending is None or not (saved_model / "saved_model.pb").is_file():
         saved_model = kso.export_saved_model(compressed, out, args.name, version=version)
-    tflite = kso.export_tflite(  # the file the final stage was measured on
-        compressed, out / "tflite" / f"{args.name}-{version}.tflite", representative_data=data.train[0][:512],
-        overwrite=pending is not None, **compression.tflite_options(),
-    )
+    # The file the final stage was measured on, byte for byte.
+    tflite = result.save_tflite(out / "tflite" / f"{args.name}-{version}.tflite", overwrite=pending is not None)
     report = {
         **report,
         "compression": {
-            "settings": {**settings, "prune_epochs": args.prune_epochs, "cluster_epochs": args.cluster_epochs},
+            "settings": settings,
             "size_ratio": compression.size_ratio(),
             "chart": "compression.png",
             **compression.to_dict(),
@@ -876,7 +919,7 @@ def _load_user_model(path):
 
 def _view_of(model, view):
     """The digits view a model reads: given, or recognised from its input."""
-    from keras_structopt.data.digits import DIGITS_VIEWS
+    from keras_structopt.data._digits import DIGITS_VIEWS
 
     if len(model.inputs) != 1:
         raise _checks.error(

@@ -170,7 +170,7 @@ def _recommender(schema, n: int, y, seed, ids, cls) -> Suggestion:
 
 def embedding_units_high(cardinality: int) -> int:
     """The widest embedding `embedding_units_range` allows for `cardinality` values."""
-    from keras_structopt.data.tabular import embedding_units_range
+    from keras_structopt.data._tabular import embedding_units_range
 
     return embedding_units_range(cardinality)[1]
 
@@ -196,7 +196,7 @@ def suggest(x, y, *, seed: int | None = None) -> Suggestion:
         >>> print(suggestion.rationale[0])
         family conv: images of shape (8, 8, 1)
     """
-    from keras_structopt.data.tabular import TabularSchema, is_table
+    from keras_structopt.data._tabular import TabularSchema, is_table
     from keras_structopt.hypermodels import (
         ConvHyperModel,
         DenseHyperModel,

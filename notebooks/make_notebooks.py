@@ -92,11 +92,14 @@ transformer_tuner, transformer_best = search(transformer, tokens, "transformer")
     ("md", "## Every winner compresses and ships the same way\n\n"
            "Slimming removes whole filters and units (tied across residual adds and recurrent gates), "
            "then pruning, clustering and quantization; the report measures each stage on the test split."),
-    ("code", '''small, report = kso.compress(
+    ("code", '''from keras_structopt.compress import Cluster, FineTuning, Prune, Quantize, Slim
+
+small, result = kso.compress(
     conv_best, images.train, validation_data=images.validation, test_data=images.test,
-    slim=0.25, sparsity=0.5, clusters=16, prune_epochs=1 if SMALL else 5, cluster_epochs=1,
-    measure_latency=False,
+    recipe=[Slim(0.25), Prune(0.5), Cluster(16), Quantize("dynamic")], max_accuracy_loss=None,
+    fine_tuning=FineTuning(prune_epochs=1 if SMALL else 5, cluster_epochs=1), measure_latency=False,
 )
+report = result.report
 for stage in report.stages:
     print(f"{stage.name:10s} params {stage.params:7,d}  accuracy {stage.metrics['accuracy']:.4f}  "
           f"gzip {stage.tflite_gzip_bytes:7,d} bytes")
@@ -108,8 +111,8 @@ SERVING = [
     ("md", "# Compression and serving: the smallest model within a tolerance, TF Serving and TFLite\n\n{badge}\n\n"
            "`compress` searches for the smallest model whose **validation** accuracy stays within "
            "`max_accuracy_loss` of the original (slimming, pruning, clustering, quantization, in that order), "
-           "measures every stage on the test split, and returns a `tf_keras` model with its report. The export "
-           "functions write a versioned TF Serving SavedModel and a TFLite file."),
+           "measures every stage on the test split, and returns a Keras 3 model with what it measured. The export "
+           "functions write a versioned TF Serving SavedModel and the measured TFLite file."),
     ("code", INSTALL),
     ("code", BUDGET),
     ("code", '''import json
@@ -122,6 +125,7 @@ import tensorflow as tf
 
 import keras_structopt as kso
 from keras_structopt.data import load_digits_split
+from keras_structopt.compress import FineTuning
 from keras_structopt.export import TFLiteRunner
 
 keras.utils.set_random_seed(0)
@@ -141,12 +145,13 @@ print(f"{model.count_params():,} parameters, test accuracy {model.evaluate(*data
            "`target` picks the deployment preset (which stages, which TFLite conversion): `mobile` ends in a fully "
            "int8 file, `cpu` in dynamic-range quantization, `gpu` keeps 2:4 sparsity and float16, `tpu` aligns "
            "widths to 128."),
-    ("code", '''small, report = kso.compress(
-    model, data.train, validation_data=data.validation, test_data=data.test,
-    target="cpu", max_accuracy_loss=0.01,
-    prune_epochs=2 if SMALL else 10, cluster_epochs=1 if SMALL else 3, measure_latency=not SMALL,
+    ("code", '''small, result = kso.compress(  # with validation data, within one point of accuracy by default
+    model, data.train, validation_data=data.validation, test_data=data.test, target="cpu",
+    fine_tuning=FineTuning(prune_epochs=2 if SMALL else 10, cluster_epochs=1 if SMALL else 3),
+    measure_latency=not SMALL,
 )
-print("chosen:", report.recipe.describe())
+report = result.report
+print(type(small).__module__.split(".")[0], "model; chosen:", report.recipe.describe())
 for stage in report.stages:
     print(f"{stage.name:10s} params {stage.params:7,d}  accuracy {stage.metrics['accuracy']:.4f}  "
           f"gzip {stage.tflite_gzip_bytes:7,d} bytes")
@@ -168,8 +173,7 @@ np.testing.assert_allclose(outputs, small.predict(x, verbose=0), atol=1e-5)'''),
     ("md", "## 4. TFLite on LiteRT\n\n"
            "The TFLite file runs on LiteRT (`ai-edge-litert`) where it installs, on TensorFlow's interpreter "
            "otherwise; `TFLiteRunner` quantizes and dequantizes int8 inputs and outputs for you."),
-    ("code", '''path = kso.export_tflite(small, work / "digits.tflite", representative_data=data.train[0][:256],
-                         **report.tflite_options())  # the file the final stage was measured on
+    ("code", '''path = result.save_tflite(work / "digits.tflite")  # the very file the final stage was measured on
 runner = TFLiteRunner(path.read_bytes())
 predictions = runner(data.test[0]).argmax(axis=1)
 print(runner.runtime, path.stat().st_size, "bytes, test accuracy", float(np.mean(predictions == data.test[1])))'''),

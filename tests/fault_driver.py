@@ -24,10 +24,9 @@ def main(point, flags):
 
     import keras
 
-    import keras_structopt as kso
 
     cli = importlib.import_module("keras_structopt.cli")
-    pipeline = importlib.import_module("keras_structopt.compress.pipeline")  # kso.compress is the function
+    pipeline = importlib.import_module("keras_structopt.compress._pipeline")  # kso.compress is the function
     saved_model = importlib.import_module("keras_structopt.export._saved_model")
 
     out = Path(flags[flags.index("--out") + 1])
@@ -39,7 +38,7 @@ def main(point, flags):
                 if finished:
                     die()
 
-        cli._progress_callback = lambda say, total: Killer()
+        cli._progress_callback = lambda *args, **kwargs: Killer()
     elif point == "compress":
         pipeline._Job.pruned = die
     elif point == "export":
@@ -51,7 +50,9 @@ def main(point, flags):
 
         saved_model.write_saved_model = write_then_die
     elif point == "tflite":
-        kso.export_tflite = die
+        from keras_structopt.compress import CompressionResult
+
+        CompressionResult.save_tflite = die
     else:
         raise SystemExit(f"unknown point {point!r}")
     return cli.main(["run", *flags])

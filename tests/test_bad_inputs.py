@@ -12,6 +12,7 @@ import tensorflow as tf
 
 import keras_structopt as kso
 from keras_structopt.cli import main
+from keras_structopt.compress import Cluster, Prune, Quantize, Slim
 
 X = np.random.default_rng(0).random((64, 64)).astype("float32")
 Y = np.arange(64) % 10
@@ -108,13 +109,15 @@ ROWS = [
     # Compression
     ("negative tolerance", None, lambda t: compress(t, max_accuracy_loss=-0.1), r"max_accuracy_loss.*Received: max_accuracy_loss=-0\.1"),
     ("unknown target", None, lambda t: compress(t, target="watch"), r"Expected target to be one of.*Received: target='watch'"),
-    ("sparsity of one", None, lambda t: compress(t, sparsity=1.0), r"Expected sparsity to be a float with 0 <= sparsity < 1.*Received: sparsity=1\.0"),
-    ("one cluster", None, lambda t: compress(t, clusters=1), r"Expected clusters.*Received: clusters=1"),
-    ("m:n with m >= n", None, lambda t: compress(t, sparsity_m_by_n=(4, 2)), r"Expected sparsity_m_by_n.*Received: sparsity_m_by_n=\(4, 2\)"),
-    ("unknown quantization", None, lambda t: compress(t, quantization="int4"), r"Expected quantization to be one of.*Received: quantization='int4'"),
-    ("slim everything", None, lambda t: compress(t, slim=1.0), r"Expected slim.*Received: slim=1\.0"),
-    ("unknown schedule", None, lambda t: compress(t, schedule="cosine"), r"Expected schedule to be one of.*Received: schedule='cosine'"),
-    ("exclude an unknown layer", None, lambda t: compress(t, exclude=("no_such_layer",)), r"Expected layer names of the model in exclude / layer_sparsity\. Received: \['no_such_layer'\]; the layers with weights are"),
+    ("sparsity of one", None, lambda t: compress(t, recipe=[Prune(1.0)]), r"Expected sparsity to be a float with 0 <= sparsity < 1.*Received: sparsity=1\.0"),
+    ("one cluster", None, lambda t: compress(t, recipe=[Cluster(1)]), r"Expected clusters.*Received: clusters=1"),
+    ("m:n with m >= n", None, lambda t: compress(t, recipe=[Prune(m_by_n=(4, 2))]), r"Expected m_by_n.*Received: m_by_n=\(4, 2\)"),
+    ("unknown quantization", None, lambda t: compress(t, recipe=[Quantize("int4")]), r"Expected mode to be one of.*Received: mode='int4'"),
+    ("slim everything", None, lambda t: compress(t, recipe=[Slim(1.0)]), r"Expected ratio.*Received: ratio=1\.0"),
+    ("unknown schedule", None, lambda t: compress(t, recipe=[Prune(schedule="cosine")]), r"Expected schedule to be .*Received: schedule='cosine'"),
+    ("exclude an unknown layer", None, lambda t: compress(t, recipe=[Prune(exclude=("no_such_layer",))]), r"Expected layer names of the model in exclude / per_layer\. Received: \['no_such_layer'\]; the layers with weights are"),
+    ("a recipe that is a name", None, lambda t: compress(t, recipe="mobile"), r"Expected recipe to be a list of stages .*Received: 'mobile'"),
+    ("fine-tuning as a dict", None, lambda t: compress(t, fine_tuning={"prune_epochs": 2}), r"Expected fine_tuning to be a keras_structopt\.compress\.FineTuning\. Received: fine_tuning=\{'prune_epochs': 2\}"),
     ("training data of the wrong shape", None, lambda t: kso.compress(tiny_model(), (X[:, :8], Y), validation_data=(X, Y)), r"Expected train_data\[0\] of shape \(batch, 64\) to match the model's input\. Received: train_data\[0\]\.shape=\(64, 8\)"),
     ("compress labels out of range", None, lambda t: kso.compress(tiny_model(), (X, Y + 5), validation_data=(X, Y)), r"Expected train_data\[1\] to hold class ids in \[0, 9\] for the model's 10 outputs\. Received: labels from 5 to 14"),
     ("a Lambda layer", None, lambda t: kso.compress(lambda_model(), (X, Y), validation_data=(X, Y)), r"Expected a Keras 3 Sequential or functional model of standard layers\. Received: model .* 1 layer\(s\) the bridge cannot carry into tf_keras:(.|\n)*Lambda"),
@@ -139,6 +142,11 @@ ROWS = [
     ("command: unknown view", None, lambda t: cli(t, "--view", "sideways"), r"Expected --view to be one of \['flat', 'rows', 'image', 'tokens'\]\. Received: --view='sideways'"),
     ("command: a model name with a path", None, lambda t: cli(t, "--name", "../digits"), r"Expected --name to be a model name of letters, digits, '\.', '_' and '-' \(no path separators\)\. Received: --name='\.\./digits'\."),
     ("command: prune epochs zero", None, lambda t: cli(t, "--max-accuracy-loss", "none", "--prune-epochs", "0"), r"Expected --prune-epochs to be an int >= 1\. Received: --prune-epochs=0"),
+    ("command: sparsity above one", None, lambda t: cli(t, "--sparsity", "1.5"), r"Expected --sparsity to be a float with 0 <= --sparsity < 1\. Received: --sparsity=1\.5\."),
+    ("command: one cluster", None, lambda t: cli(t, "--clusters", "1"), r"Expected --clusters to be an int in \[2, 256\]\. Received: --clusters=1\."),
+    ("command: unknown quantization", None, lambda t: cli(t, "--quantization", "int4"), r"Expected --quantization to be one of \['none', 'dynamic', 'float16', 'int8', 'qat'\]\. Received: --quantization='int4'\."),
+    ("command: a tolerance that is no number", None, lambda t: cli(t, "--max-accuracy-loss", "abc"), r"Expected --max-accuracy-loss to be a number in \[0, 1\) or 'none'\. Received: --max-accuracy-loss='abc'\."),
+    ("command: slim everything", None, lambda t: cli(t, "--slim", "1"), r"Expected --slim to be a float with 0 <= --slim < 1\. Received: --slim=1\.0\."),
 ]
 
 
@@ -157,7 +165,10 @@ def test_bad_input_is_rejected_before_any_training_and_leaves_no_file(tmp_path, 
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
 
+    import tf_keras
+
     monkeypatch.setattr(keras.Model, "fit", no_training)
+    monkeypatch.setattr(tf_keras.Model, "fit", no_training)  # compression fine-tunes tf_keras copies
     if setup is not None:
         setup(tmp_path)
     before = _files(tmp_path)

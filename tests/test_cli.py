@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from keras_structopt._quiet import TENSORFLOW_LOG_LINE
 from keras_structopt.cli import main
+from keras_structopt.compress import PRESETS, Cluster, FineTuning, Prune, Recipe
 from keras_structopt.data import load_digits_split
 from keras_structopt.export import tflite_predict
 
@@ -33,12 +34,12 @@ def run_cli(*flags, timeout=900):
         (["--trials", "0"], r"Expected --trials to be an int >= 1\. Received: --trials=0\."),
         (["--workers", "-1"], r"Expected --workers to be an int >= 0\. Received: --workers=-1\."),
         (["--max-accuracy-loss", "none", "--sparsity", "1.2"], r"Expected --sparsity to be a float with 0 <= --sparsity < 1"),
-        (["--max-accuracy-loss", "none", "--clusters", "1"], r"Expected --clusters to be 0 \(skip\) or in \[2, 256\]\. Received: --clusters=1\."),
-        (["--clusters", "8"], r"Expected either the accuracy-guarded search \(--max-accuracy-loss\) or fixed settings .* Received: --max-accuracy-loss=0\.01 and --clusters"),
+        (["--max-accuracy-loss", "none", "--clusters", "1"], r"Expected --clusters to be an int in \[2, 256\]\. Received: --clusters=1\."),
+        (["--sparsity", "1.5"], r"Expected --sparsity to be a float with 0 <= --sparsity < 1\. Received: --sparsity=1\.5\."),
         (["--max-accuracy-loss", "-0.1"], r"Expected --max-accuracy-loss to be a number in \[0, 1\) or 'none'\. Received: --max-accuracy-loss=-0\.1\."),
-        (["--max-accuracy-loss", "lots"], r"Expected --max-accuracy-loss to be a number in \[0, 1\) or 'none'"),
+        (["--max-accuracy-loss", "lots"], r"Expected --max-accuracy-loss to be a number in \[0, 1\) or 'none'\. Received: --max-accuracy-loss='lots'\."),
         (["--target", "watch"], r"Expected --target to be one of \['mobile', 'cpu', 'gpu', 'tpu'\]\. Received: --target='watch'\."),
-        (["--max-accuracy-loss", "none", "--quantization", "int4"], r"Expected --quantization to be one of \['dynamic', 'float16', 'int8', 'qat', 'none'\]"),
+        (["--max-accuracy-loss", "none", "--quantization", "int4"], r"Expected --quantization to be one of \['none', 'dynamic', 'float16', 'int8', 'qat'\]"),
         (["--family", "graph"], r"Expected --family to be one of"),
         (["--family", "recurrent", "--max-accuracy-loss", "none", "--quantization", "int8"], r"Expected --quantization dynamic, float16 or none for the recurrent family.* Received: --family recurrent and --quantization int8\."),
         (["--seed", "-1"], r"Expected --seed to be an int >= 0"),
@@ -51,6 +52,18 @@ def test_bad_flags_fail_before_any_work(tmp_path, capsys, flags, message):
     assert main(["run", "--out", str(tmp_path / "out"), *flags]) == 2
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
+
+
+def test_fixed_flags_are_honoured_and_the_rest_is_searched():
+    from keras_structopt.cli import parse_run
+
+    args = parse_run(["run", "--sparsity", "0.9", "--target", "mobile", "--prune-epochs", "4"])
+    assert args.max_accuracy_loss == 0.01  # the guarded search, as in Python
+    assert args.recipe == Recipe([Prune(0.9, exclude=("last",))])  # the mobile preset's pruning, at 0.9
+    assert args.fine_tuning == FineTuning(prune_epochs=4)
+    args = parse_run(["run", "--max-accuracy-loss", "none", "--sparsity", "0.9", "--clusters", "0"])
+    assert args.max_accuracy_loss is None
+    assert args.recipe == PRESETS["cpu"].with_stage(Prune(0.9, exclude=("last",))).with_stage(Cluster(None))
 
 
 def test_an_earlier_search_is_not_overwritten(tmp_path, capsys):
@@ -74,7 +87,9 @@ def test_default_job_meets_the_acceptance_numbers(tmp_path):
     assert search["trials_completed"] == 10 and search["best_val_accuracy"] > 0.9
     assert search["best_architecture"]["version"] == 1
     compression = report["compression"]
-    assert compression["settings"] == {"target": "cpu", "max_accuracy_loss": 0.01, "prune_epochs": 10, "cluster_epochs": 3}
+    assert compression["settings"] == {"target": "cpu", "max_accuracy_loss": 0.01, "recipe": {"stages": []},
+                                       "fine_tuning": FineTuning().to_dict()}
+    assert [stage["kind"] for stage in compression["recipe"]["stages"]] == ["slim", "prune", "cluster", "quantize"]
     stages = compression["stages"]
     assert stages[0]["name"] == "baseline" and stages[0]["quantization"] == "none"
     assert [s["name"] for s in stages][1:] and all(t["stage"] in ("slim", "prune", "cluster", "quantize") for t in compression["search"])

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import keras
+import keras_tuner
 import pytest
 
 from keras_structopt._quiet import TENSORFLOW_LOG_LINE
@@ -68,7 +69,7 @@ def test_export_then_compress_a_saved_model_quietly(tmp_path, saved_model_file):
     small = tmp_path / "small"
     result = subprocess.run(
         [COMMAND, "compress", str(saved_model_file), "--out", str(small), "--max-accuracy-loss", "none",
-         "--sparsity", "0.5", "--clusters", "8", "--prune-epochs", "1", "--cluster-epochs", "1"],
+         "--slim", "0", "--sparsity", "0.5", "--clusters", "8", "--prune-epochs", "1", "--cluster-epochs", "1"],
         capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -171,13 +172,21 @@ def test_the_progress_line_says_how_long_is_left():
     from keras_structopt.cli import _progress_callback
 
     lines = []
-    progress = _progress_callback(lines.append, 4)
+    progress = _progress_callback(lines.append, 4, keras_tuner.Objective("val_accuracy", "max"))
     for trial in range(2):
         progress.on_train_begin()
         progress.on_epoch_end(0, {"val_accuracy": 0.5 + trial / 10})
         progress.on_train_end()
     assert lines[0].startswith("  trial 1/4: best val_accuracy 0.5000 (") and "left)" in lines[0]
     assert lines[1].startswith("  trial 2/4: best val_accuracy 0.6000 (") and ", about 0 s left)" in lines[1]
+    # The search's own objective, in its own direction, counted on from the trials a resumed search had.
+    lines.clear()
+    progress = _progress_callback(lines.append, 4, keras_tuner.Objective("val_loss", "min"), done=2)
+    progress.on_train_begin()
+    for epoch, loss in enumerate((0.7, 0.4, 0.9)):
+        progress.on_epoch_end(epoch, {"val_loss": loss, "val_accuracy": 0.5})
+    progress.on_train_end()
+    assert lines[0].startswith("  trial 3/4: best val_loss 0.4000 (")
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import keras_structopt as kso
+from keras_structopt.compress import Cluster, FineTuning, Prune, Quantize
 from keras_structopt.data import load_tfds
 from keras_structopt.export import tflite_predict
 
@@ -94,15 +95,15 @@ def test_compress_and_exports_on_tfds_and_tf_data_match_numpy(stored_mnist, tmp_
                               keras.layers.Dense(10, activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(*split.train, epochs=10, verbose=0)
-    settings = dict(sparsity=0.5, clusters=8, quantization="int8", prune_epochs=1, cluster_epochs=1,
-                    measure_latency=False)
+    settings = dict(recipe=[Prune(0.5), Cluster(8), Quantize("int8")], max_accuracy_loss=None,
+                    fine_tuning=FineTuning(prune_epochs=1, cluster_epochs=1), measure_latency=False)
 
     def ship(name, train, validation, test):
         keras.utils.set_random_seed(0)
-        small, report = kso.compress(model, train, validation_data=validation, test_data=test, **settings)
+        small, result = kso.compress(model, train, validation_data=validation, test_data=test, **settings)
         saved = kso.export_saved_model(small, tmp_path / name, "m")
         lite = kso.export_tflite(small, tmp_path / name / "m.tflite", quantization="int8", representative_data=train)
-        return report, saved, lite
+        return result.report, saved, lite
 
     arrays = ship("numpy", split.train, split.validation, split.test)
     pipelines = load_tfds("digits_pixels", data_dir=stored_mnist, as_dataset=True, batch_size=32)

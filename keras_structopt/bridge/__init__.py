@@ -19,7 +19,7 @@ import numpy as np
 
 from keras_structopt.bridge._graph import check, copy_layer_weights, is_graph_model, iter_layers, problems, translate
 from keras_structopt.bridge._layers import SUPPORTED_LAYERS
-from keras_structopt.bridge._spec import architecture_of, attach_architecture, copy_weights, rerender
+from keras_structopt.bridge._spec import architecture_of, attach_architecture, carry_back, copy_weights, rerender
 from keras_structopt.errors import UnsupportedModelError
 from keras_structopt.space import Architecture
 
@@ -27,6 +27,7 @@ __all__ = [
     "SUPPORTED_LAYERS",
     "architecture_of",
     "attach_architecture",
+    "carry_back",
     "check_bridgeable",
     "copy_weights",
     "is_tf_keras",

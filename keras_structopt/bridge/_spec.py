@@ -9,7 +9,7 @@ float rounding.
 
 from __future__ import annotations
 
-from keras_structopt.bridge._graph import copy_layer_weights
+from keras_structopt.bridge._graph import copy_layer_weights, iter_layers
 from keras_structopt.errors import UnsupportedModelError
 from keras_structopt.space import Architecture, render
 from keras_structopt.space._keras_builder import ARCHITECTURE_ATTRIBUTE
@@ -40,24 +40,24 @@ def attach_architecture(model, spec: Architecture):
 
 
 def copy_weights(source, target) -> None:
-    """Copies weights from `source` to `target` layer by layer, matched by name.
+    """Copies weights from `source` to `target` layer by layer, matched by name (by path in nested models).
 
     Raises:
         UnsupportedModelError: if a layer with weights is missing from `source` or
             its weight shapes differ.
     """
-    source_layers = {layer.name: layer for layer in source.layers}
-    for layer in target.layers:
+    source_layers = dict(iter_layers(source))
+    for path, layer in iter_layers(target):
         if not layer.weights:
             continue
-        if layer.name not in source_layers:
+        if path not in source_layers:
             raise UnsupportedModelError(
-                f"Cannot copy weights: layer {layer.name!r} of the target has no "
+                f"Cannot copy weights: layer {path!r} of the target has no "
                 f"counterpart in the source model. Source layers: {sorted(source_layers)}."
             )
         # Some layers (MultiHeadAttention after a TFMOT strip) list the same variables
         # in another order: they are then matched by their names.
-        copy_layer_weights(source_layers[layer.name], layer, layer.name)
+        copy_layer_weights(source_layers[path], layer, path)
 
 
 def rerender(model, K, *, unroll: bool = False, for_tflite: bool = False, architecture: Architecture | None = None):
@@ -70,4 +70,29 @@ def rerender(model, K, *, unroll: bool = False, for_tflite: bool = False, archit
         )
     target = render(spec, K, unroll=unroll, for_tflite=for_tflite)
     copy_weights(model, target)
+    return target
+
+
+def carry_back(source, structure):
+    """A new Keras 3 model shaped like `structure`, holding `source`'s weights.
+
+    `source` is a tf_keras model the bridge made from `structure` (the same layers and
+    names), after TFMOT's stages changed its weights and were stripped: compression
+    hands the user a Keras 3 model again this way. A keras-structopt model is rendered
+    from its `Architecture` (and keeps it); any other is cloned from its config.
+
+    Example:
+        >>> import keras, numpy as np, keras_structopt as kso
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense")])
+        >>> legacy = kso.to_tf_keras(model)
+        >>> _ = legacy.layers[0].kernel.assign(np.ones((4, 3)))
+        >>> back = kso.bridge.carry_back(legacy, model)
+        >>> isinstance(back, keras.Model), float(np.asarray(back.layers[0].kernel).sum())
+        (True, 12.0)
+    """
+    import keras
+
+    spec = architecture_of(structure)
+    target = render(spec, keras) if spec is not None else keras.models.clone_model(structure)
+    copy_weights(source, target)
     return target

@@ -1,9 +1,9 @@
 """Bundled, offline datasets and input adapters: digits, tables, tensorflow-datasets, tf.data."""
 
-from keras_structopt.data.datasets import dataset_arrays, is_dataset, load_tfds
-from keras_structopt.data.digits import DIGITS_VIEWS, Split, load_digits_split
-from keras_structopt.data.movielens import load_movielens
-from keras_structopt.data.tabular import TabularSchema, is_table
+from keras_structopt.data._datasets import dataset_arrays, is_dataset, load_tfds
+from keras_structopt.data._digits import DIGITS_VIEWS, Split, load_digits_split
+from keras_structopt.data._movielens import load_movielens
+from keras_structopt.data._tabular import TabularSchema, is_table
 
 __all__ = [
     "DIGITS_VIEWS",

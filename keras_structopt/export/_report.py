@@ -119,6 +119,13 @@ def plot_stages(compression: dict[str, Any], path) -> Path:
     return path
 
 
+def _best_line(search: dict[str, Any]) -> str:
+    """The search's best value: its validation accuracy, or the value of its objective."""
+    if search.get("best_val_accuracy") is not None:
+        return f"- best validation accuracy: {search['best_val_accuracy']:.4f}"
+    return f"- best {search.get('objective', 'objective')}: {search.get('best_value', float('nan')):.4g}"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The Markdown form of a job report.
 
@@ -139,7 +146,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             "## Search",
             "",
             f"- tuner: {search['tuner']}, trials completed: {search['trials_completed']}",
-            f"- best validation accuracy: {search['best_val_accuracy']:.4f}",
+            _best_line(search),
             f"- winner: {search['best_params']:,} parameters, {search['best_macs']:,} MACs",
             f"- search time: {search['seconds']:.1f} s",
             "",

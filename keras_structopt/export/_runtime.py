@@ -18,7 +18,7 @@ TABULAR_METADATA = "keras_structopt.tabular"
 
 def _indexed_inputs(features, x):
     """A table's categorical columns replaced by their lookup indices (others as arrays)."""
-    from keras_structopt.data.tabular import category_indices
+    from keras_structopt.data._tabular import category_indices
 
     if not isinstance(x, dict):
         return x

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -76,7 +77,7 @@ def _representative(model, data, count: int = 128):
     """A TFLite representative dataset: up to `count` single examples of `data`, in input order."""
     import tensorflow as tf
 
-    from keras_structopt.data.datasets import dataset_arrays, is_batched, is_dataset, model_input_rank
+    from keras_structopt.data._datasets import dataset_arrays, is_batched, is_dataset, model_input_rank
 
     if is_dataset(data):  # inputs (x) of a dataset of (x, y) pairs, batched or not
         batched = is_batched(data, model_input_rank(model))
@@ -90,6 +91,18 @@ def _representative(model, data, count: int = 128):
         arrays = [np.asarray(data)]
     dtypes = [tf.as_dtype(t.dtype).as_numpy_dtype for t in model.inputs]
     names, _ = serving_names(model)
+    if not arrays or any(len(a) == 0 for a in arrays):
+        raise _checks.error(
+            'Expected representative_data to hold training inputs (a few hundred) for quantization="int8". '
+            f"Received: {min((len(a) for a in arrays), default=0)} examples."
+        )
+    for array in arrays:  # TFLite's calibrator crashes the process on a non-finite value
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array[:count]).all():
+            bad = int((~np.isfinite(array[:count])).sum())
+            raise _checks.error(
+                'Expected representative_data to hold finite numbers for quantization="int8". Received: '
+                f"{bad} NaN or inf values among the first {min(count, len(array))} examples."
+            )
 
     def examples():
         for i in range(min(count, len(arrays[0]))):
@@ -99,9 +112,6 @@ def _representative(model, data, count: int = 128):
             yield dict(zip(names, example)) if len(example) > 1 else example
 
     return examples
-
-
-# A kernel with at most this many distinct values is "few-valued" (clustering keeps 2-64).
 
 
 # A kernel with at most this many distinct values is "few-valued" (clustering keeps 2-64).
@@ -295,7 +305,7 @@ def _with_vocabularies(data: bytes, features: list[dict]) -> bytes:
 
 def to_tflite_bytes(
     model, quantization: TFLiteQuantization = "dynamic", *, representative_data=None, strip: bool = False,
-    per_channel: bool | None = True,
+    per_channel: bool | Literal["auto"] = True,
 ) -> bytes:
     """Converts a Keras 3 or tf_keras model to a TFLite flatbuffer.
 
@@ -315,16 +325,17 @@ def to_tflite_bytes(
             training examples: an array, or a list/dict of arrays).
         strip: Drop tensor names and converter metadata (`strip_tflite`).
         per_channel: How `"dynamic"` and `"int8"` scale the int8 weights: one scale per
-            output channel (True, TFLite's default), one per tensor (False), or None: one
-            per tensor when the model's weights are already shared values (`few_valued`:
-            a clustered model), one per channel otherwise. A kernel clustered to k values
-            keeps exactly k int8 values with one scale; per-channel scales would turn
+            output channel (True, TFLite's default), one per tensor (False), or `"auto"`:
+            one per tensor when the model's weights are already shared values (at most 64
+            per kernel, no BatchNormalization: a clustered model), one per channel otherwise.
+            A kernel clustered to k values keeps exactly k int8 values with one scale;
+            per-channel scales would turn
             them into up to k per channel, which costs bytes in a gzip'd file and
             gains no accuracy (the shared values are what the model computes with).
 
     Example:
         >>> import keras_tuner, keras_structopt as kso
-        >>> from keras_structopt.export._tflite import to_tflite_bytes
+        >>> from keras_structopt.export import to_tflite_bytes
         >>> model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1,
         ...                             units=8).build(keras_tuner.HyperParameters())
         >>> to_tflite_bytes(model, "none")[4:8]
@@ -333,11 +344,7 @@ def to_tflite_bytes(
     import tensorflow as tf
 
     _checks.one_of("quantization", quantization, QUANTIZATIONS)
-    if per_channel is not None and not isinstance(per_channel, bool):
-        raise _checks.error(
-            f"Expected per_channel to be True, False or None (chosen from the weights). Received: "
-            f"per_channel={per_channel!r}."
-        )
+    _checks.one_of("per_channel", per_channel, (True, False, "auto"))
     if quantization == "int8" and representative_data is None:
         raise _checks.error(
             'Expected representative_data (a few hundred training inputs) for quantization="int8". '
@@ -373,7 +380,7 @@ def to_tflite_bytes(
             )
         if quantization != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantization in ("dynamic", "int8") and per_channel is None:
+        if quantization in ("dynamic", "int8") and per_channel == "auto":
             per_channel = not few_valued(model)
         if quantization in ("dynamic", "int8") and not per_channel:
             converter._experimental_disable_per_channel = True
@@ -388,9 +395,6 @@ def to_tflite_bytes(
                 converter.inference_output_type = tf.int8
         try:
             data = converter.convert()
-            if categorical:
-                data = _with_vocabularies(data, categorical)
-            return strip_tflite(data) if strip else data
         except Exception as error:  # the converter raises many types; name the cause
             if quantization != "int8":
                 raise
@@ -398,26 +402,73 @@ def to_tflite_bytes(
                 'Expected a model whose every operation has a full-integer TFLite kernel for quantization="int8". '
                 f"Received: a model the converter could not make fully int8 ({str(error).splitlines()[0][:300]}). "
                 'Use quantization="dynamic" for it.'
-            ) from None
+            ) from error
+    if categorical:
+        data = _with_vocabularies(data, categorical)
+    return strip_tflite(data) if strip else data
+
+
+# The attribute on a model `compress` returns: the conversion its final stage was measured with.
+MEASURED_CONVERSION = "_structopt_conversion"
+_DEFAULTS = {"quantization": "dynamic", "strip": False, "per_channel": True, "representative_data": None}
+
+
+def measured_conversion(model) -> dict:
+    """The conversion `export_tflite` uses for `model` by default: the one `compress` measured it with
+    (its quantization, strip, per-channel scales and calibration inputs), else TFLite's dynamic range."""
+    return dict(getattr(model, MEASURED_CONVERSION, None) or _DEFAULTS)
+
+
+def _check_destination(path, overwrite: bool) -> Path:
+    """Raises (before any conversion) unless `path` can take a new .tflite file."""
+    path = Path(path)
+    _checks.writable_directory("path's folder", path.parent)
+    if path.is_dir():
+        raise _checks.error(f"Expected path to be a .tflite file. Received: path={str(path)!r}, a directory.")
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"Expected path to be a new file. Received: path={str(path)!r}, which exists; "
+            "pass overwrite=True to replace it."
+        )
+    return path
+
+
+def write_tflite(data: bytes, path, *, overwrite: bool = False) -> Path:
+    """Writes TFLite bytes to `path` atomically (a temporary file, flushed to disk, then a rename);
+    never replaces a file unless `overwrite`."""
+    path = _check_destination(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(temporary, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    return path
 
 
 def export_tflite(
-    model, path, *, quantization: TFLiteQuantization = "dynamic", representative_data=None, strip: bool = False,
-    per_channel: bool | None = True, overwrite: bool = False,
+    model, path, *, quantization: TFLiteQuantization | None = None, representative_data=None,
+    strip: bool | None = None, per_channel: bool | Literal["auto"] | None = None, overwrite: bool = False,
 ) -> Path:
     """Writes `model` as a TFLite file.
+
+    With no options, a model that `compress` returned is converted as its final stage
+    was measured (its quantization, stripping, weight scales and calibration inputs),
+    so the file is the measured one (`CompressionResult.save_tflite` writes those very
+    bytes); any other model gets TFLite's dynamic-range conversion.
 
     Args:
         model: A Keras 3 or tf_keras model (a `compress` result, a tuner's best model).
         path: The `.tflite` file to write.
-        quantization: `"none"`, `"dynamic"` (default), `"float16"` or `"int8"` (full
-            integer; see `to_tflite_bytes`).
+        quantization: `"none"`, `"dynamic"`, `"float16"` or `"int8"` (full integer;
+            see `to_tflite_bytes`); None: the measured one, else `"dynamic"`.
         representative_data: Training inputs to calibrate `"int8"` with (arrays, or a
             `tf.data.Dataset` of `(x, y)` pairs: its first examples' `x`).
-        strip: Drop tensor names and converter metadata (`strip_tflite`): a smaller
-            file that runs and serves the same.
+        strip: Drop tensor names and converter metadata: a smaller file that runs and
+            serves the same. None: as measured, else False.
         per_channel: int8 weight scales per output channel (True), per tensor (False),
-            or chosen from the weights (None; see `to_tflite_bytes`).
+            or `"auto"` (see `to_tflite_bytes`). None: as measured, else True.
         overwrite: Replace an existing file; by default an existing file is an error.
 
     Returns:
@@ -431,25 +482,19 @@ def export_tflite(
         >>> path.stat().st_size > 0
         True
     """
+    measured = measured_conversion(model)
+    quantization = measured["quantization"] if quantization is None else quantization
     _checks.one_of("quantization", quantization, QUANTIZATIONS)
+    strip = measured["strip"] if strip is None else strip
+    per_channel = measured["per_channel"] if per_channel is None else per_channel
+    if representative_data is None:
+        representative_data = measured["representative_data"]
     if quantization == "int8" and representative_data is None:
         raise _checks.error(
             'Expected representative_data (a few hundred training inputs) for quantization="int8". '
             "Received: representative_data=None."
         )
-    path = Path(path)
-    _checks.writable_directory("path's folder", path.parent)
-    if path.is_dir():
-        raise _checks.error(f"Expected path to be a .tflite file. Received: path={str(path)!r}, a directory.")
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"Expected path to be a new file. Received: path={str(path)!r}, which exists; "
-            "pass overwrite=True to replace it."
-        )
+    _check_destination(path, overwrite)
     data = to_tflite_bytes(model, quantization, representative_data=representative_data, strip=strip,
                            per_channel=per_channel)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-    return path
+    return write_tflite(data, path, overwrite=overwrite)

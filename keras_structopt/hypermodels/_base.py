@@ -23,7 +23,7 @@ import numpy as np
 
 from keras_structopt import _checks
 from keras_structopt._types import Task
-from keras_structopt.data.datasets import check_dataset, is_dataset, with_batches
+from keras_structopt.data._datasets import check_dataset, is_dataset, with_batches
 from keras_structopt.hypermodels import _compile_choices
 from keras_structopt.hypermodels._tunable import Tunable, _plain, as_choice
 from keras_structopt.space import Architecture, render

@@ -6,8 +6,8 @@ import numpy as np
 
 from keras_structopt import _checks
 from keras_structopt._types import Task
-from keras_structopt.data.datasets import is_dataset
-from keras_structopt.data.tabular import TabularSchema, embedding_units_range, is_table
+from keras_structopt.data._datasets import is_dataset
+from keras_structopt.data._tabular import TabularSchema, embedding_units_range, is_table
 from keras_structopt.hypermodels._base import StructuralHyperModel, check_data, fixed_options
 from keras_structopt.hypermodels._tunable import Tunable, declare_per_block, declare_when
 from keras_structopt.space import Architecture, Block

@@ -183,7 +183,10 @@ def _main(spec_path: str) -> int:  # pragma: no cover - runs in the trial proces
     from keras_structopt.search.failures import NonFiniteStopper
 
     spec = json.loads(Path(spec_path).read_text())
-    hypermodel = hypermodel_class(spec["class"]).from_config(ast.literal_eval(spec["config"]))
+    cls = hypermodel_class(spec["class"])
+    if cls is None:  # check_supported let only keras-structopt HyperModels through
+        raise SystemExit(f"unknown HyperModel class {spec['class']!r}")
+    hypermodel = cls.from_config(ast.literal_eval(spec["config"]))
     hp = keras_tuner.HyperParameters()
     hp.values.update(spec["values"])
     data = np.load(spec["data"])

@@ -27,7 +27,7 @@ def _tabular_family(spec: Architecture, b):
 
 def canonical_features(shape: tuple[int, ...], options: dict) -> None:
     """Checks a tabular spec's features and embedding widths; stores them as tuples."""
-    from keras_structopt.data.tabular import TabularSchema  # data imports nothing from space
+    from keras_structopt.data._tabular import TabularSchema  # data imports nothing from space
 
     raw = options["features"]
     if not isinstance(raw, (list, tuple)) or not raw:

@@ -66,7 +66,7 @@ def test_every_unsupported_layer_is_named_before_any_training(digits):
         r"layer 'inner/inner_scale' \(Scale\)",
     ]
     with mock.patch.object(tf_keras.Model, "fit") as fit:
-        for call in (kso.to_tf_keras, lambda m: kso.compress(m, digits.train)):
+        for call in (kso.to_tf_keras, lambda m: kso.compress(m, digits.train, validation_data=digits.validation)):
             with pytest.raises(kso.UnsupportedModelError) as raised:
                 call(model)
             for pattern in expected:

@@ -9,6 +9,7 @@ import tensorflow as tf
 import tf_keras
 
 import keras_structopt as kso
+from keras_structopt.compress import Cluster, FineTuning, Prune, Quantize
 from keras_structopt.export import tflite_predict
 from tests.bridge.user_models import compiled, data_for, max_difference
 
@@ -30,9 +31,10 @@ def _serve(path, x):
     return serve(**{k: tf.constant(v) for k, v in arguments.items()})["outputs"].numpy()
 
 
-# The recurrent model skips clustering: each TFMOT fine-tune of a Bidirectional LSTM
-# costs about 20 s of graph tracing on 2 cores, whatever the data size.
-STAGES = {"lstm_text": {"clusters": None}}
+# TFMOT's published recipe (the stages' defaults). The recurrent model skips clustering: each TFMOT
+# fine-tune of a Bidirectional LSTM costs about 20 s of graph tracing on 2 cores, whatever the data size.
+TFMOT_RECIPE = [Prune(), Cluster(), Quantize()]
+STAGES = {"lstm_text": [Prune(), Quantize()]}
 
 
 @pytest.mark.slow
@@ -42,8 +44,11 @@ def test_user_models_compress_and_export(name, tmp_path):
     train, _, test = data_for(name, train_size=128, test_size=48)
     model.fit(*train, epochs=1, verbose=0)
     before = [w.copy() for w in model.get_weights()]
-    small, report = kso.compress(model, train, test_data=test, prune_epochs=1, cluster_epochs=1,
-                                 measure_latency=False, **STAGES.get(name, {}))
+    small, result = kso.compress(model, train, test_data=test, recipe=STAGES.get(name, TFMOT_RECIPE),
+                                 max_accuracy_loss=None, fine_tuning=FineTuning(prune_epochs=1, cluster_epochs=1),
+                                 measure_latency=False)
+    report = result.report
+    assert isinstance(small, keras.Model)
     clustered = name not in STAGES
     assert [s.name for s in report.stages] == ["baseline", "pruned"] + ["clustered"] * clustered + ["quantized"]
     assert [t.layer for t in report.layers] == _layers_with_weights(model)
@@ -72,7 +77,11 @@ def test_residual_cnn_meets_the_compression_target(tmp_path):
     model.fit(*train, validation_data=validation, epochs=20, verbose=0,
               callbacks=[keras.callbacks.EarlyStopping("val_accuracy", patience=5, restore_best_weights=True)])
     before = [w.copy() for w in model.get_weights()]
-    small, report = kso.compress(model, train, validation_data=validation, test_data=test)  # the defaults
+    # The defaults: the guarded search of the cpu preset, within a point of validation accuracy (shorter fine-tuning).
+    small, result = kso.compress(model, train, validation_data=validation, test_data=test,
+                                 fine_tuning=FineTuning(slim_epochs=2, prune_epochs=4, cluster_epochs=2))
+    report = result.report
+    assert all(entry["loss"] <= 0.01 + 1e-9 for entry in report.search if entry["kept"] and entry["loss"] is not None)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     loss = report.baseline.metrics["accuracy"] - report.final.metrics["accuracy"]
     assert report.size_ratio() >= 8.0, report.to_dict()["stages"]
@@ -122,8 +131,10 @@ def test_fine_tuning_uses_the_models_compile_settings(breast_cancer):
         return original(self, *args, **kwargs)
 
     with mock.patch.object(tf_keras.Model, "compile", spy):
-        _, report = kso.compress(model, train, test_data=test, prune_epochs=2, cluster_epochs=1, measure_latency=False,
-                                 quantization="none", learning_rate=0.01)
+        _, result = kso.compress(model, train, test_data=test, recipe=[Prune(), Cluster()], max_accuracy_loss=None,
+                                 fine_tuning=FineTuning(prune_epochs=2, cluster_epochs=1, learning_rate=0.01),
+                                 measure_latency=False)
+    report = result.report
     fine_tunes = compiled_with[:2]  # pruning, then clustering; later ones score the stages
     assert fine_tunes == [("SGD", "binary_crossentropy", ["AUC"])] * 2
     assert all(entry == ("SGD", "binary_crossentropy", ["AUC"]) for entry in compiled_with)
@@ -146,8 +157,10 @@ def test_uncompiled_model_needs_a_loss(breast_cancer):
         with pytest.raises(kso.ConfigurationError, match=r"Expected a compiled model or an explicit loss= .* Received: model 'cancer', which was never compiled"):
             kso.compress(model, train)
         fit.assert_not_called()
-    _, report = kso.compress(model, train, test_data=test, loss="binary_crossentropy", metrics=["accuracy"], measure_latency=False,
-                             prune_epochs=1, clusters=None, quantization="none")
+    _, result = kso.compress(model, train, test_data=test, recipe=[Prune()], max_accuracy_loss=None,
+                             fine_tuning=FineTuning(loss="binary_crossentropy", metrics=["accuracy"], prune_epochs=1),
+                             measure_latency=False)
+    report = result.report
     assert report.fine_tuning.source == "arguments" and report.fine_tuning.optimizer == "Adam"
     assert set(report.final.metrics) == {"loss", "accuracy"}
 
@@ -158,12 +171,12 @@ def test_a_target_no_layer_can_take_is_refused():
     model.compile(loss="mse")
     data = (np.ones((8, 6), "float32"), np.ones((8, 6), "float32"))
     with pytest.raises(kso.ConfigurationError, match=r"none of whose layers can be pruned \(norm: TFMOT prunes no weight of LayerNormalization layers\)"):
-        kso.compress(model, data)
+        kso.compress(model, data, recipe=[Prune(0.8)])
 
 
 def test_a_sparsity_shortfall_is_a_warning():
-    from keras_structopt.compress.prune import check_reached
-    from keras_structopt.compress.treatment import LayerTreatment
+    from keras_structopt.compress import LayerTreatment
+    from keras_structopt.compress._prune import check_reached
 
     model = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(4, name="dense")])
     kernel = np.ones((4, 4), "float32")

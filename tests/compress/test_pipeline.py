@@ -1,3 +1,4 @@
+import gzip
 import subprocess
 import sys
 import textwrap
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 import keras_structopt as kso
+from keras_structopt.compress import Cluster, FineTuning, Prune, Quantize, Recipe, Slim
 
 
 @pytest.fixture(scope="module")
@@ -20,18 +22,22 @@ def trained(digits):
     return model
 
 
+TFMOT_RECIPE = [Prune(0.8), Cluster(16), Quantize("dynamic")]  # TFMOT's published recipe: the stages' defaults
+
+
 @pytest.fixture(scope="module")
 def compressed(trained, digits):
     before = [w.copy() for w in trained.get_weights()]
     result = kso.compress(
-        trained, digits.train, validation_data=digits.validation, test_data=digits.test,
-        sparsity=0.8, clusters=16, prune_epochs=4, cluster_epochs=2, measure_latency=False,
+        trained, digits.train, validation_data=digits.validation, test_data=digits.test, recipe=TFMOT_RECIPE,
+        max_accuracy_loss=None, fine_tuning=FineTuning(prune_epochs=4, cluster_epochs=2), measure_latency=False,
     )
     return result, before
 
 
 def test_stages_are_measured(compressed):
-    (_, report), _ = compressed
+    (_, result), _ = compressed
+    report = result.report
     assert [s.name for s in report.stages] == ["baseline", "pruned", "clustered", "quantized"]
     baseline, pruned, clustered, quantized = report.stages
     assert baseline.kernel_sparsity < 0.01 and baseline.quantization == "none"
@@ -43,14 +49,68 @@ def test_stages_are_measured(compressed):
     assert all(s.params == baseline.params for s in report.stages)
     assert quantized.metrics["accuracy"] >= baseline.metrics["accuracy"] - 0.03
     assert report.to_dict()["stages"][0]["test_accuracy"] == baseline.metrics["accuracy"]
+    assert report.recipe == Recipe(TFMOT_RECIPE).complete() and not report.distilled  # a recipe applied as it is
 
 
-def test_compressed_model_is_tf_keras_with_the_spec(compressed, trained):
-    (model, _), _ = compressed
+def test_keras_3_in_keras_3_out_with_the_final_stages_weights(compressed, trained, digits):
+    (model, result), _ = compressed
+    import keras
     import tf_keras
 
-    assert isinstance(model, tf_keras.Model)
+    assert isinstance(model, keras.Model) and not isinstance(model, tf_keras.Model)
     assert kso.architecture_of(model) == kso.architecture_of(trained)
+    assert isinstance(result.tf_keras_model, tf_keras.Model)
+    x = digits.test[0][:256]
+    expected = result.tf_keras_model.predict(x, verbose=0)
+    assert np.max(np.abs(model.predict(x, verbose=0) - expected)) <= 1e-5
+    assert model.get_compile_config() == trained.get_compile_config()  # compiled as the user's was
+
+
+def test_the_measured_file_is_the_saved_file(compressed, tmp_path):
+    (model, result), _ = compressed
+    path = result.save_tflite(tmp_path / "small.tflite")
+    assert path.read_bytes() == result.tflite
+    assert len(gzip.compress(result.tflite, compresslevel=9)) == result.report.final.tflite_gzip_bytes
+    exported = kso.export_tflite(model, tmp_path / "exported.tflite").stat().st_size  # no options: as measured
+    assert abs(exported - len(result.tflite)) <= 0.02 * len(result.tflite)
+    with pytest.raises(FileExistsError, match=r"Expected path to be a new file"):
+        result.save_tflite(path)
+
+
+# Loads the compressed model from its .keras file in a fresh process and predicts; one JSON line.
+_LOAD_AND_PREDICT = """
+import json, sys
+import keras, numpy as np
+import keras_structopt as kso
+directory = sys.argv[1]
+model = keras.models.load_model(directory + "/small.keras")
+x, expected = np.load(directory + "/x.npy"), np.load(directory + "/y.npy")
+predicted = np.asarray(model.predict(x, verbose=0))
+print(json.dumps({"backend": keras.backend.backend(), "difference": float(np.abs(predicted - expected).max()),
+                  "spec": kso.architecture_of(model) is not None}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_the_compressed_model_round_trips_keras_files_in_a_fresh_process(compressed, digits, tmp_path, backend):
+    import json
+    import os
+
+    from tests.conftest import REPOSITORY
+
+    (model, _), _ = compressed
+    model.save(tmp_path / "small.keras")
+    x = digits.test[0][:64]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", model.predict(x, verbose=0))
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPOSITORY)
+    done = subprocess.run([sys.executable, "-c", _LOAD_AND_PREDICT, str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+    assert outcome["backend"] == backend and outcome["spec"]
+    assert outcome["difference"] <= 1e-5
 
 
 def test_the_users_model_is_not_modified(compressed, trained):
@@ -58,54 +118,75 @@ def test_the_users_model_is_not_modified(compressed, trained):
     assert all(np.array_equal(a, b) for a, b in zip(before, trained.get_weights()))
 
 
-def test_skip_clustering_and_quantization(trained, digits):
-    _, report = kso.compress(
-        trained, digits.train, test_data=digits.test, sparsity=0.5, clusters=None,
-        quantization="none", prune_epochs=1, measure_latency=False,
-    )
+def test_only_the_recipes_stages_run(trained, digits):
+    _, result = kso.compress(trained, digits.train, test_data=digits.test, recipe=[Prune(0.5)],
+                             max_accuracy_loss=None, fine_tuning=FineTuning(prune_epochs=1), measure_latency=False)
+    report = result.report
     assert [s.name for s in report.stages] == ["baseline", "pruned"]
     assert report.final.kernel_sparsity == pytest.approx(0.5, abs=0.01)
 
 
+def test_without_validation_data_the_preset_is_applied_and_the_report_says_so(trained, digits):
+    with pytest.warns(RuntimeWarning, match="no validation_data"):
+        _, result = kso.compress(trained, (digits.train[0][:256], digits.train[1][:256]), target="gpu",
+                                 fine_tuning=FineTuning(slim_epochs=1, prune_epochs=1), measure_latency=False)
+    report = result.report
+    assert [s.name for s in report.stages] == ["baseline", "slimmed", "pruned", "quantized"]
+    assert report.recipe.prune.m_by_n == (2, 4) and report.recipe.quantize.mode == "float16"
+    assert any("no validation_data" in w for w in report.warnings)
+
+
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "make, message",
     [
-        ({"sparsity": 1.0}, r"Expected sparsity to be a float with 0 <= sparsity < 1\. Received: sparsity=1\.0\."),
-        ({"clusters": 1}, r"Expected clusters to be an int in \[2, 256\] or None\. Received: clusters=1\."),
-        ({"quantization": "int4"}, r"Expected quantization to be one of \['none', 'dynamic', 'float16', 'int8', 'qat'\]\. Received: quantization='int4'\."),
-        ({"max_accuracy_loss": -0.01}, r"Expected max_accuracy_loss to be a number >= 0 or None\. Received: max_accuracy_loss=-0\.01\."),
-        ({"target": "watch"}, r"Expected target to be one of \['mobile', 'cpu', 'gpu', 'tpu'\]\. Received: target='watch'\."),
-        ({"sparsity_m_by_n": (4, 4)}, r"Expected sparsity_m_by_n to be a pair \(m, n\) of ints with 1 <= m < n, such as \(2, 4\)\. Received: sparsity_m_by_n=\(4, 4\)\."),
-        ({"slim": 1.0}, r"Expected slim to be a float with 0 <= slim < 1\. Received: slim=1\.0\."),
-        ({"schedule": "cosine"}, r"Expected schedule to be one of \['polynomial', 'constant'\]\. Received: schedule='cosine'\."),
-        ({"multiple": 0}, r"Expected multiple to be an int >= 1\. Received: multiple=0\."),
-        ({"layer_clusters": {"head": 1}}, r"Expected layer_clusters\['head'\] to be an int in \[2, 256\] or None\. Received: layer_clusters\['head'\]=1\."),
-        ({"layer_sparsity": {"head": 1.5}}, r"Expected layer_sparsity\['head'\] to be a float with 0 <= layer_sparsity\['head'\] < 1\."),
-        ({"exclude": ["no_such_layer"]}, r"Expected layer names of the model in exclude / layer_sparsity\. Received: \['no_such_layer'\]"),
-        ({"target": "gpu", "clusters": 8}, r"Expected either target= or the stage settings it chooses, not both\. Received: target='gpu' and clusters=8"),
-        ({"max_accuracy_loss": 0.01}, r"Expected validation_data to judge the search for the smallest model on"),
-        ({"max_metric_increase": 0.1, "validation_data": "v"}, r"Expected validation_data to be an \(x, y\) pair"),
-        ({"prune_epochs": 0}, r"Expected prune_epochs to be an int >= 1"),
-        ({"per_tensor_scales": "yes"}, r"Expected per_tensor_scales to be True or False\. Received: per_tensor_scales='yes'\."),
-        ({"train_data": "digits"}, r"Expected train_data to be an \(x, y\) pair of arrays or a tf\.data\.Dataset of \(x, y\) pairs\. Received: train_data of type str\."),
+        (lambda: {"recipe": [Prune(1.0)]}, r"Expected sparsity to be a float with 0 <= sparsity < 1\. Received: sparsity=1\.0\."),
+        (lambda: {"recipe": [Cluster(1)]}, r"Expected clusters to be an int in \[2, 256\]\. Received: clusters=1\."),
+        (lambda: {"recipe": [Quantize("int4")]}, r"Expected mode to be one of \['none', 'dynamic', 'float16', 'int8', 'qat'\]\. Received: mode='int4'\."),
+        (lambda: {"max_accuracy_loss": -0.01}, r"Expected max_accuracy_loss to be a number >= 0 or None\. Received: max_accuracy_loss=-0\.01\."),
+        (lambda: {"max_accuracy_loss": "1%", "recipe": [Prune(0.5)]}, r"Expected max_accuracy_loss to be a number >= 0 or None\. Received: max_accuracy_loss='1%'\."),
+        (lambda: {"target": "watch"}, r"Expected target to be one of \['mobile', 'cpu', 'gpu', 'tpu'\]\. Received: target='watch'\."),
+        (lambda: {"recipe": [Prune(m_by_n=(4, 4))]}, r"Expected m_by_n to be a pair \(m, n\) of ints with 1 <= m < n, such as \(2, 4\)\. Received: m_by_n=\(4, 4\)\."),
+        (lambda: {"recipe": [Slim(1.0)]}, r"Expected ratio to be a float with 0 <= ratio < 1\. Received: ratio=1\.0\."),
+        (lambda: {"recipe": [Prune(schedule="cosine")]}, r"Expected schedule to be keras_structopt\.compress\.PolynomialDecay\(\.\.\.\), ConstantSparsity\(\) or one of \['constant', 'polynomial'\]\. Received: schedule='cosine'\."),
+        (lambda: {"recipe": [Slim(0.5, multiple=0)]}, r"Expected multiple to be an int >= 1\. Received: multiple=0\."),
+        (lambda: {"recipe": [Cluster(per_layer={"head": 1})]}, r"Expected per_layer\['head'\] to be an int in \[2, 256\]\. Received: per_layer\['head'\]=1\."),
+        (lambda: {"recipe": [Prune(per_layer={"head": 1.5})]}, r"Expected per_layer\['head'\] to be a float with 0 <= per_layer\['head'\] < 1\."),
+        (lambda: {"recipe": [Prune(exclude=["no_such_layer"])]}, r"Expected layer names of the model in exclude / per_layer\. Received: \['no_such_layer'\]"),
+        (lambda: {"recipe": [Prune(0.8), Prune(0.9)]}, r"Expected at most one Prune stage in a recipe\."),
+        (lambda: {"recipe": "mobile"}, r"Expected recipe to be a list of stages \(Slim, Prune, Cluster, Quantize\) or a Recipe\. Received: 'mobile'\."),
+        (lambda: {"recipe": [0.8]}, r"Expected recipe to hold keras_structopt\.compress stages \(Slim, Prune, Cluster, Quantize\)\. Received: 0\.8\."),
+        (lambda: {"validation_data": "v"}, r"Expected validation_data to be an \(x, y\) pair"),
+        (lambda: {"fine_tuning": FineTuning(prune_epochs=0)}, r"Expected prune_epochs to be an int >= 1"),
+        (lambda: {"fine_tuning": {"prune_epochs": 1}}, r"Expected fine_tuning to be a keras_structopt\.compress\.FineTuning\. Received: fine_tuning=\{'prune_epochs': 1\}\."),
+        (lambda: {"recipe": [Quantize(per_channel="yes")]}, r"Expected per_channel to be one of \[True, False, 'auto'\]\. Received: per_channel='yes'\."),
+        (lambda: {"train_data": "digits"}, r"Expected train_data to be an \(x, y\) pair of arrays or a tf\.data\.Dataset of \(x, y\) pairs\. Received: train_data of type str\."),
     ],
 )
-def test_bad_arguments_fail_before_training(trained, digits, kwargs, message):
+def test_bad_arguments_fail_before_training(trained, digits, make, message):
     from unittest import mock
 
+    import keras
     import tf_keras
 
-    arguments = {"train_data": digits.train}
-    arguments.update(kwargs)
-    train = arguments.pop("train_data")
-    with mock.patch.object(tf_keras.Model, "fit") as fit, pytest.raises(kso.ConfigurationError, match=message):
+    with mock.patch.object(tf_keras.Model, "fit") as fit, mock.patch.object(keras.Model, "fit") as keras_fit, \
+            pytest.raises(kso.ConfigurationError, match=message):
+        arguments = {"train_data": digits.train}
+        arguments.update(make())
+        train = arguments.pop("train_data")
         kso.compress(trained, train, **arguments)
     fit.assert_not_called()
+    keras_fit.assert_not_called()
 
 
-@pytest.mark.parametrize("kwargs, chose", [({"target": "mobile"}, "target='mobile', which converts"),
-                                            ({"quantization": "qat"}, "quantization='qat'")])
-def test_full_integer_settings_for_a_recurrent_model_fail_before_training(kwargs, chose):
+def test_compress_takes_at_most_ten_parameters():
+    import inspect
+
+    assert len(inspect.signature(kso.compress).parameters) <= 10
+
+
+@pytest.mark.parametrize("kwargs, mode", [({"target": "mobile", "max_accuracy_loss": None}, "int8"),
+                                           ({"recipe": [Quantize("qat")]}, "qat")])
+def test_full_integer_settings_for_a_recurrent_model_fail_before_training(kwargs, mode):
     from unittest import mock
 
     import keras
@@ -116,8 +197,9 @@ def test_full_integer_settings_for_a_recurrent_model_fail_before_training(kwargs
     x, y = np.random.default_rng(0).random((32, 8, 8)).astype("float32"), np.arange(32) % 3
     with mock.patch.object(tf_keras.Model, "fit") as fit, pytest.raises(
             kso.ConfigurationError, match=rf"Expected a model without recurrent layers for a full-integer TFLite file\. "
-            rf"Received: {chose} to int8, and a model with LSTM\. Use quantization=\"dynamic\""):
-        kso.compress(model, (x, y), **kwargs)
+            rf"Received: Quantize\(mode='{mode}'.*\), which converts to int8, and a model with LSTM\. Use "
+            r'Quantize\("dynamic"\)'):
+        kso.compress(model, (x, y), validation_data=(x, y), **kwargs)
     fit.assert_not_called()
 
 
@@ -133,8 +215,9 @@ def _tf_keras_after_compress(env_value):
         data = load_digits_split(seed=0)
         model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1, units=8).build(
             keras_tuner.HyperParameters())
-        kso.compress(model, (data.train[0][:64], data.train[1][:64]), prune_epochs=1,
-                     cluster_epochs=0, quantization="none", measure_latency=False)
+        from keras_structopt.compress import FineTuning, Prune
+        kso.compress(model, (data.train[0][:64], data.train[1][:64]), recipe=[Prune(0.8)], max_accuracy_loss=None,
+                     fine_tuning=FineTuning(prune_epochs=1), measure_latency=False)
         print(tf.keras.Model.__module__.split(".")[0], os.environ.get("TF_USE_LEGACY_KERAS"))
         """
     ).format(setup="" if env_value is None else f"os.environ['TF_USE_LEGACY_KERAS'] = {env_value!r}")
@@ -150,9 +233,9 @@ def test_tf_keras_resolution_is_left_as_the_user_had_it():
 
 
 def test_several_outputs_are_scored_by_name_whatever_their_order():
-    from keras_structopt.compress.fine_tune import FineTuning
+    from keras_structopt.compress._fine_tune import CompileSettings
 
-    settings = FineTuning("Adam", {"learning_rate": 1e-3}, {"digit": "sparse_categorical_crossentropy", "bright": "mse"},
+    settings = CompileSettings("Adam", {"learning_rate": 1e-3}, {"digit": "sparse_categorical_crossentropy", "bright": "mse"},
                           {"digit": ["accuracy"], "bright": ["mae"]}, "arguments")
     labels = np.array([0, 1, 2, 1])
     probabilities = np.eye(3, dtype="float32")[labels]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import keras_structopt as kso
-from keras_structopt.compress.slim import slim
+from keras_structopt.compress import slim
 from tests.bridge.user_models import MODELS, data_for, max_difference
 from tests.hypermodels.test_contract import CASES, hypermodel
 from tests.hypermodels.test_contract import data_for as family_data

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import keras_structopt as kso
-from keras_structopt.compress.pipeline import _Job, _Tolerance, higher_is_better
+from keras_structopt._keras_tuner import metric_direction
+from keras_structopt.compress import Cluster, ConstantSparsity, FineTuning, Prune, Quantize, Slim
+from keras_structopt.compress._pipeline import _Job, _Tolerance
 from keras_structopt.export import tensor_types, tflite_predict, to_tflite_bytes
 from keras_structopt.export._tflite import few_valued
 from tests.bridge.user_models import data_for
@@ -17,6 +19,7 @@ from tests.bridge.user_models import data_for
 
 @pytest.fixture(scope="module")
 def mlp(digits):
+    keras.utils.set_random_seed(0)  # module fixtures: the same weights whichever test runs first on the worker
     inputs = keras.Input((64,))
     x = keras.layers.Dense(48, activation="relu", name="hidden")(inputs)
     x = keras.layers.Dense(32, activation="relu", name="second")(x)
@@ -28,6 +31,7 @@ def mlp(digits):
 
 @pytest.fixture(scope="module")
 def cnn():
+    keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv")(inputs)
     x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="norm")(x))
@@ -53,25 +57,26 @@ def m_by_n_holds(kernel, m=2, n=4) -> bool:
 
 
 def test_two_four_sparsity_holds_in_every_pruned_kernel(mlp, cnn, digits):
-    small, report = kso.compress(mlp, digits.train, test_data=digits.test, sparsity=0.0, sparsity_m_by_n=(2, 4),
-                                 prune_epochs=1, clusters=None, quantization="none", measure_latency=False)
+    small, result = kso.compress(mlp, digits.train, test_data=digits.test, recipe=[Prune(0.0, m_by_n=(2, 4))],
+                                 max_accuracy_loss=None, fine_tuning=FineTuning(prune_epochs=1), measure_latency=False)
+    report = result.report
     pruned = [t.layer for t in report.layers if t.pruned]
     assert pruned == ["hidden", "second", "head"]
     for name in pruned:
         assert m_by_n_holds(_weights(small, name)["kernel"]), name
     assert report.final.kernel_sparsity == pytest.approx(0.5, abs=0.02)
     train, _, test = data_for("residual_cnn", train_size=128, test_size=32)
-    small, report = kso.compress(cnn, train, test_data=test, sparsity=0.0, sparsity_m_by_n=(2, 4),
-                                 prune_epochs=1, clusters=None, quantization="none", measure_latency=False)
+    small, _ = kso.compress(cnn, train, test_data=test, recipe=[Prune(0.0, m_by_n=(2, 4))], max_accuracy_loss=None,
+                            fine_tuning=FineTuning(prune_epochs=1), measure_latency=False)
     assert m_by_n_holds(_weights(small, "conv_2")["kernel"])
     assert not m_by_n_holds(_weights(cnn, "conv_2")["kernel"])  # the check can fail
 
 
 def test_exclusions_and_per_layer_targets(mlp, digits):
-    small, report = kso.compress(
-        mlp, digits.train, test_data=digits.test, sparsity=0.8, exclude=["first"], layer_sparsity={"head": 0.5},
-        schedule="constant", prune_epochs=2, clusters=None, quantization="none", measure_latency=False,
-    )
+    stage = Prune(0.8, exclude=["first"], per_layer={"head": 0.5}, schedule=ConstantSparsity())
+    small, result = kso.compress(mlp, digits.train, test_data=digits.test, recipe=[stage], max_accuracy_loss=None,
+                                 fine_tuning=FineTuning(prune_epochs=2), measure_latency=False)
+    report = result.report
     treatments = {t.layer: t for t in report.layers}
     assert not treatments["hidden"].pruned and "excluded from pruning by the caller" in treatments["hidden"].notes
     assert np.count_nonzero(_weights(small, "hidden")["kernel"] == 0) == 0
@@ -82,9 +87,10 @@ def test_exclusions_and_per_layer_targets(mlp, digits):
 
 def test_per_channel_and_per_layer_clusters(cnn):
     train, _, test = data_for("residual_cnn", train_size=256, test_size=64)
-    small, report = kso.compress(cnn, train, test_data=test, sparsity=0.5, prune_epochs=1, clusters=8,
-                                 per_channel=True, layer_clusters={"head": 4}, cluster_epochs=1, quantization="none",
-                                 measure_latency=False)
+    recipe = [Prune(0.5), Cluster(8, per_channel=True, per_layer={"head": 4})]
+    small, result = kso.compress(cnn, train, test_data=test, recipe=recipe, max_accuracy_loss=None,
+                                 fine_tuning=FineTuning(prune_epochs=1, cluster_epochs=1), measure_latency=False)
+    report = result.report
     kernel = _weights(small, "conv_2")["kernel"]
     per_channel = [len(np.unique(kernel[..., i])) for i in range(kernel.shape[-1])]
     assert max(per_channel) <= 8 < len(np.unique(kernel))  # eight values per channel, more in all
@@ -111,8 +117,10 @@ def test_quantization_aware_training_keeps_pruning_and_clustering(name, mlp, cnn
     model = {"mlp": mlp, "cnn": cnn}[name]
     data = (digits.train, digits.test) if name == "mlp" else data_for("residual_cnn", test_size=None)[::2]
     (train, test) = data
-    small, report = kso.compress(model, train, test_data=test, sparsity=0.75, prune_epochs=3, clusters=8,
-                                 cluster_epochs=1, quantization="qat", qat_epochs=1, measure_latency=False)
+    small, result = kso.compress(model, train, test_data=test, recipe=[Prune(0.75), Cluster(8), Quantize("qat")],
+                                 max_accuracy_loss=None, measure_latency=False,
+                                 fine_tuning=FineTuning(prune_epochs=3, cluster_epochs=1, qat_epochs=1))
+    report = result.report
     assert [s.name for s in report.stages] == ["baseline", "pruned", "clustered", "quantized"]
     final = report.final
     assert final.quantization == "int8" and final.kernel_sparsity >= 0.74 and final.max_unique_kernel_values <= 8
@@ -129,8 +137,10 @@ def test_quantization_aware_training_keeps_pruning_and_clustering(name, mlp, cnn
 
 
 def test_slimming_stage_and_measurements(mlp, digits, tmp_path):
-    small, report = kso.compress(mlp, digits.train, test_data=digits.test, slim=0.5, slim_epochs=2, prune_epochs=1,
-                                 cluster_epochs=1)
+    small, result = kso.compress(mlp, digits.train, test_data=digits.test, max_accuracy_loss=None,
+                                 recipe=[Slim(0.5), Prune(0.8), Cluster(16), Quantize("dynamic")],
+                                 fine_tuning=FineTuning(slim_epochs=2, prune_epochs=1, cluster_epochs=1))
+    report = result.report
     assert [s.name for s in report.stages] == ["baseline", "slimmed", "pruned", "clustered", "quantized"]
     assert report.slimmed_widths == {"hidden": (48, 24), "second": (32, 16)}
     baseline, slimmed = report.stages[:2]
@@ -148,13 +158,15 @@ def test_slimming_stage_and_measurements(mlp, digits, tmp_path):
 
 
 def test_tolerance_logic_on_made_up_values():
-    accuracy = _Tolerance("accuracy", 0.95, 0.01, None)
+    accuracy = _Tolerance("accuracy", 0.95, 0.01)
     assert accuracy.within(0.9401) and not accuracy.within(0.9399) and accuracy.loss(0.93) == pytest.approx(0.02)
-    error = _Tolerance("mean_absolute_error", 2.0, None, 0.1)
+    error = _Tolerance("mean_absolute_error", 2.0, 0.1)  # lower is better: the tolerance is a rise
     assert error.within(2.1) and not error.within(2.11) and error.loss(1.5) == pytest.approx(-0.5)
-    assert higher_is_better("auc") and not higher_is_better("loss")
-    with pytest.raises(kso.ConfigurationError, match=r"Expected max_metric_increase \(not max_accuracy_loss\)"):
-        _Tolerance("mean_absolute_error", 2.0, 0.01, None)
+    mae = _Tolerance("val_mae", 2.0, 0.1)
+    assert mae.within(2.05) and not mae.within(2.2)
+    assert metric_direction("auc") == "max" and metric_direction("loss") == "min" and metric_direction("mae") == "min"
+    with pytest.raises(kso.ConfigurationError, match=r"Expected a metric whose better direction Keras Tuner knows"):
+        _Tolerance("my_score", 2.0, 0.01)
 
 
 def test_guarded_search_on_a_regression_metric_named_by_its_short_alias():
@@ -170,8 +182,10 @@ def test_guarded_search_on_a_regression_metric_named_by_its_short_alias():
     model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Dense(16, activation="relu")(inputs)))
     model.compile(optimizer="adam", loss="mse", metrics=["mae"])
     model.fit(*train, epochs=20, verbose=0)
-    small, report = kso.compress(model, train, validation_data=validation, max_metric_increase=0.05,
-                                 slim_epochs=1, prune_epochs=1, cluster_epochs=1, measure_latency=False)
+    small, result = kso.compress(model, train, validation_data=validation, max_accuracy_loss=0.05,
+                                 fine_tuning=FineTuning(slim_epochs=1, prune_epochs=1, cluster_epochs=1),
+                                 measure_latency=False)
+    report = result.report
     assert report.metric == "mae"
     reference = report.baseline.metrics["mae"]
     assert report.search and all(t["validation"] is not None for t in report.search)
@@ -189,10 +203,12 @@ def test_guarded_search_judges_on_validation_only(mlp, digits):
         return original(self, model, data, conversion)
 
     with mock.patch.object(_Job, "score", spy):
-        small, report = kso.compress(
+        small, result = kso.compress(
             mlp, digits.train, validation_data=digits.validation, test_data=digits.test, target="cpu",
-            max_accuracy_loss=0.02, slim_epochs=2, prune_epochs=2, cluster_epochs=1, measure_latency=False,
+            max_accuracy_loss=0.02, fine_tuning=FineTuning(slim_epochs=2, prune_epochs=2, cluster_epochs=1),
+            measure_latency=False,
         )
+    report = result.report
     assert seen and all(seen)  # every decision was made on the validation split
     tries = report.search
     assert [t["stage"] for t in tries][0] == "slim" and {t["stage"] for t in tries} <= {"slim", "prune", "cluster", "quantize"}
@@ -202,14 +218,15 @@ def test_guarded_search_judges_on_validation_only(mlp, digits):
             assert entry["kept"] == (reference - entry["validation"] <= 0.02 + 1e-9)
     kept = {t["stage"]: t["setting"] for t in tries if t["kept"]}
     recipe = report.recipe
-    assert recipe.slim == kept.get("slim") and recipe.clusters == kept.get("cluster")
+    assert recipe.slim.ratio == kept.get("slim") and recipe.cluster.clusters == kept.get("cluster")
     assert report.distilled and report.size_ratio() > 1
     assert report.stages[0].name == "baseline" and report.final.tflite_gzip_bytes < report.baseline.tflite_gzip_bytes
     # The cpu preset scales a clustered model's int8 kernels per tensor: the file measured is that file.
-    assert recipe.per_tensor_scales and recipe.quantization == "dynamic"
-    data = to_tflite_bytes(small, "dynamic", per_channel=None)
+    assert recipe.quantize.per_channel == "auto" and recipe.quantize.mode == "dynamic"
+    data = to_tflite_bytes(small, "dynamic", per_channel="auto")
     assert len(gzip.compress(data, compresslevel=9)) == report.final.tflite_gzip_bytes
-    if recipe.clusters is not None:
+    assert len(gzip.compress(result.tflite, compresslevel=9)) == report.final.tflite_gzip_bytes
+    if recipe.cluster.clusters is not None:
         assert few_valued(small) and _scale_counts(data) and set(_scale_counts(data)) == {1}
 
 
@@ -230,8 +247,9 @@ def test_slimming_that_removes_nothing_does_not_fine_tune(digits):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(*digits.train, epochs=1, verbose=0)
     with mock.patch("tf_keras.Model.fit") as fit:
-        small, report = kso.compress(model, digits.train, validation_data=digits.validation, test_data=digits.test,
+        small, result = kso.compress(model, digits.train, validation_data=digits.validation, test_data=digits.test,
                                      target="tpu", measure_latency=False)
+    report = result.report
     fit.assert_not_called()
     assert [s.name for s in report.stages] == ["baseline", "slimmed"] and report.slimmed_widths == {}
     assert report.final.metrics == report.baseline.metrics and report.final.params == report.baseline.params

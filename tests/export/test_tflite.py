@@ -113,9 +113,9 @@ def test_clustered_kernels_get_per_tensor_scales_and_a_smaller_file(model, digit
     clustered = _clustered_copy(model)
     assert not few_valued(kso.to_tf_keras(model)) and few_valued(kso.to_tf_keras(clustered))
     x = digits.train[0][:256]
-    chosen = to_tflite_bytes(clustered, "int8", representative_data=x, per_channel=None)
+    chosen = to_tflite_bytes(clustered, "int8", representative_data=x, per_channel="auto")
     channel = to_tflite_bytes(clustered, "int8", representative_data=x, per_channel=True)
-    assert to_tflite_bytes(model, "int8", representative_data=x, per_channel=None) == to_tflite_bytes(
+    assert to_tflite_bytes(model, "int8", representative_data=x, per_channel="auto") == to_tflite_bytes(
         model, "int8", representative_data=x)  # unclustered: TFLite's per-channel default
     # One scale per kernel, and each kernel keeps its 6 shared values as 6 int8 values.
     assert _int8_kernels(chosen) == [(1, 6)] * 3
@@ -136,8 +136,10 @@ def test_clustered_kernels_get_per_tensor_scales_and_a_smaller_file(model, digit
 def test_bad_per_channel(model):
     from keras_structopt.export import to_tflite_bytes
 
-    with pytest.raises(kso.ConfigurationError, match=r"per_channel to be True, False or None.*per_channel='yes'"):
+    with pytest.raises(kso.ConfigurationError, match=r"Expected per_channel to be one of \[True, False, 'auto'\]\. Received: per_channel='yes'"):
         to_tflite_bytes(model, "dynamic", per_channel="yes")
+    with pytest.raises(kso.ConfigurationError, match=r"Received: per_channel=1\."):  # 1 is not True
+        to_tflite_bytes(model, "dynamic", per_channel=1)
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])

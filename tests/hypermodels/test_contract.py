@@ -203,10 +203,13 @@ outcome = {
     "loaded_difference": float(np.abs(model.predict(x, verbose=0) - np.load(os.path.join(directory, case + ".npy"))).max()),
 }
 if mode == "compress":
-    small, report = kso.compress(
+    from keras_structopt.compress import Cluster, FineTuning, Prune, Quantize
+    small, result = kso.compress(
         model, train, validation_data=validation, test_data=(test[0][:120], test[1][:120]),
-        sparsity=0.5, clusters=8, prune_epochs=1, cluster_epochs=1, measure_latency=False,
+        recipe=[Prune(0.5), Cluster(8), Quantize("dynamic")], max_accuracy_loss=None,
+        fine_tuning=FineTuning(prune_epochs=1, cluster_epochs=1), measure_latency=False,
     )
+    report = result.report
     expected = small.predict(x, verbose=0)
     path = kso.export_saved_model(small, directory, case)
     served = tf.saved_model.load(str(path)).signatures["serving_default"](inputs=tf.constant(x))["outputs"]

@@ -11,6 +11,7 @@ import tensorflow as tf
 import tf_keras
 
 import keras_structopt as kso
+from keras_structopt.compress import Cluster, FineTuning, Prune, Quantize, Slim
 from keras_structopt.data import TabularSchema, load_movielens
 from keras_structopt.space import render
 from tests.conftest import assert_all_completed, max_abs_difference
@@ -161,9 +162,11 @@ def test_a_recommender_compresses_and_exports(ratings, tmp_path):
     hp = keras_tuner.HyperParameters()
     model = hm.build(hp)
     hm.fit(hp, model, *train, validation_data=validation, epochs=4, batch_size=64, verbose=0)
-    small, report = kso.compress(model, train, validation_data=validation, test_data=validation, slim=0.5,
-                                 sparsity=0.5, clusters=8, slim_epochs=1, prune_epochs=2, cluster_epochs=1,
+    small, result = kso.compress(model, train, validation_data=validation, test_data=validation,
+                                 recipe=[Slim(0.5), Prune(0.5), Cluster(8), Quantize("dynamic")], max_accuracy_loss=None,
+                                 fine_tuning=FineTuning(slim_epochs=1, prune_epochs=2, cluster_epochs=1),
                                  measure_latency=False)
+    report = result.report
     assert [s.name for s in report.stages] == ["baseline", "slimmed", "pruned", "clustered", "quantized"]
     assert report.final.params < report.baseline.params
     assert report.final.metrics["loss"] <= 1.3 * report.baseline.metrics["loss"]

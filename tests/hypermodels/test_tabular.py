@@ -13,8 +13,9 @@ import tf_keras
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
 import keras_structopt as kso
+from keras_structopt.compress import FineTuning
 from keras_structopt.data import TabularSchema
-from keras_structopt.data.tabular import category_indices, embedding_units_range
+from keras_structopt.data._tabular import category_indices, embedding_units_range
 from keras_structopt.export import tflite_predict, tflite_vocabularies, to_tflite_bytes
 from keras_structopt.export._tflite import strip_tflite
 from keras_structopt.space import render
@@ -230,9 +231,10 @@ def test_a_searched_frame_model_serves_raw_values_and_compresses(tmp_path):
     assert tflite_vocabularies(strip_tflite(lite)) == tflite_vocabularies(lite)
     assert max_abs_difference(tflite_predict(lite, test[0].to_dict("list")), expected) <= 1e-5
 
-    small, report = kso.compress(best, train, validation_data=validation, test_data=test, target="mobile",
-                                 slim_epochs=3, prune_epochs=4, cluster_epochs=2, qat_epochs=1,
-                                 measure_latency=False)
+    small, result = kso.compress(best, train, validation_data=validation, test_data=test, target="mobile",
+                                 max_accuracy_loss=None, measure_latency=False,
+                                 fine_tuning=FineTuning(slim_epochs=3, prune_epochs=4, cluster_epochs=2, qat_epochs=1))
+    report = result.report
     assert [s.name for s in report.stages] == ["baseline", "slimmed", "pruned", "clustered", "quantized"]
     assert report.final.params < report.baseline.params
     assert report.final.tflite_gzip_bytes < report.baseline.tflite_gzip_bytes  # a ~700-weight model: the file is mostly structure

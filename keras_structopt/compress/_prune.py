@@ -7,16 +7,10 @@ import math
 import numpy as np
 
 from keras_structopt import _checks
-from keras_structopt.bridge import architecture_of, rerender
+from keras_structopt.bridge import architecture_of, iter_layers, rerender
+from keras_structopt.compress._stages import ConstantSparsity, PolynomialDecay, Prune
 from keras_structopt.compress._tfmot import tfmot
-from keras_structopt.compress.treatment import (
-    LayerTreatment,
-    iter_layers,
-    layer_weights,
-    pruned_arrays,
-    weight_key,
-    zero_fraction,
-)
+from keras_structopt.compress._treatment import LayerTreatment, layer_weights, pruned_arrays, weight_key, zero_fraction
 
 # Weight names TFMOT clusters; the measurements of unique values read the same ones.
 KERNEL_NAMES = ("kernel", "recurrent_kernel", "pointwise_kernel", "embeddings")
@@ -84,14 +78,16 @@ def prunable_weights(layer) -> tuple[list, str | None]:
 _M_BY_N_LAYERS = ("Dense", "Conv1D", "Conv2D")
 
 
-def plan(model, *, sparsity: float = 0.8, exclude=(), layer_sparsity=(), m_by_n=None) -> dict[str, LayerTreatment]:
-    """One `LayerTreatment` per layer with weights, saying what pruning will take.
+def plan(model, stage: Prune) -> dict[str, LayerTreatment]:
+    """One `LayerTreatment` per layer with weights, saying what pruning `stage` will take.
 
-    `exclude` names layers (by name or path) kept dense; `"first"` and `"last"` name
-    the first and last prunable layers. `layer_sparsity` gives layers their own
-    targets. With `m_by_n`, only Dense and convolution kernels are pruned (m of every
-    n consecutive input weights), as sparse tensor cores need.
+    `stage.exclude` names layers (by name or path) kept dense; `"first"` and `"last"`
+    name the first and last prunable layers. `stage.per_layer` gives layers their own
+    targets. With `stage.m_by_n`, only Dense and convolution kernels are pruned (m of
+    every n consecutive input weights), as sparse tensor cores need. A stage that does
+    not apply (sparsity 0) plans nothing pruned.
     """
+    sparsity, exclude, layer_sparsity, m_by_n = stage.sparsity, stage.exclude, stage.per_layer, stage.m_by_n
     treatments = {}
     prunable_paths = []
     for path, layer in iter_layers(model):
@@ -115,7 +111,7 @@ def plan(model, *, sparsity: float = 0.8, exclude=(), layer_sparsity=(), m_by_n=
     unknown = sorted((set(excluded) | set(targets)) - set(treatments) - set(names.values()))
     if unknown:
         raise _checks.error(
-            f"Expected layer names of the model in exclude / layer_sparsity. Received: {unknown}; the layers "
+            f"Expected layer names of the model in exclude / per_layer. Received: {unknown}; the layers "
             f"with weights are {sorted(treatments)}."
         )
     for path, treatment in treatments.items():
@@ -130,36 +126,40 @@ def plan(model, *, sparsity: float = 0.8, exclude=(), layer_sparsity=(), m_by_n=
             treatment.pruned_weights = ()
             treatment.notes.append("sparsity 0: not pruned")
             continue
+        if not stage.applies:
+            treatment.pruned_weights = ()
+            treatment.notes.append("pruning skipped")
+            continue
         treatment.pruned = True
         treatment.target = None if m_by_n is not None else float(target)
     return treatments
 
 
-def pruning_schedule(sparsity: float, steps: int, kind: str = "polynomial"):
-    """A TFMOT schedule that reaches `sparsity` within `steps` training steps.
+def pruning_schedule(schedule: PolynomialDecay | ConstantSparsity, sparsity: float, steps: int):
+    """The TFMOT schedule of `schedule`'s shape that reaches `sparsity` within `steps` training steps.
 
     TFMOT's default `frequency=100` can leave a short fine-tune at 0 % sparsity; here
     the frequency and end step come from the real step count, and the last pruning
-    step lands before training ends. `"polynomial"` raises the sparsity gradually
-    (TFMOT's `PolynomialDecay`); `"constant"` prunes to the target at once and keeps
-    the mask up to date (`ConstantSparsity`).
+    step lands before training ends. `PolynomialDecay` raises the sparsity gradually;
+    `ConstantSparsity` prunes to the target at once and keeps the mask up to date.
     """
     events = max(1, min(64, steps - 1))
     frequency = max(1, int(0.75 * steps) // events)
     api = tfmot().sparsity.keras
-    if kind == "constant":
+    if isinstance(schedule, ConstantSparsity):
         return api.ConstantSparsity(float(sparsity), begin_step=0, end_step=frequency * events, frequency=frequency)
     return api.PolynomialDecay(
-        initial_sparsity=0.0,
+        initial_sparsity=float(schedule.initial_sparsity),
         final_sparsity=float(sparsity),
         begin_step=0,
         end_step=frequency * events,
+        power=schedule.power,
         frequency=frequency,
     )
 
 
-def prune(model, train, *, epochs: int, batch_size: int, fine_tuning, treatments, schedule: str = "polynomial",
-          m_by_n=None, validation=None, verbose=0):
+def prune(model, train, stage: Prune, *, epochs: int, batch_size: int, fine_tuning, treatments, validation=None,
+          verbose=0):
     """Prunes the planned weights of a tf_keras model to their targets, fine-tuning it.
 
     It consumes `model` (a disposable tf_keras copy: TFMOT's wrappers mutate the
@@ -180,11 +180,11 @@ def prune(model, train, *, epochs: int, batch_size: int, fine_tuning, treatments
             prunable.build(layer.input_shape)
             prunable.set_weights(layer.get_weights())
             layer = prunable
-        if m_by_n is not None:
+        if stage.m_by_n is not None:
             return sparsity_api.prune_low_magnitude(
-                layer, pruning_schedule=pruning_schedule(0.5, steps, "constant"), sparsity_m_by_n=m_by_n
+                layer, pruning_schedule=pruning_schedule(ConstantSparsity(), 0.5, steps), sparsity_m_by_n=stage.m_by_n
             )
-        chosen = pruning_schedule(treatment.target, steps, schedule)
+        chosen = pruning_schedule(stage.schedule, treatment.target, steps)
         return sparsity_api.prune_low_magnitude(layer, pruning_schedule=chosen)
 
     result = wrap_fine_tune_strip(
@@ -221,13 +221,13 @@ def check_reached(model, treatments, tolerance: float = 0.02) -> list[str]:
     return []
 
 
-def check_plan(treatments, sparsity: float) -> None:
-    """Refuses a sparsity target that no layer of the model can take."""
-    if not any(t.pruned for t in treatments.values()):
+def check_plan(treatments, stage: Prune) -> None:
+    """Refuses a pruning stage that no layer of the model can take."""
+    if stage.applies and not any(t.pruned for t in treatments.values()):
         reasons = "; ".join(f"{t.layer}: {', '.join(t.notes) or 'no prunable weights'}" for t in treatments.values())
         raise _checks.error(
-            f"Expected a model with layers TFMOT can prune for sparsity={sparsity}. Received: a model "
-            f"none of whose layers can be pruned ({reasons or 'it has no weights'}). Pass sparsity=0 to skip pruning."
+            f"Expected a model with layers TFMOT can prune for {stage!r}. Received: a model "
+            f"none of whose layers can be pruned ({reasons or 'it has no weights'}). Use Prune(0) to skip pruning."
         )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt.compress._prune import KERNEL_NAMES, kernels, wrap_fine_tune_strip
+from keras_structopt.compress._stages import Cluster
 from keras_structopt.compress._tfmot import tfmot
-from keras_structopt.compress.prune import KERNEL_NAMES, kernels, wrap_fine_tune_strip
 
 
 def _registry():
@@ -82,24 +83,24 @@ def layer_clusters(layer, clusters: int, per_channel: bool = False) -> int:
     return min(clusters - 1 if has_zeros else clusters, min(counts))
 
 
-def cluster(model, train, *, clusters: int, epochs: int, batch_size: int, fine_tuning, treatments,
-            per_channel: bool = False, layer_clusters_by_name=(), validation=None, verbose=0):
-    """Clusters every kernel to at most `clusters` distinct values, keeping its zeros.
+def cluster(model, train, stage: Cluster, *, epochs: int, batch_size: int, fine_tuning, treatments,
+            validation=None, verbose=0):
+    """Clusters every kernel to at most `stage.clusters` distinct values, keeping its zeros.
 
-    With `per_channel`, each output channel of a Conv2D kernel gets its own
-    `clusters` values (TFMOT's `cluster_per_channel`); `layer_clusters_by_name`
-    gives layers their own counts. It consumes `model` (a disposable tf_keras copy)
+    With `stage.per_channel`, each output channel of a Conv2D kernel gets its own
+    values (TFMOT's `cluster_per_channel`); `stage.per_layer` gives layers their own
+    counts. It consumes `model` (a disposable tf_keras copy)
     and returns a new, stripped tf_keras model; it records in `treatments` which
     layers were clustered, to how many values, or why not.
     """
 
     api = tfmot().clustering.keras
     registry = _registry()
-    counts_by_name = dict(layer_clusters_by_name)
+    clusters, per_channel, counts_by_name = stage.clusters, stage.per_channel, dict(stage.per_layer)
     unknown = sorted(set(counts_by_name) - set(treatments) - {path.rsplit("/", 1)[-1] for path in treatments})
     if unknown:
         raise _checks.error(
-            f"Expected layer names of the model in layer_clusters. Received: {unknown}; the layers with "
+            f"Expected layer names of the model in Cluster's per_layer. Received: {unknown}; the layers with "
             f"weights are {sorted(treatments)}."
         )
 

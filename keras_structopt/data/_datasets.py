@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from keras_structopt import _checks
-from keras_structopt.data.digits import Split
+from keras_structopt.data._digits import Split
 
 DEFAULT_SPLITS = ("train[:80%]", "train[80%:]", "test")
 

@@ -1,8 +1,10 @@
-"""The compile settings compression fine-tunes and measures with, taken from the model.
+"""How compression fine-tunes: the user's options (`FineTuning`), and the compile settings they resolve to.
 
-A Keras 3 model's `get_compile_config()` names its optimizer, loss and metrics; each
+`FineTuning` holds what a user may choose: the batch size, the learning rate, the epochs
+of each stage, the loss and metrics, and distillation. `CompileSettings` is what those
+choices and the model resolve to. A Keras 3 model's `get_compile_config()` names its optimizer, loss and metrics; each
 is made again with tf_keras (same class, same options), except the learning rate,
-which comes from `compress`'s arguments. Explicit `loss=` / `metrics=` win over the
+which comes from `FineTuning.learning_rate`. Explicit `loss=` / `metrics=` win over the
 model's; a keras-structopt model that was never compiled falls back to its task's
 loss and metric; any other uncompiled model without `loss=` is refused.
 """
@@ -96,8 +98,8 @@ def _names(value) -> Any:
 
 
 @dataclasses.dataclass(frozen=True)
-class FineTuning:
-    """How compression fine-tunes and measures: optimizer, loss, metrics.
+class CompileSettings:
+    """The compile settings compression fine-tunes and measures with: optimizer, loss, metrics.
 
     Attributes:
         optimizer: The tf_keras optimizer class name (the model's own, else `"Adam"`).
@@ -109,7 +111,7 @@ class FineTuning:
             keras-structopt model's task, when it was never compiled).
 
     Example:
-        >>> settings = FineTuning("SGD", {"learning_rate": 0.01}, "binary_crossentropy", ["auc"], "arguments")
+        >>> settings = CompileSettings("SGD", {"learning_rate": 0.01}, "binary_crossentropy", ["auc"], "arguments")
         >>> settings.to_dict()["optimizer"]
         'SGD'
     """
@@ -121,8 +123,9 @@ class FineTuning:
     source: str
 
     @classmethod
-    def resolve(cls, model, *, loss=None, metrics=None, learning_rate: float = 1e-3, task: str | None = None):
-        """The settings for `model`; raises `ConfigurationError` if there is no loss."""
+    def resolve(cls, model, options: FineTuning, *, task: str | None = None) -> CompileSettings:
+        """The settings for `model` under `options`; raises `ConfigurationError` if there is no loss."""
+        loss, metrics, learning_rate = options.loss, options.metrics, options.learning_rate
         config = _compile_config(model)
         optimizer = config.get("optimizer")
         if isinstance(optimizer, dict) and optimizer.get("class_name") == "LossScaleOptimizer":
@@ -147,7 +150,7 @@ class FineTuning:
             raise _checks.error(
                 "Expected a compiled model or an explicit loss= to fine-tune with. Received: model "
                 f"{getattr(model, 'name', model)!r}, which was never compiled, and loss=None. Compile it "
-                "(model.compile(loss=..., metrics=[...])) or pass loss= and metrics= to compress."
+                "(model.compile(loss=..., metrics=[...])) or pass fine_tuning=FineTuning(loss=..., metrics=[...])."
             )
         import tf_keras
 
@@ -229,7 +232,7 @@ class FineTuning:
 
         Example:
             >>> import numpy as np
-            >>> settings = FineTuning("Adam", {"learning_rate": 1e-3}, "sparse_categorical_crossentropy",
+            >>> settings = CompileSettings("Adam", {"learning_rate": 1e-3}, "sparse_categorical_crossentropy",
             ...                       ["accuracy"], "model")
             >>> soft, targets = settings.distilling(np.array([1]), np.array([[0.2, 0.8]]))
             >>> soft.loss, [[round(float(v), 3) for v in row] for row in targets]
@@ -269,7 +272,7 @@ class FineTuning:
         case; else the first key that is not a loss; else `"loss"`.
 
         Example:
-            >>> settings = FineTuning("Adam", {"learning_rate": 1e-3}, "mse", ["mae"], "arguments")
+            >>> settings = CompileSettings("Adam", {"learning_rate": 1e-3}, "mse", ["mae"], "arguments")
             >>> settings.primary_metric, settings.metric_key({"loss": 0.5, "mae": 0.4})
             ('mean_absolute_error', 'mae')
         """
@@ -290,6 +293,70 @@ class FineTuning:
             "metrics": _names(self.metrics),
             "source": self.source,
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuning:
+    """How compression fine-tunes after each stage, and what it measures with.
+
+    The optimizer is the model's own class (its learning rate is `learning_rate`); the
+    loss and metrics are the model's compile settings unless `loss` / `metrics` are
+    given (a keras-structopt model that was never compiled uses its task's).
+
+    Args:
+        batch_size: The fine-tuning batch size.
+        learning_rate: The fine-tuning optimizer's learning rate.
+        slim_epochs: Epochs after slimming (>= 0).
+        prune_epochs: Epochs while pruning (>= 1): the sparsity schedule spans them.
+        cluster_epochs: Epochs while clustering (>= 0).
+        qat_epochs: Quantization-aware epochs (>= 1).
+        loss: A loss (name or Keras object) to fine-tune with instead of the model's.
+        metrics: Metrics to measure with instead of the model's.
+        distill: Fine-tune on targets half label, half the uncompressed model's
+            prediction (knowledge distillation; for cross-entropy and regression
+            losses). None: on for a preset or a guarded search, off for a recipe
+            applied as it is.
+
+    Example:
+        >>> FineTuning(prune_epochs=4).epochs("prune")
+        4
+    """
+
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    slim_epochs: int = 3
+    prune_epochs: int = 10
+    cluster_epochs: int = 3
+    qat_epochs: int = 2
+    loss: Any = None
+    metrics: Any = None
+    distill: bool | None = None
+
+    def __post_init__(self):
+        _checks.positive_int("batch_size", self.batch_size)
+        _checks.positive_number("learning_rate", self.learning_rate)
+        _checks.non_negative_int("slim_epochs", self.slim_epochs)
+        _checks.positive_int("prune_epochs", self.prune_epochs)
+        _checks.non_negative_int("cluster_epochs", self.cluster_epochs)
+        _checks.positive_int("qat_epochs", self.qat_epochs)
+        if self.distill is not None and not isinstance(self.distill, bool):
+            raise _checks.error(
+                f"Expected distill to be True, False or None. Received: distill={self.distill!r}."
+            )
+
+    def epochs(self, kind: str) -> int:
+        """The fine-tuning epochs of a stage kind (`"slim"`, `"prune"`, `"cluster"`, `"qat"`)."""
+        return int(getattr(self, f"{kind}_epochs"))
+
+    def replace(self, **changes: Any) -> FineTuning:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options that go to JSON (loss and metrics by name)."""
+        result = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        result["loss"], result["metrics"] = _names(_serialise(self.loss, "loss")), _names(
+            _serialise(self.metrics, "metrics"))
+        return result
 
 
 def _compile_config(model) -> dict:

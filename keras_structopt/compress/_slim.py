@@ -638,7 +638,7 @@ def slim(model, x, *, ratio: float = 0.5, min_units: int = 1, multiple: int = 1,
 
     Example:
         >>> import keras, numpy as np
-        >>> from keras_structopt.compress.slim import slim
+        >>> from keras_structopt.compress import slim
         >>> inputs = keras.Input((16,))
         >>> hidden = keras.layers.Dense(32, activation="relu", name="hidden")(inputs)
         >>> model = keras.Model(inputs, keras.layers.Dense(3, name="out")(hidden))
