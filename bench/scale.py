@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from keras_structopt.search.distributed import launch  # noqa: E402
+from keras_structopt.search._distributed import launch  # noqa: E402
 
 SEARCH = textwrap.dedent("""
     import os, signal, sys

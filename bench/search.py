@@ -62,6 +62,7 @@ from sklearn.model_selection import StratifiedKFold  # noqa: E402
 import keras_structopt as kso  # noqa: E402
 from keras_structopt.data import load_digits_split  # noqa: E402
 from keras_structopt.search import inherit_weights  # noqa: E402
+from keras_structopt.search._curves import read_curves  # noqa: E402
 
 ARMS = ("accuracy only", "one-SE rule", "cost-aware", "max_params=5000", "cross-validated")
 
@@ -228,7 +229,7 @@ def run_strategies_conv(seed, args, data, workdir) -> list[dict]:
 
 def _epochs_trained(search) -> int:
     return sum(len(run["epochs"]) for trial_id in search.oracle.trials
-               for run in kso.search.curves.read_curves(search, trial_id))
+               for run in read_curves(search, trial_id))
 
 
 def run_stopping(seed, args, data, workdir) -> list[dict]:
@@ -281,7 +282,7 @@ def run_transfer(seed, args, data, workdir) -> list[dict]:
         best_so_far = _best_so_far(search, range(1, len(order) + 1))
         reached, epochs = None, 0
         for index, trial_id in enumerate(order, start=1):
-            epochs += sum(len(run["epochs"]) for run in kso.search.curves.read_curves(search, trial_id))
+            epochs += sum(len(run["epochs"]) for run in read_curves(search, trial_id))
             if search.oracle.trials[trial_id].score >= goal - 1e-9:
                 reached = index
                 break

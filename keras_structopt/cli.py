@@ -660,7 +660,8 @@ def _progress_callback(say, total, objective, done: int = 0):
 
 def _finished(tuner) -> int:
     """How many trials of the tuner's project ended already (a resumed search counts on from there)."""
-    return sum(1 for trial in tuner.oracle.trials.values() if trial.status in ("COMPLETED", "FAILED", "INVALID"))
+    trials = getattr(tuner.oracle, "trials", None) or {}  # a distributed worker's oracle is the chief's client
+    return sum(1 for trial in trials.values() if trial.status in ("COMPLETED", "FAILED", "INVALID"))
 
 
 def _duration(seconds: float) -> str:
@@ -816,7 +817,7 @@ def run_distributed(args, argv: list[str]) -> int:
     the chief then compresses and exports as a one-process run does (its output is this
     command's). A run that ended early (a dead worker or chief) resumes with `--resume`.
     """
-    from keras_structopt.search.distributed import launch
+    from keras_structopt.search._distributed import launch
 
     children = [a for i, a in enumerate(argv) if a != "--workers" and not a.startswith("--workers=")
                 and not (i and argv[i - 1] == "--workers")]
@@ -989,7 +990,7 @@ def export_command(args) -> int:
 def report_command(args) -> int:
     """`keras-structopt report DIR`: tables and plots of an existing search, the project only read."""
     from keras_structopt.export._report import plot_stages, render_markdown
-    from keras_structopt.search.project import write_search_report
+    from keras_structopt.search._project import write_search_report
 
     directory = Path(args.directory)
     project = directory / "tuner" if (directory / "tuner" / "oracle.json").is_file() else directory

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keras_structopt.cli import parse_run
+from keras_structopt.compress import FineTuning, Recipe
 from keras_structopt.errors import ConfigurationError
 
 KEYS = ["family", "view", "tuner", "trials", "epochs", "target", "max_accuracy_loss", "max-accuracy-loss", "slim",
@@ -41,5 +42,6 @@ def test_any_job_file_is_accepted_or_explained(job):
         # Accepted: the settings are the checked types the run reads.
         assert isinstance(args.trials, int) and args.trials >= 1 and isinstance(args.epochs, int)
         assert args.max_accuracy_loss is None or 0 <= args.max_accuracy_loss < 1
-        assert 0 <= args.sparsity < 1 and isinstance(args.quiet, bool)
+        assert args.sparsity is None or 0 <= args.sparsity < 1
+        assert isinstance(args.recipe, Recipe) and isinstance(args.fine_tuning, FineTuning) and isinstance(args.quiet, bool)
         assert not (Path(directory) / "out").exists()  # parsing writes nothing

@@ -22,6 +22,8 @@ import keras_tuner
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._keras_tuner import checkpoint_directory
+from keras_structopt._trial_files import CurveRecorder
 from keras_structopt._types import Task
 from keras_structopt.data._datasets import check_dataset, is_dataset, with_batches
 from keras_structopt.hypermodels import _compile_choices
@@ -232,9 +234,19 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         """Checks the training data against the space, then trains as Keras Tuner does.
 
         A `tf.data.Dataset` given unbatched (for `x` or `validation_data`) is batched here,
-        by `batch_size` (default 32), as Keras needs.
+        by `batch_size` (default 32), as Keras needs. Inside any Keras Tuner tuner, the
+        trial's per-epoch metrics are kept in its folder (`curves.json`, which Keras Tuner
+        itself does not keep), so `kso.search.learning_curves` and the selection helpers
+        read a plain `keras_tuner.RandomSearch`'s project too.
         """
         self.check_fit_data(*args, **kwargs)
+        callbacks = list(kwargs.get("callbacks") or [])
+        folder = checkpoint_directory(callbacks)
+        if folder is not None and not any(isinstance(c, CurveRecorder) for c in callbacks):
+            validation = kwargs.get("validation_data")
+            size = len(validation[0]) if isinstance(validation, (tuple, list)) and hasattr(validation[0], "__len__") \
+                else None
+            kwargs["callbacks"] = [*callbacks, CurveRecorder(folder, validation_size=size)]
         args = list(args)
         x = kwargs.get("x", args[0] if args else None)
         if is_dataset(x):

@@ -1,70 +1,59 @@
 """Choosing depth and width with evidence, and searching for it cheaply.
 
-Tuners with learning curves, cross-validated trials, budgets, cost-aware objectives and no
-duplicates; the simplest model within noise; the Pareto front; regularized evolution;
-median stopping; Optuna's samplers and pruners as an oracle; Ray Tune; Keras Tuner's
-distributed mode under a launcher; diverging trials failed at once and their region
-avoided; warm start from an earlier search and weight inheritance from donors; each
-trial's structure in TensorBoard's HParams dashboard. No
-TFMOT, no tf_keras: this package works on Keras Tuner and Keras 3 only."""
+`tuner(base, hypermodel, ...)` makes any Keras Tuner tuner structural: learning curves,
+cross-validated trials, budgets, cost-aware scores, no duplicate networks, median
+stopping, weight inheritance, diverged trials failed at once and their region avoided.
+Around it: the simplest model within noise and the Pareto front (on any Keras Tuner
+project), regularized evolution, Optuna's samplers and pruners, Ray Tune, Keras Tuner's
+distributed mode under a launcher, warm start, and a finished search read back from its
+directory. No TFMOT and no tf_keras: this package works on Keras Tuner and Keras 3 only.
 
-from keras_structopt.search.curves import CurveRecorder, learning_curves, plot_learning_curves
-from keras_structopt.search.distributed import LaunchResult, is_worker, launch
-from keras_structopt.search.evolution import EvolutionarySearch, EvolutionOracle, mutate
-from keras_structopt.search.failures import NonFiniteStopper
-from keras_structopt.search.hparams import structure_columns, write_hparams
-from keras_structopt.search.optuna_search import OptunaOracle, OptunaPruning, OptunaSearch, suggest_values
-from keras_structopt.search.project import Project, trial_rows, write_search_report
-from keras_structopt.search.ranking import RankingMetrics
-from keras_structopt.search.ray_tune import RaySearch, ray_search
-from keras_structopt.search.select import (
-    Record,
-    Selection,
-    non_dominated,
-    pareto_front,
-    plot_pareto,
-    select_simplest,
-    simplest_within,
-)
-from keras_structopt.search.stopping import MedianStopper, MedianStopping, should_stop
-from keras_structopt.search.transfer import adapt, inherit_weights, warm_start
-from keras_structopt.search.tuners import StructuralMixin, rejected_candidates, tuner
+Example:
+    >>> import keras_tuner, keras_structopt as kso
+    >>> search = kso.search.tuner(keras_tuner.RandomSearch, kso.DenseHyperModel(input_shape=(64,), outputs=10),
+    ...     objective="val_accuracy", max_trials=2, max_params=5000,
+    ...     directory=getfixture("tmp_path"), project_name="doc")
+    >>> type(search).__name__
+    'StructuralRandomSearch'
+"""
+
+from keras_structopt.search._curves import learning_curves, plot_learning_curves
+from keras_structopt.search._distributed import LaunchResult, launch
+from keras_structopt.search._evolution import EvolutionarySearch, EvolutionOracle
+from keras_structopt.search._hparams import write_hparams
+from keras_structopt.search._optuna import OptunaOracle, OptunaSearch
+from keras_structopt.search._oracle import StructuralOracle, structural_oracle
+from keras_structopt.search._project import Project, write_search_report
+from keras_structopt.search._ranking import RankingMetrics
+from keras_structopt.search._ray import RaySearch, ray_search
+from keras_structopt.search._select import Selection, pareto_front, plot_pareto, select_simplest
+from keras_structopt.search._stopping import MedianStopping
+from keras_structopt.search._transfer import inherit_weights, warm_start
+from keras_structopt.search._tuner import StructuralTuner, rejected_candidates, tuner
 
 __all__ = [
-    "CurveRecorder",
     "EvolutionOracle",
     "EvolutionarySearch",
     "LaunchResult",
-    "MedianStopper",
     "MedianStopping",
-    "NonFiniteStopper",
     "OptunaOracle",
-    "OptunaPruning",
     "OptunaSearch",
     "Project",
     "RankingMetrics",
     "RaySearch",
-    "Record",
     "Selection",
-    "StructuralMixin",
-    "adapt",
+    "StructuralOracle",
+    "StructuralTuner",
     "inherit_weights",
-    "is_worker",
     "launch",
     "learning_curves",
-    "mutate",
-    "non_dominated",
     "pareto_front",
     "plot_learning_curves",
     "plot_pareto",
     "ray_search",
     "rejected_candidates",
     "select_simplest",
-    "should_stop",
-    "simplest_within",
-    "structure_columns",
-    "suggest_values",
-    "trial_rows",
+    "structural_oracle",
     "tuner",
     "warm_start",
     "write_hparams",

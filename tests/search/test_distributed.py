@@ -13,7 +13,7 @@ import pytest
 
 from keras_structopt import ConfigurationError
 from keras_structopt.search import launch
-from keras_structopt.search.distributed import free_port
+from keras_structopt.search._distributed import free_port
 from tests.conftest import REPOSITORY
 
 SEARCH = textwrap.dedent("""

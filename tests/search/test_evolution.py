@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 
 import keras_structopt as kso
 from keras_structopt.errors import ConfigurationError
-from keras_structopt.search import EvolutionOracle, MedianStopper, MedianStopping, mutate, should_stop
+from keras_structopt.search import EvolutionOracle, MedianStopping
+from keras_structopt.search._curves import read_curves
+from keras_structopt.search._evolution import mutate
+from keras_structopt.search._stopping import MedianStopper, should_stop, stopped_note
 from tests.conftest import assert_all_completed
 
 
@@ -195,8 +198,8 @@ def test_median_stopping_and_evolution_in_a_real_search(tmp_path, small_digits):
     stopped = [t for t in trials if t.metrics.exists("stopped_at_epoch")]
     assert stopped, "no trial was stopped"
     for trial in stopped:
-        epochs = kso.search.curves.read_curves(search, trial.trial_id)[0]["epochs"]
-        note = kso.search.stopping.stopped_note(search.project_dir, trial.trial_id)
+        epochs = read_curves(search, trial.trial_id)[0]["epochs"]
+        note = stopped_note(search.project_dir, trial.trial_id)
         assert len(epochs) == note["epoch"] + 1 < 4 and note["value"] < note["median"]
         assert trial.metrics.get_last_value("val_accuracy") is not None  # its last value is kept
     # A trial with the hopeless learning rate, started once two trials had finished, is stopped.

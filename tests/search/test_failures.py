@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import keras_structopt as kso
-from keras_structopt.search.curves import read_note, trial_folder
-from keras_structopt.search.failures import FAILURE_RADIUS, _embed, diverged_trials
+from keras_structopt._trial_files import read_note, trial_folder
+from keras_structopt.search._failures import FAILURE_RADIUS, _embed, diverged_trials
 
 
 class DivergingSpace(keras_tuner.HyperModel):

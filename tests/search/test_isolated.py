@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import keras_structopt as kso
-from keras_structopt.search.curves import read_curves, read_note
+from keras_structopt._trial_files import read_note
+from keras_structopt.search._curves import read_curves
 from tests.conftest import assert_all_completed
 
 

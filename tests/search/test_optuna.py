@@ -9,7 +9,8 @@ import pytest
 
 import keras_structopt as kso
 from keras_structopt.data import TabularSchema, load_movielens
-from keras_structopt.search import OptunaSearch, suggest_values
+from keras_structopt.search import OptunaSearch
+from keras_structopt.search._optuna import suggest_values
 from tests.conftest import assert_all_completed
 from tests.hypermodels import test_contract
 from tests.hypermodels.test_tabular import cancer_frame

@@ -11,7 +11,8 @@ import pytest
 
 import keras_structopt as kso
 from keras_structopt.data import load_digits_split
-from keras_structopt.search.ray_tune import active_values, ray_search, ray_space
+from keras_structopt.search import ray_search
+from keras_structopt.search._ray import active_values, ray_space
 
 
 def test_the_space_translates_and_only_active_values_build():

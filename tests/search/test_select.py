@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keras_structopt.errors import ConfigurationError
-from keras_structopt.search import Record, non_dominated, simplest_within
+from keras_structopt.search._select import Record, non_dominated, simplest_within
 
 records_strategy = st.lists(
     st.builds(

@@ -8,7 +8,8 @@ import pytest
 
 import keras_structopt as kso
 from keras_structopt.errors import ConfigurationError
-from keras_structopt.search import adapt, inherit_weights, warm_start
+from keras_structopt.search import inherit_weights, warm_start
+from keras_structopt.search._transfer import adapt, head_layers
 from tests.conftest import assert_all_completed
 
 
@@ -122,7 +123,7 @@ def test_the_head_starts_fresh_unless_asked_for():
         mixed = _dense_model(1, 8)
     finally:
         keras.config.set_dtype_policy(previous)
-    assert kso.search.transfer.head_layers(mixed) == {"head"}
+    assert head_layers(mixed) == {"head"}
     with pytest.raises(ConfigurationError, match=r"inherit_head=1"):
         kso.search.tuner(keras_tuner.RandomSearch, kso.DenseHyperModel(input_shape=(64,), outputs=10),
                          objective="val_accuracy", donors=[donor], inherit_head=1, directory="unused",

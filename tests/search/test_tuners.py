@@ -18,6 +18,7 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeri
 import keras_structopt as kso
 from keras_structopt.errors import ConfigurationError
 from keras_structopt.search import learning_curves, pareto_front, rejected_candidates, select_simplest
+from keras_structopt.search._curves import read_curves
 from tests.conftest import REPOSITORY, assert_all_completed
 
 
@@ -49,7 +50,7 @@ def test_cross_validated_trials_keep_each_fold_and_report_their_mean(cross_valid
         assert trial.metrics.get_best_value("val_accuracy") == pytest.approx(np.mean(folds), abs=1e-6)
         assert trial.metrics.get_best_value("val_accuracy_fold_std") == pytest.approx(np.std(folds), abs=1e-6)
         assert all(0.0 < f <= 1.0 for f in folds)
-        curves = kso.search.curves.read_curves(search, trial.trial_id)
+        curves = read_curves(search, trial.trial_id)
         assert sorted(run["fold"] for run in curves) == [0, 1, 2]
         assert all(len(run["epochs"]) == 3 for run in curves)
     search.results_summary(1)
@@ -201,7 +202,7 @@ def test_hyperband_cross_validated_with_learning_curves(tmp_path, small_digits):
     assert continued, "Hyperband continued no trial"
     for trial in continued:
         epochs = trial.hyperparameters.values["tuner/epochs"] - trial.hyperparameters.values["tuner/initial_epoch"]
-        runs = kso.search.curves.read_curves(search, trial.trial_id)
+        runs = read_curves(search, trial.trial_id)
         assert sorted(r["fold"] for r in runs) == [0, 1]
         assert all(len(r["epochs"]) == epochs for r in runs)
     for trial in trials:
@@ -216,7 +217,7 @@ def test_cost_aware_objective_combines_metric_and_parameters(tmp_path, small_dig
                               cost="params", cost_weight=0.02, directory=tmp_path, project_name="cost")
     search.search(x, y, validation_data=validation, epochs=2, verbose=0)
     assert_all_completed(search, expected=3)
-    assert search.oracle.objective.name == "cost_aware_score"
+    assert search.oracle.objective.name == "val_accuracy"  # the objective stays the metric; the score trades it
     trials = sorted(search.oracle.trials.values(), key=lambda t: t.trial_id)
     reference = trials[0].metrics.get_best_value("params")
     for trial in trials:
@@ -224,6 +225,7 @@ def test_cost_aware_objective_combines_metric_and_parameters(tmp_path, small_dig
         assert trial.metrics.get_best_value("params") == params
         expected = trial.metrics.get_best_value("val_accuracy") - 0.02 * math.log2(params / reference)
         assert trial.score == pytest.approx(expected, abs=1e-6)
+        assert trial.metrics.get_best_value("cost_aware_score") == pytest.approx(expected, abs=1e-6)
     # Selection and the front read the metric itself, not the combined score.
     front = pareto_front(search)
     values = [t.metrics.get_best_value("val_accuracy") for t in front]

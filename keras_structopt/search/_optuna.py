@@ -41,15 +41,14 @@ not the exact sequence an uninterrupted one would have drawn.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
 import keras_tuner
 
-from keras_structopt import _checks
-from keras_structopt.search.curves import write_note
+from keras_structopt import _checks, _keras_tuner
+from keras_structopt._trial_files import write_note
 
 SAMPLERS = ("tpe", "nsga2", "random")
 PRUNERS = ("median", "hyperband", "successive_halving")
@@ -214,12 +213,11 @@ class OptunaOracle(keras_tuner.Oracle):
         if seed is not None:
             _checks.non_negative_int("seed", seed)
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
-        if seed == 0:  # Keras Tuner replaced it with a random one
-            self.seed = self._seed_state = 0
+        _keras_tuner.honour_seed(self, seed)
         self.sampler, self.pruner, self.pareto = sampler, pruner, pareto
         self.storage, self.study_name = storage, study_name
         self.numbers: dict[str, list[int]] = {}  # Keras Tuner trial id -> [Optuna number, Optuna trial id]
-        self.cost_of: Callable[[dict], float] | None = None  # set by OptunaSearch: values -> the network's cost
+        self.hypermodel: Any = None  # set by its tuner: the HyperModel whose networks' cost `pareto` counts
         self._study: Any = None
         self._live: dict[str, Any] = {}
 
@@ -229,13 +227,20 @@ class OptunaOracle(keras_tuner.Oracle):
         first = "maximize" if self.objective.direction == "max" else "minimize"
         return [first] + (["minimize"] if self.pareto else [])
 
+    def network_cost(self, values: dict) -> int:
+        """The parameters or MACs (`pareto`) of the network `values` describe, counted from the spec."""
+        hp = self.get_space()
+        hp.values.update({k: v for k, v in values.items() if not k.startswith("tuner/")})
+        spec = self.hypermodel.architecture(hp)
+        return spec.count_params() if self.pareto == "params" else spec.count_macs()
+
     # -- the study ----------------------------------------------------------------------
 
     def study(self):
         """The Optuna study (created in, or loaded from, the storage on first use)."""
         if self._study is None:
             optuna = _optuna()
-            directory = Path(self._project_dir)
+            directory = Path(_keras_tuner.project_dir(self))
             storage = self.storage or f"sqlite:///{directory / 'optuna.db'}"
             name = self.study_name or directory.name
             study = optuna.create_study(storage=storage, study_name=name, sampler=_sampler(self.sampler, self.seed),
@@ -276,7 +281,7 @@ class OptunaOracle(keras_tuner.Oracle):
         for _ in range(_ATTEMPTS):
             asked = study.ask()
             values = suggest_values(self.hyperparameters, asked)
-            if self._duplicate(values):  # tried already, or refused by the tuner's budgets
+            if _keras_tuner.tried(self, values):  # tried already
                 study.tell(asked, state=optuna.trial.TrialState.PRUNED)
                 continue
             self.numbers[trial_id] = [asked.number, asked._trial_id]
@@ -310,8 +315,8 @@ class OptunaOracle(keras_tuner.Oracle):
         else:
             state = states.COMPLETE
             values = [float(trial.score)]
-            if self.pareto and self.cost_of is not None:
-                values.append(float(self.cost_of(trial.hyperparameters.values)))
+            if self.pareto and self.hypermodel is not None:
+                values.append(float(self.network_cost(trial.hyperparameters.values)))
         if trial.trial_id in self.numbers:
             self.study().tell(self.numbers[trial.trial_id][0], values, state=state, skip_if_finished=True)
         elif state == states.COMPLETE:  # not asked (a warm-started structure): added, so the sampler learns it
@@ -338,9 +343,8 @@ class OptunaOracle(keras_tuner.Oracle):
         """
         by_number = {pair[0]: trial_id for trial_id, pair in self.numbers.items()}
         front = [self.trials[by_number[t.number]] for t in self.study().best_trials if t.number in by_number]
-        cost_of = self.cost_of
-        if cost_of is not None:
-            front.sort(key=lambda trial: cost_of(trial.hyperparameters.values))
+        if self.hypermodel is not None and self.pareto:
+            front.sort(key=lambda trial: self.network_cost(trial.hyperparameters.values))
         return front
 
     def get_state(self):
@@ -429,6 +433,8 @@ class OptunaSearch(keras_tuner.Tuner):
         ('optuna', 2)
     """
 
+    oracle_class = OptunaOracle  # what keras_structopt.search.tuner builds (with its features) for it
+
     def __init__(self, hypermodel=None, objective=None, max_trials: int = 10, sampler="tpe", pruner=None,
                  pareto: str | None = None, storage: str | None = None, study_name: str | None = None,
                  seed: int | None = None, hyperparameters=None, tune_new_entries: bool = True,
@@ -447,13 +453,7 @@ class OptunaSearch(keras_tuner.Tuner):
         )
         super().__init__(oracle, hypermodel, **kwargs)
         if pareto is not None:
-            oracle.cost_of = self._cost
-
-    def _cost(self, values: dict) -> int:
-        hp = self.oracle.get_space()
-        hp.values.update(values)
-        spec = self.hypermodel.architecture(hp)
-        return spec.count_params() if self.oracle.pareto == "params" else spec.count_macs()
+            oracle.hypermodel = self.hypermodel
 
     def pruning_callbacks(self, trial_id: str, fold="all") -> list:
         """The pruning callback of a trial (none without a pruner, or for folds after the first)."""
@@ -462,21 +462,19 @@ class OptunaSearch(keras_tuner.Tuner):
         return [OptunaPruning(self.oracle, self.project_dir, trial_id, self.oracle.objective.name)]
 
     def run_trial(self, trial, *fit_args, **fit_kwargs):
-        if not hasattr(self, "_stoppers"):  # a plain OptunaSearch; keras-structopt's tuners add it themselves
+        if not hasattr(self, "stoppers"):  # a plain OptunaSearch; keras-structopt's tuners add it themselves
             fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", []), *self.pruning_callbacks(trial.trial_id)]
         results = super().run_trial(trial, *fit_args, **fit_kwargs)
         note = _pruned(self.project_dir, trial.trial_id)
-        if note is None or hasattr(self, "_stoppers"):
+        if note is None or hasattr(self, "stoppers"):
             return results
-        from keras_tuner.src.engine import tuner_utils
-
-        metrics = dict(tuner_utils.convert_to_metrics_dict(results, self.oracle.objective))
+        metrics = _keras_tuner.metrics_dict(results, self.oracle.objective)
         metrics[_STOPPED] = float(note["epoch"])
         return metrics
 
 
 def _pruned(project_dir, trial_id: str) -> dict | None:
-    from keras_structopt.search.curves import read_note
+    from keras_structopt._trial_files import read_note
 
     return read_note(project_dir, trial_id).get("pruned")
 

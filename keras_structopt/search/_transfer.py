@@ -27,11 +27,8 @@ import keras
 import numpy as np
 
 from keras_structopt import _checks
-from keras_structopt.search.curves import read_json, read_note
-from keras_structopt.search.stopping import stopped_early
-
-WARM_NOTE = "warm_start"
-
+from keras_structopt._trial_files import read_json, read_note
+from keras_structopt.search._stopping import stopped_early
 
 # -- warm start -------------------------------------------------------------------------
 
@@ -168,10 +165,13 @@ def warm_start(tuner, from_directory, *, top_k: int = 3) -> list[dict]:
         >>> len(queued), all(8 <= q["values"]["block_0/units"] <= 24 for q in queued)
         (2, True)
     """
-    if not hasattr(tuner.oracle, "_structopt_queue"):
+    from keras_structopt.search._oracle import StructuralOracle
+
+    if not isinstance(tuner.oracle, StructuralOracle):
         raise _checks.error(
-            "Expected a tuner made by keras_structopt.search.tuner(...). "
-            f"Received: tuner of type {type(tuner).__name__}."
+            "Expected a tuner made by keras_structopt.search.tuner(...): its oracle hands the earlier search's "
+            f"structures out first. Received: a {type(tuner).__name__} whose oracle is a "
+            f"{type(tuner.oracle).__name__}; make it with kso.search.tuner(keras_tuner.{type(tuner).__name__}, ...)."
         )
     top_k = _checks.positive_int("top_k", top_k)
     if Path(from_directory).resolve() == Path(tuner.project_dir).resolve():
@@ -179,13 +179,13 @@ def warm_start(tuner, from_directory, *, top_k: int = 3) -> list[dict]:
             "Expected from_directory to be another search's project directory. Received: this tuner's own, "
             f"from_directory={str(from_directory)!r}."
         )
-    objective = getattr(tuner, "_base_objective", None) or tuner.oracle.objective
+    objective = tuner.oracle.objective
     queued = []
     for trial in earlier_trials(from_directory, objective.name, objective.direction)[:top_k]:
         values, notes = adapt(tuner.oracle.hyperparameters, trial["values"])
         queued.append({"trial": trial["trial"], "value": trial["value"], "values": values, "notes": notes,
                        "from": str(from_directory)})
-    tuner.oracle._structopt_queue[:] = queued
+    tuner.oracle.queue[:] = queued
     return queued
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import os
 import signal
 import socket
@@ -49,7 +48,7 @@ from typing import Any
 from keras_structopt import _checks
 from keras_structopt._env import is_worker
 
-__all__ = ["LaunchResult", "free_port", "is_worker", "launch", "quiet_condition_protos"]
+__all__ = ["LaunchResult", "free_port", "is_worker", "launch"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,29 +75,6 @@ class LaunchResult:
     def ok(self) -> bool:
         """Whether the search completed."""
         return self.status == "completed"
-
-
-def quiet_condition_protos() -> None:
-    """Silences the stray `print` in Keras Tuner's `Parent.to_proto` (conditions sent over gRPC).
-
-    Example:
-        >>> quiet_condition_protos()
-        >>> from keras_tuner.src.engine import conditions
-        >>> getattr(conditions.Parent.to_proto, "_structopt_quiet", False)
-        True
-    """
-    from keras_tuner.src.engine import conditions
-
-    original = conditions.Parent.to_proto
-    if getattr(original, "_structopt_quiet", False):
-        return
-
-    def to_proto(self):
-        with contextlib.redirect_stdout(io.StringIO()):
-            return original(self)
-
-    to_proto._structopt_quiet = True  # type: ignore[attr-defined]
-    conditions.Parent.to_proto = to_proto
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -9,128 +9,16 @@ reloaded search can be read back: `learning_curves` returns them as a tidy table
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
-import keras
-
-CURVES_FILE = "curves.json"
-
-
-NOTE_FILE = "structopt.json"  # what keras-structopt notes about a trial (rejected, stopped, refit epochs)
+from keras_structopt import _checks
+from keras_structopt._trial_files import CURVES_FILE, read_curves_file, trial_folder
 
 
 def trial_directory(tuner, trial_id: str) -> Path:
     """The folder Keras Tuner keeps a trial's files in."""
     return trial_folder(tuner.project_dir, trial_id)
-
-
-def trial_folder(project_dir, trial_id: str) -> Path:
-    """The folder of trial `trial_id` in a project directory."""
-    return Path(project_dir) / f"trial_{trial_id}"
-
-
-def read_note(project_dir, trial_id: str) -> dict:
-    """What keras-structopt noted about a trial ({} if nothing)."""
-    return read_json(trial_folder(project_dir, trial_id) / NOTE_FILE)
-
-
-def write_note(project_dir, trial_id: str, update: dict) -> None:
-    """Adds `update` to a trial's note (written atomically)."""
-    path = trial_folder(project_dir, trial_id) / NOTE_FILE
-    note = read_json(path)
-    note.update(update)
-    _write(path, note)
-
-
-class CurveRecorder(keras.callbacks.Callback):
-    """Appends each epoch's logs to `curves.json` in a trial's folder.
-
-    The file is rewritten atomically after every epoch, so a killed search keeps the
-    epochs it finished. Keras Tuner deep-copies the callbacks it is given; this one
-    holds only a path and plain values, so its copies write the same file.
-
-    Example:
-        >>> import json
-        >>> recorder = CurveRecorder(getfixture("tmp_path"), fold=None, validation_size=359)
-        >>> recorder.on_epoch_end(0, {"loss": 0.5, "val_accuracy": 0.9})
-        >>> json.loads((getfixture("tmp_path") / "curves.json").read_text())["runs"][0]["epochs"]
-        [{'epoch': 0, 'loss': 0.5, 'val_accuracy': 0.9}]
-    """
-
-    def __init__(self, directory, *, fold: int | None = None, validation_size: int | None = None):
-        super().__init__()
-        self.path = Path(directory) / CURVES_FILE
-        self.fold = fold
-        self.validation_size = validation_size
-
-    def on_train_begin(self, logs=None):
-        data = read_json(self.path)
-        key = "all" if self.fold is None else self.fold
-        data["runs"] = [r for r in data.get("runs", []) if r.get("fold", "all") != key]
-        data["runs"].append({"fold": key, "validation_size": self.validation_size, "epochs": []})
-        _write(self.path, data)
-
-    def on_epoch_end(self, epoch, logs=None):
-        data = read_json(self.path)
-        key = "all" if self.fold is None else self.fold
-        runs = [r for r in data.get("runs", []) if r.get("fold", "all") == key]
-        if not runs:
-            runs = [{"fold": key, "validation_size": self.validation_size, "epochs": []}]
-            data.setdefault("runs", []).append(runs[0])
-        entry = {"epoch": int(epoch)}
-        entry.update({name: float(value) for name, value in (logs or {}).items() if _is_number(value)})
-        runs[0]["epochs"].append(entry)
-        _write(self.path, data)
-
-
-    def truncate(self, epochs: int) -> None:
-        """Keeps the first `epochs` epochs of this run (a trial resumed from a checkpoint of that epoch).
-
-        Example:
-            >>> recorder = CurveRecorder(getfixture("tmp_path"))
-            >>> for epoch in range(3):
-            ...     recorder.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
-            >>> recorder.truncate(1)
-            >>> [e["epoch"] for e in read_curves_file(getfixture("tmp_path"))[0]["epochs"]]
-            [0]
-        """
-        data = read_json(self.path)
-        key = "all" if self.fold is None else self.fold
-        for run in data.get("runs", []):
-            if run.get("fold", "all") == key:
-                run["epochs"] = [e for e in run["epochs"] if e["epoch"] < epochs]
-        _write(self.path, data)
-
-
-def read_curves_file(directory) -> list[dict]:
-    """The runs recorded in `directory/curves.json` ([] if none)."""
-    return read_json(Path(directory) / CURVES_FILE).get("runs", [])
-
-
-def _is_number(value) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def read_json(path: Path) -> dict:
-    """A JSON file's object, or {} if it is missing or half-written."""
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def _write(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(data))
-    os.replace(temporary, path)
 
 
 def read_curves(tuner, trial_id: str) -> list[dict]:
@@ -158,8 +46,14 @@ def learning_curves(tuner, *, status: str | None = "COMPLETED") -> list[dict[str
     `pandas.DataFrame` for a data frame.
 
     Args:
-        tuner: A tuner made by `keras_structopt.search.tuner` (its trials record curves).
+        tuner: A tuner (any Keras Tuner tuner over a keras-structopt HyperModel, or any
+            tuner made by `keras_structopt.search.tuner`: their trials record their curves),
+            or a `Project` read from a project directory.
         status: Only trials with this status (`None`: every trial).
+
+    Raises:
+        ConfigurationError: when no trial has that status, or none recorded its curves
+            (Keras Tuner keeps only each trial's best epoch): never an empty table in silence.
 
     Example:
         >>> rows = learning_curves(getfixture("finished_search"))
@@ -167,9 +61,13 @@ def learning_curves(tuner, *, status: str | None = "COMPLETED") -> list[dict[str
         ['depth', 'epoch', 'fold', 'hyperparameters', 'macs', 'metric', 'params', 'status', 'trial', 'value']
     """
     rows = []
-    for trial in tuner.oracle.trials.values():
-        if status is not None and trial.status != status:
-            continue
+    trials = [t for t in tuner.oracle.trials.values() if status is None or t.status == status]
+    if not trials:
+        raise _checks.error(
+            f"Expected a search with trials{'' if status is None else f' of status {status!r}'} to read learning "
+            f"curves from. Received: {len(tuner.oracle.trials)} trials, none{'' if status is None else ' ' + status}."
+        )
+    for trial in trials:
         costs = _architecture_costs(tuner, trial.hyperparameters)
         for run in read_curves(tuner, trial.trial_id):
             for entry in run["epochs"]:
@@ -188,6 +86,12 @@ def learning_curves(tuner, *, status: str | None = "COMPLETED") -> list[dict[str
                         "metric": metric,
                         "value": value,
                     })
+    if not rows:
+        raise _checks.error(
+            f"Expected trials that recorded their learning curves. Received: {len(trials)} trials without "
+            f"{CURVES_FILE} in {getattr(tuner, 'project_dir', 'the project')}: Keras Tuner keeps only each trial's "
+            "best epoch; keras-structopt's HyperModels (in any tuner) and kso.search.tuner's tuners record every epoch."
+        )
     return rows
 
 

@@ -16,7 +16,7 @@ Tuner loads), `curves.json`, and the epoch history that the search process repor
 oracle. A trial process that dies fails its trial with the process's last error line; a
 non-finite loss fails it with the reason.
 
-    python -m keras_structopt.search.isolated SPEC.json   # what the search process runs
+    python -m keras_structopt.search._isolated SPEC.json   # what the search process runs
 """
 
 from __future__ import annotations
@@ -126,7 +126,8 @@ def run_isolated(tuner, trial, fit_settings: dict, objective):
     import keras
     import keras_tuner
 
-    from keras_structopt.search.curves import read_note, trial_directory
+    from keras_structopt._trial_files import read_note
+    from keras_structopt.search._curves import trial_directory
 
     directory = trial_directory(tuner, trial.trial_id)
     directory.mkdir(parents=True, exist_ok=True)
@@ -139,15 +140,15 @@ def run_isolated(tuner, trial, fit_settings: dict, objective):
         "data": str(Path(tuner.project_dir) / "isolated" / DATA_FILE),
         "fit": fit_settings,
         "objective": [objective.name, objective.direction],
-        "checkpoint": tuner._get_checkpoint_fname(trial.trial_id),
-        "build_config": tuner._get_build_config_fname(trial.trial_id),
+        "checkpoint": tuner.checkpoint_path(trial.trial_id),
+        "build_config": tuner.build_config_path(trial.trial_id),
         "project_dir": str(tuner.project_dir),
         "trial_id": trial.trial_id,
         "trial_directory": str(directory),
     }
     (directory / SPEC_FILE).write_text(json.dumps(spec, indent=1))
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
-    result = subprocess.run([sys.executable, "-m", "keras_structopt.search.isolated", str(directory / SPEC_FILE)],
+    result = subprocess.run([sys.executable, "-m", "keras_structopt.search._isolated", str(directory / SPEC_FILE)],
                             capture_output=True, text=True, env=environment, preexec_fn=_die_with_parent)
     if result.returncode != 0:
         note = read_note(tuner.project_dir, trial.trial_id)
@@ -176,11 +177,11 @@ def _die_with_parent():  # pragma: no cover - runs in the child before exec
 
 def _main(spec_path: str) -> int:  # pragma: no cover - runs in the trial process (tested through the tuner)
     import keras_tuner
-    from keras_tuner.src.engine import tuner_utils
 
+    from keras_structopt import _keras_tuner
+    from keras_structopt._trial_files import CurveRecorder
     from keras_structopt.hypermodels import hypermodel_class
-    from keras_structopt.search.curves import CurveRecorder
-    from keras_structopt.search.failures import NonFiniteStopper
+    from keras_structopt.search._failures import NonFiniteStopper
 
     spec = json.loads(Path(spec_path).read_text())
     cls = hypermodel_class(spec["class"])
@@ -195,7 +196,7 @@ def _main(spec_path: str) -> int:  # pragma: no cover - runs in the trial proces
     callbacks = [
         CurveRecorder(spec["trial_directory"], validation_size=None if validation is None else len(validation[0])),
         NonFiniteStopper(spec["project_dir"], spec["trial_id"]),
-        tuner_utils.SaveBestEpoch(objective=objective, filepath=spec["checkpoint"]),
+        _keras_tuner.save_best_epoch(objective, spec["checkpoint"]),
     ]
     model = hypermodel.build(hp)
     try:

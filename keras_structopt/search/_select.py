@@ -12,9 +12,10 @@ import math
 from typing import Any
 
 from keras_structopt import _checks
+from keras_structopt._trial_files import read_note
 from keras_structopt._types import Cost, SelectionRule
-from keras_structopt.search.curves import read_curves, read_note, save_figure
-from keras_structopt.search.stopping import stopped_early
+from keras_structopt.search._curves import read_curves, save_figure
+from keras_structopt.search._stopping import stopped_early
 
 COSTS = ("params", "macs")
 RULES = ("one_se", "best")
@@ -91,7 +92,7 @@ def non_dominated(points: list[tuple[Any, float, float]], *, higher_is_better: b
 
 def _metric(tuner):
     """The objective the selection reads: the metric itself for a cost-aware tuner."""
-    objective = getattr(tuner, "_base_objective", None) or tuner.oracle.objective
+    objective = tuner.oracle.objective
     return objective.name, objective.direction != "min"
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_structopt import _checks
-from keras_structopt.search.curves import CURVES_FILE, read_json, read_note, trial_folder
+from keras_structopt._trial_files import CURVES_FILE, read_json, read_note, trial_folder
 
 SEARCH_FILE = "structopt-search.json"
 
@@ -38,7 +38,7 @@ def write_search_file(tuner) -> Path | None:
     name = type(hypermodel).__name__
     if hypermodel_class(name) is not type(hypermodel):
         return None
-    objective = getattr(tuner, "_base_objective", None) or tuner.oracle.objective
+    objective = tuner.oracle.objective
     try:
         text = json.dumps({
             "hypermodel": {"class": name, "config": hypermodel.get_config()},
@@ -90,7 +90,7 @@ class Project:
 
     def __init__(self, directory):
         import keras_tuner
-        from keras_tuner.src.engine import trial as trial_module
+        from keras_tuner.engine import trial as trial_module
 
         directory = Path(os.fspath(directory))
         if not (directory / "oracle.json").is_file():
@@ -128,7 +128,6 @@ class Project:
             self.cost = None
             state = read_json(directory / "oracle.json")
             objective = _objective_from_state(state.get("objective")) or keras_tuner.Objective("val_loss", "min")
-        self._base_objective = objective if self.cost else None
         self.oracle = _Oracle(trials, objective)
 
 
@@ -150,7 +149,7 @@ def trial_rows(project: Project) -> list[dict[str, Any]]:
         >>> list(rows[0])[:9]
         ['trial', 'status', 'val_accuracy', 'epochs', 'family', 'depth', 'widths', 'connection', 'params']
     """
-    from keras_structopt.search.hparams import structure_columns
+    from keras_structopt.search._hparams import structure_columns
 
     metric = project.oracle.objective.name
     rows = []
@@ -206,9 +205,9 @@ def write_search_report(directory, out) -> list[Path]:
         >>> sorted(p.name for p in files)
         ['learning_curves.png', 'pareto.png', 'tensorboard', 'trials.json', 'trials.md']
     """
-    from keras_structopt.search.curves import plot_learning_curves
-    from keras_structopt.search.hparams import write_hparams
-    from keras_structopt.search.select import plot_pareto, records
+    from keras_structopt.search._curves import plot_learning_curves
+    from keras_structopt.search._hparams import write_hparams
+    from keras_structopt.search._select import plot_pareto, records
 
     project = Project(directory)
     out = Path(os.fspath(out))

@@ -22,7 +22,7 @@ from pathlib import Path
 import keras
 
 from keras_structopt import _checks
-from keras_structopt.search.curves import CURVES_FILE, NOTE_FILE, read_json, read_note, write_note
+from keras_structopt._trial_files import CURVES_FILE, NOTE_FILE, read_json, read_note, write_note
 
 STOPPED_METRIC = "stopped_at_epoch"
 

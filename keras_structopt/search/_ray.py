@@ -39,11 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import keras_tuner
-from keras_tuner.src.engine.metrics_tracking import MetricsTracker
 
-from keras_structopt import _checks
-from keras_structopt.search.curves import CurveRecorder, trial_folder
-from keras_structopt.search.optuna_search import SKIP, assign_active, log_step_values
+from keras_structopt import _checks, _keras_tuner
+from keras_structopt._trial_files import CurveRecorder, trial_folder
+from keras_structopt.search._optuna import SKIP, assign_active, log_step_values
 
 SCHEDULERS = ("asha", "fifo")
 SEARCH_ALGORITHMS = ("random", "optuna")
@@ -210,7 +209,7 @@ class _DefineByRun:
         self.space = space
 
     def __call__(self, trial):
-        from keras_structopt.search.optuna_search import suggest_values
+        from keras_structopt.search._optuna import suggest_values
 
         values = suggest_values(self.space, trial)
         return {k: v for k, v in values.items() if k not in trial.params} or None
@@ -405,7 +404,7 @@ def _ray_search(hypermodel, x, y, validation_data, epochs, num_samples, metric, 
         recorded = json.loads((trial_folder(project_dir, trial_id) / "trial.json").read_text())
         hp = space.copy()
         hp.values = dict(recorded["hyperparameters"])
-        tracker = MetricsTracker()
+        tracker = _keras_tuner.metrics_tracker()
         tracker.register(metric, mode)
         frame = result.metrics_dataframe
         if frame is not None and metric in frame:

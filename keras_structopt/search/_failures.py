@@ -11,7 +11,7 @@ The tuners of `keras_structopt.search.tuner(...)` change three things:
   `{"failed": reason, "non_finite": true}`.
 * **A diverged trial is the worst score**: Bayesian optimisation's Gaussian process sees
   each such trial at a score below the worst finished trial, so it learns to stay away
-  from the region instead of proposing it again (`worst_scores`).
+  from the region instead of proposing it again (`StructuralOracle.extra_observations`).
 * **Its region is not proposed again**: every oracle (random draws, grid points, Gaussian-
   process proposals, evolution's children) refuses a candidate whose values lie within
   `FAILURE_RADIUS` of a diverged trial's in Keras Tuner's [0, 1] embedding of each
@@ -30,8 +30,9 @@ import keras
 import keras_tuner
 import numpy as np
 
+from keras_structopt._keras_tuner import nonfixed_space
+from keras_structopt._trial_files import read_note, write_note
 from keras_structopt.errors import SearchFailedError
-from keras_structopt.search.curves import read_note, write_note
 
 NON_FINITE = "non_finite"
 FAILURE_RADIUS = 0.1  # a diverged trial's region: within this fraction of every hyperparameter's range
@@ -144,30 +145,6 @@ def _message(failed: int, total: int, first, project_dir) -> str:
             f"{first.trial_id}: {_reason(first, project_dir)}. The trials are in {project_dir}.")
 
 
-def worst_scores(oracle, project_dir):
-    """Wraps a Bayesian optimisation oracle's trial vectors so diverged trials count as the worst score.
-
-    Keras Tuner leaves FAILED trials out of the Gaussian process; a trial that failed on a
-    non-finite loss is added back with a score one spread below the worst finished trial
-    (the GP minimises, so: `max(y) + (max(y) - min(y))`, at least `max(y) + 1e-3`).
-    """
-    original = oracle._vectorize_trials
-
-    def vectorize():
-        x, y = original()
-        y = np.asarray(y, dtype="float64")
-        if y.size == 0:
-            return x, y
-        rows = [_vector(oracle, trial) for trial in diverged_trials(oracle, project_dir)]
-        if not rows:
-            return x, y
-        worst = float(np.max(y)) + max(float(np.max(y) - np.min(y)), 1e-3)
-        x = np.vstack([np.asarray(x, dtype="float64").reshape(len(y), -1), np.asarray(rows, dtype="float64")])
-        return x, np.concatenate([y, np.full(len(rows), worst)])
-
-    oracle._vectorize_trials = vectorize
-
-
 def diverged_trials(oracle, project_dir) -> list:
     """The oracle's trials that failed on a non-finite loss."""
     return [t for t in oracle.trials.values()
@@ -209,11 +186,11 @@ def _embed(oracle, values: dict) -> list[float]:
     return vector
 
 
-def _vector(oracle, trial) -> list[float]:
-    """The trial's values in the oracle's [0, 1] embedding (as Keras Tuner's own vectors are built)."""
+def trial_vector(oracle, trial) -> list[float]:
+    """The trial's values in a Bayesian oracle's [0, 1] embedding (as Keras Tuner's own vectors are built)."""
     values = trial.hyperparameters
     vector = []
-    for hp in oracle._nonfixed_space():
+    for hp in nonfixed_space(oracle):
         active = values.is_active(hp) and hp.name in values.values
         value = values.values[hp.name] if active else hp.default
         vector.append(hp.value_to_prob(value))

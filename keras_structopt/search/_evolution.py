@@ -22,7 +22,7 @@ from __future__ import annotations
 import keras_tuner
 import numpy as np
 
-from keras_structopt import _checks
+from keras_structopt import _checks, _keras_tuner
 
 _STEP = 1.0 / 6.0  # a mutation's typical move, as a fraction of a number's range
 _TRIES = 50  # mutations tried before a duplicate-free child is given up for a random draw
@@ -138,8 +138,7 @@ class EvolutionOracle(keras_tuner.Oracle):
         if seed is not None:
             _checks.non_negative_int("seed", seed)
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
-        if seed == 0:  # Keras Tuner replaced it with a random one
-            self.seed = self._seed_state = 0
+        _keras_tuner.honour_seed(self, seed)
         self.population_size = population_size
         self.sample_size = sample_size
 
@@ -158,9 +157,9 @@ class EvolutionOracle(keras_tuner.Oracle):
                 members = rng.choice(len(population), size=self.sample_size, replace=False)
                 parent = max((population[i] for i in members), key=lambda t: t.score if higher else -t.score)
                 child = mutate(self.hyperparameters, parent.hyperparameters.values, rng)
-                if child is not None and not self._duplicate(child):
+                if child is not None and not _keras_tuner.tried(self, child):
                     return {"status": "RUNNING", "values": child}
-        values = self._random_values()
+        values = _keras_tuner.random_values(self)
         if values is None:
             return {"status": "STOPPED", "values": None}
         return {"status": "RUNNING", "values": values}
@@ -201,6 +200,8 @@ class EvolutionarySearch(keras_tuner.Tuner):
         >>> search.oracle.population_size
         10
     """
+
+    oracle_class = EvolutionOracle  # what keras_structopt.search.tuner builds (with its features) for it
 
     def __init__(self, hypermodel=None, objective=None, max_trials: int = 10, population_size: int = 10,
                  sample_size: int = 3, seed: int | None = None, hyperparameters=None, tune_new_entries: bool = True,
