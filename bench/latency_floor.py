@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import keras  # noqa: E402
 from compress import train_winner  # noqa: E402
 
-from keras_structopt.bridge import tf_keras_copy  # noqa: E402
+from keras_structopt.bridge._bridge import tf_keras_copy  # noqa: E402
 from keras_structopt.compress import slim  # noqa: E402
 from keras_structopt.compress._measure import keras_latency, tflite_latency  # noqa: E402
 from keras_structopt.export import to_tflite_bytes  # noqa: E402

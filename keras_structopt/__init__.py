@@ -25,6 +25,7 @@ if _invoked_as_command() and "--verbose" not in _sys.argv[1:]:
     _quiet_tensorflow()
 
 from keras_structopt import search  # noqa: E402  (a subpackage, after the names it uses)
+from keras_structopt._suggest import Suggestion, suggest  # noqa: E402
 from keras_structopt.bridge import architecture_of, to_tf_keras  # noqa: E402
 from keras_structopt.compress import compress, slim  # noqa: E402
 from keras_structopt.errors import ConfigurationError, SearchFailedError, UnsupportedModelError  # noqa: E402
@@ -38,7 +39,6 @@ from keras_structopt.hypermodels import (  # noqa: E402
     TransformerHyperModel,
 )
 from keras_structopt.space import Architecture, Block, count, render  # noqa: E402
-from keras_structopt.suggest import Suggestion, suggest  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from keras_structopt.cli import main
+from keras_structopt._cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

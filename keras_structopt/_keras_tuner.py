@@ -144,7 +144,7 @@ class BayesianObservations:
         return [], []
 
     def _vectorize_trials(self):
-        x, y = super()._vectorize_trials()
+        x, y = super()._vectorize_trials()  # type: ignore[misc]
         rows, scores = self.extra_observations(np.asarray(y, dtype="float64"))
         if not rows:
             return x, y

@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+__all__ = ["ConfigurationError", "SearchFailedError", "UnsupportedModelError"]
+
 try:  # Keras Tuner is a dependency, but space/ must stay importable without it.
     from keras_tuner.errors import FatalValueError as _FatalValueError
 except ImportError:  # pragma: no cover - exercised only without keras-tuner

@@ -25,7 +25,7 @@ def main(point, flags):
     import keras
 
 
-    cli = importlib.import_module("keras_structopt.cli")
+    cli = importlib.import_module("keras_structopt._cli")
     pipeline = importlib.import_module("keras_structopt.compress._pipeline")  # kso.compress is the function
     saved_model = importlib.import_module("keras_structopt.export._saved_model")
 

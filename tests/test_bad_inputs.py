@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import keras_structopt as kso
-from keras_structopt.cli import main
+from keras_structopt._cli import main
 from keras_structopt.compress import Cluster, Prune, Quantize, Slim
 
 X = np.random.default_rng(0).random((64, 64)).astype("float32")
@@ -203,7 +203,7 @@ def test_a_bad_job_file_is_rejected_before_any_work(tmp_path, capsys, name, text
 
 
 def test_a_job_file_sets_the_flags_and_flags_given_win(tmp_path):
-    from keras_structopt.cli import parse_run
+    from keras_structopt._cli import parse_run
 
     (tmp_path / "job.json").write_text(json.dumps({"family": "conv", "trials": 4, "max_accuracy_loss": "none",
                                                     "clusters": 8, "quiet": True}))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_structopt._cli import main
 from keras_structopt._quiet import TENSORFLOW_LOG_LINE
-from keras_structopt.cli import main
 from keras_structopt.compress import PRESETS, Cluster, FineTuning, Prune, Recipe
 from keras_structopt.data import load_digits_split
 from keras_structopt.export import tflite_predict
@@ -55,7 +55,7 @@ def test_bad_flags_fail_before_any_work(tmp_path, capsys, flags, message):
 
 
 def test_fixed_flags_are_honoured_and_the_rest_is_searched():
-    from keras_structopt.cli import parse_run
+    from keras_structopt._cli import parse_run
 
     args = parse_run(["run", "--sparsity", "0.9", "--target", "mobile", "--prune-epochs", "4"])
     assert args.max_accuracy_loss == 0.01  # the guarded search, as in Python
@@ -186,6 +186,20 @@ def test_killed_anywhere_and_resumed_a_job_ends_as_an_uninterrupted_one(tmp_path
     assert (out / "tflite" / "digits-1.tflite").read_bytes() == (uninterrupted / "tflite" / "digits-1.tflite").read_bytes()
     reports = [json.loads((d / "report.json").read_text())["compression"]["stages"] for d in (uninterrupted, out)]
     assert [s["test_accuracy"] for s in reports[0]] == [s["test_accuracy"] for s in reports[1]]
+
+
+@pytest.mark.slow
+def test_a_fixed_sparsity_is_kept_and_the_other_stages_are_searched(tmp_path):
+    out = tmp_path / "out"
+    run_cli("--trials", "1", "--epochs", "2", "--sparsity", "0.9", "--prune-epochs", "1", "--cluster-epochs", "1",
+            "--out", str(out), "--quiet")
+    compression = json.loads((out / "report.json").read_text())["compression"]
+    stages = {stage["kind"]: stage for stage in compression["recipe"]["stages"]}
+    assert stages["prune"]["sparsity"] == 0.9  # fixed by the flag, under the guard (the default)
+    searched = {entry["stage"] for entry in compression["search"] if not entry["fixed"]}
+    assert "prune" not in searched and {"slim", "cluster"} <= searched
+    assert [(e["setting"], e["kept"]) for e in compression["search"] if e["fixed"]] == [(0.9, True)]
+    assert compression["stages"][-1]["kernel_sparsity"] >= 0.85
 
 
 @pytest.mark.slow

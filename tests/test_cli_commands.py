@@ -10,8 +10,8 @@ import keras
 import keras_tuner
 import pytest
 
+from keras_structopt._cli import main, parse_run
 from keras_structopt._quiet import TENSORFLOW_LOG_LINE
-from keras_structopt.cli import main, parse_run
 
 COMMAND = os.path.join(os.path.dirname(sys.executable), "keras-structopt")
 
@@ -140,7 +140,7 @@ def test_a_toml_job_sets_flags_and_the_space(tmp_path):
     args = parse_run(["run", "--config", str(job), "--out", str(tmp_path / "o"), "--epochs", "4"])
     assert (args.trials, args.epochs, args.max_accuracy_loss, args.prune_epochs) == (3, 4, None, 1)
     assert args.space == {"num_layers": (1, 2), "units": [8, 16], "connection": "residual"}
-    from keras_structopt.cli import _data_shape, _hypermodel
+    from keras_structopt._cli import _data_shape, _hypermodel
 
     hypermodel = _hypermodel(args, *_data_shape(args))
     assert hypermodel.num_layers == (1, 2) and hypermodel._units.values == [8, 16]
@@ -169,7 +169,7 @@ def test_bad_toml_jobs_fail_before_any_work(tmp_path, capsys, text, message):
 
 
 def test_the_progress_line_says_how_long_is_left():
-    from keras_structopt.cli import _progress_callback
+    from keras_structopt._cli import _progress_callback
 
     lines = []
     progress = _progress_callback(lines.append, 4, keras_tuner.Objective("val_accuracy", "max"))
@@ -226,7 +226,7 @@ def test_bad_dataset_flags_fail_before_any_work(stored_mnist, tmp_path, capsys, 
 
 
 def test_a_tokens_view_gets_its_vocabulary():
-    from keras_structopt.cli import _data_shape, _hypermodel
+    from keras_structopt._cli import _data_shape, _hypermodel
 
     args = parse_run(["run", "--family", "transformer", "--view", "tokens", "--out", "unused-out"])
     hypermodel = _hypermodel(args, *_data_shape(args))

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keras_structopt.cli import parse_run
+from keras_structopt._cli import parse_run
 from keras_structopt.compress import FineTuning, Recipe
 from keras_structopt.errors import ConfigurationError
 

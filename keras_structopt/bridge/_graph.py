@@ -10,7 +10,8 @@ layer by layer with their shapes checked.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -142,7 +143,7 @@ class _Translation:
         self.tf_keras = tf_keras
         self.for_tflite = for_tflite
         self.unroll = unroll
-        self.made: dict[int, object] = {}
+        self.made: dict[int, Any] = {}
         self.pairs: list[tuple[keras.Layer, object]] = []  # (Keras 3 layer, its tf_keras counterpart)
 
     def __call__(self, layer):
@@ -188,7 +189,7 @@ class _Translation:
         if isinstance(cls, type):
             if wrapped or SUPPORTED_LAYERS[type(layer).__name__].construct:
                 return cls(**config)
-            return cls.from_config(config)
+            return cls.from_config(config)  # type: ignore[attr-defined]
         return cls(self.tf_keras, config)
 
     def model(self, model):
@@ -210,7 +211,7 @@ class _Translation:
         return K.Model(inputs=inputs, outputs=outputs, name=model.name)
 
 
-def iter_layers(model, prefix: str = ""):
+def iter_layers(model: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """`(path, layer)` for every layer of a Keras 3 or tf_keras model, nested models opened.
 
     A layer inside a nested model is named by its path, `outer/inner`.

@@ -9,13 +9,15 @@ float rounding.
 
 from __future__ import annotations
 
+from typing import Any
+
 from keras_structopt.bridge._graph import copy_layer_weights, iter_layers
 from keras_structopt.errors import UnsupportedModelError
 from keras_structopt.space import Architecture, render
 from keras_structopt.space._keras_builder import ARCHITECTURE_ATTRIBUTE
 
 
-def architecture_of(model) -> Architecture | None:
+def architecture_of(model: Any) -> Architecture | None:
     """Returns the `Architecture` a keras-structopt model was rendered from, or None.
 
     It answers for models built by a HyperModel or by `render` (Keras 3 or tf_keras),
@@ -73,7 +75,7 @@ def rerender(model, K, *, unroll: bool = False, for_tflite: bool = False, archit
     return target
 
 
-def carry_back(source, structure):
+def carry_back(source: Any, structure: Any) -> Any:
     """A new Keras 3 model shaped like `structure`, holding `source`'s weights.
 
     `source` is a tf_keras model the bridge made from `structure` (the same layers and

@@ -30,7 +30,7 @@ def _clusterable_position_embedding(layer):
     global _CLUSTERABLE_POSITIONS
     if _CLUSTERABLE_POSITIONS is None:
 
-        class ClusterablePositionEmbedding(type(layer), tfmot().clustering.keras.ClusterableLayer):
+        class ClusterablePositionEmbedding(type(layer), tfmot().clustering.keras.ClusterableLayer):  # type: ignore[misc]
             def get_clusterable_weights(self):
                 return [("embeddings", self.embeddings)]
 
@@ -118,7 +118,7 @@ def cluster(model, train, stage: Cluster, *, epochs: int, batch_size: int, fine_
         treatment = treatments.get(path)
         if treatment is None:
             return layer  # no weights
-        wanted = counts_by_name.get(path, counts_by_name.get(path.rsplit("/", 1)[-1], clusters))
+        wanted = int(counts_by_name.get(path, counts_by_name.get(path.rsplit("/", 1)[-1], clusters or 0)))
         channelwise = per_channel and type(layer).__name__ == "Conv2D"
         count = layer_clusters(layer, wanted, channelwise)
         if channelwise and (count < _FEWEST or not _enough_weights(layer, count, True)):

@@ -66,7 +66,7 @@ def count_model_macs(model) -> int:
         >>> count_model_macs(model)
         32
     """
-    from keras_structopt.bridge import iter_layers
+    from keras_structopt.bridge._graph import iter_layers
 
     return sum(layer_macs(layer) for _, layer in iter_layers(model))
 

@@ -17,8 +17,9 @@ from typing import Any, Literal, cast
 
 from keras_structopt import _checks
 from keras_structopt._keras_tuner import metric_direction
-from keras_structopt._types import TFLiteQuantization
-from keras_structopt.bridge import architecture_of, carry_back, check_bridgeable, is_tf_keras, tf_keras_copy
+from keras_structopt._types import Data, Model, TFLiteQuantization
+from keras_structopt.bridge import architecture_of, carry_back
+from keras_structopt.bridge._bridge import check_bridgeable, is_tf_keras, tf_keras_copy
 from keras_structopt.compress._cluster import cluster, max_unique_kernel_values
 from keras_structopt.compress._data import as_arrays, check_against_model, head
 from keras_structopt.compress._fine_tune import CompileSettings, FineTuning
@@ -52,18 +53,18 @@ CALIBRATION_EXAMPLES = 512  # training inputs that slimming measures channels on
 
 
 def compress(
-    model,
-    train_data,
+    model: Model,
+    train_data: Data,
     *,
-    validation_data=None,
-    test_data=None,
+    validation_data: Data | None = None,
+    test_data: Data | None = None,
     recipe: Recipe | list | None = None,
     target: Literal["mobile", "cpu", "gpu", "tpu"] | None = None,
     max_accuracy_loss: float | None = DEFAULT_MAX_ACCURACY_LOSS,
     fine_tuning: FineTuning | None = None,
     measure_latency: bool = True,
     verbose: int = 0,
-):
+) -> tuple[Model, CompressionResult]:
     """Makes a Keras model smaller and faster, measuring every stage; returns `(model, result)`.
 
     The model is carried into tf_keras by the bridge (TFMOT accepts nothing else), the

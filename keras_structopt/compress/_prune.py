@@ -7,7 +7,9 @@ import math
 import numpy as np
 
 from keras_structopt import _checks
-from keras_structopt.bridge import architecture_of, iter_layers, rerender
+from keras_structopt.bridge import architecture_of
+from keras_structopt.bridge._graph import iter_layers
+from keras_structopt.bridge._spec import rerender
 from keras_structopt.compress._stages import ConstantSparsity, PolynomialDecay, Prune
 from keras_structopt.compress._tfmot import tfmot
 from keras_structopt.compress._treatment import LayerTreatment, layer_weights, pruned_arrays, weight_key, zero_fraction
@@ -25,7 +27,7 @@ def _prunable_bidirectional_class():
         import tf_keras
 
         class PrunableBidirectional(
-            tf_keras.layers.Bidirectional, tfmot().sparsity.keras.PrunableLayer
+            tf_keras.layers.Bidirectional, tfmot().sparsity.keras.PrunableLayer  # type: ignore[misc]
         ):
             plain_class = tf_keras.layers.Bidirectional  # what a copy turns it back into
 

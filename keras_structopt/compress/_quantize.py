@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_structopt import _checks
-from keras_structopt.bridge import iter_layers
+from keras_structopt.bridge._graph import iter_layers
 from keras_structopt.compress._tfmot import tfmot
 
 

@@ -24,6 +24,11 @@ class StageReport:
     Every stage is measured on its own TFLite file (the file whose size is given),
     run by the TFLite interpreter on the evaluation data.
 
+    Example:
+        >>> stage = StageReport("baseline", {"accuracy": 0.97}, 0.0, 900, 4_000, 3_600, 1_000, "none")
+        >>> stage.to_dict()["test_accuracy"]
+        0.97
+
     Attributes:
         name: `"baseline"`, `"slimmed"`, `"pruned"`, `"clustered"` or `"quantized"`.
         metrics: The loss and the metrics the model was compiled with (or those

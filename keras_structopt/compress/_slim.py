@@ -36,6 +36,8 @@ from typing import Any, cast
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._types import Data, Inputs, Model
+from keras_structopt.compress._stages import DEFAULT_RATIO
 
 # Layers that keep their input's channels, elementwise or per channel.
 _KEEP = {
@@ -105,6 +107,14 @@ class SlimPlan:
     Attributes:
         widths: `{layer name: (width before, width after)}` for each layer made narrower.
         removed_fraction: Removed channels over removable ones.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> from keras_structopt.compress import slim
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="hidden"), keras.layers.Dense(2)])
+        >>> _, plan = slim(model, np.random.default_rng(0).normal(size=(16, 4)), ratio=0.5)
+        >>> plan.widths
+        {'hidden': (8, 4)}
     """
 
     widths: dict[str, tuple[int, int]]
@@ -606,8 +616,9 @@ def respecify(spec, model):
     return candidate
 
 
-def slim(model, x, *, ratio: float = 0.5, min_units: int = 1, multiple: int = 1, train_data=None,
-         epochs: int = 0, batch_size: int = 32, verbose: int = 0):
+def slim(model: Model, x: Inputs, *, ratio: float = DEFAULT_RATIO, min_units: int = 1, multiple: int = 1,
+         train_data: Data | None = None, epochs: int = 0, batch_size: int = 32,
+         verbose: int = 0) -> tuple[Model, SlimPlan]:
     """Removes whole units and filters from a Keras 3 model; returns `(model, plan)`.
 
     The least important fraction `ratio` of the channels in every group of tied
@@ -651,7 +662,8 @@ def slim(model, x, *, ratio: float = 0.5, min_units: int = 1, multiple: int = 1,
     """
     import keras
 
-    from keras_structopt.bridge import architecture_of, rerender
+    from keras_structopt.bridge import architecture_of
+    from keras_structopt.bridge._spec import rerender
 
     _checks.fraction("ratio", ratio)
     _checks.positive_int("min_units", min_units)
@@ -671,7 +683,7 @@ def slim(model, x, *, ratio: float = 0.5, min_units: int = 1, multiple: int = 1,
         new_spec = respecify(spec, slimmed)
         if new_spec is not None:  # a StructuredModel again, which keeps its spec when saved
             slimmed = rerender(slimmed, keras, architecture=new_spec)
-    if epochs:
+    if epochs and train_data is not None:
         slimmed.compile_from_config(compile_config)
         slimmed.fit(train_data[0], train_data[1], epochs=epochs, batch_size=batch_size, verbose=verbose)
     return slimmed, plan

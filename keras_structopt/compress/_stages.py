@@ -22,6 +22,7 @@ QuantizationMode = Literal["none", "dynamic", "float16", "int8", "qat"]
 QUANTIZATION_MODES = ("none", "dynamic", "float16", "int8", "qat")
 TARGETS = ("mobile", "cpu", "gpu", "tpu")
 DEFAULT_TARGET = "cpu"
+DEFAULT_RATIO = 0.5  # slimming removes half of each group's channels
 
 
 def _layer_values(name: str, value, check) -> tuple[tuple[str, Any], ...]:
@@ -141,7 +142,7 @@ class Slim:
         ('slim 0.5', 'slim 0.5 (x8)')
     """
 
-    ratio: float | None = 0.5
+    ratio: float | None = DEFAULT_RATIO
     multiple: int = 1
     kind: ClassVar[str] = "slim"
 

@@ -1,18 +1,14 @@
-"""Bundled, offline datasets and input adapters: digits, tables, tensorflow-datasets, tf.data."""
+"""Bundled, offline datasets and the table schema: digits, MovieLens and tensorflow-datasets read offline.
 
-from keras_structopt.data._datasets import dataset_arrays, is_dataset, load_tfds
+Example:
+    >>> from keras_structopt.data import load_digits_split
+    >>> load_digits_split("image", seed=0).input_shape
+    (8, 8, 1)
+"""
+
+from keras_structopt.data._datasets import load_tfds
 from keras_structopt.data._digits import DIGITS_VIEWS, Split, load_digits_split
 from keras_structopt.data._movielens import load_movielens
-from keras_structopt.data._tabular import TabularSchema, is_table
+from keras_structopt.data._tabular import TabularSchema
 
-__all__ = [
-    "DIGITS_VIEWS",
-    "Split",
-    "TabularSchema",
-    "dataset_arrays",
-    "is_dataset",
-    "is_table",
-    "load_digits_split",
-    "load_movielens",
-    "load_tfds",
-]
+__all__ = ["DIGITS_VIEWS", "Split", "TabularSchema", "load_digits_split", "load_movielens", "load_tfds"]

@@ -18,17 +18,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._types import PathLike
 from keras_structopt.data._digits import Split
 
 DEFAULT_SPLITS = ("train[:80%]", "train[80%:]", "test")
 
 
-def is_dataset(value) -> bool:
+def is_dataset(value: Any) -> bool:
     """Whether `value` is a `tf.data.Dataset` (without importing TensorFlow for other values).
 
     Example:
@@ -99,7 +101,7 @@ def with_batches(dataset, input_rank: int, batch_size: int | None):
     return dataset.batch(batch_size or 32)
 
 
-def dataset_arrays(dataset, argument: str, *, batched: bool) -> tuple[Any, np.ndarray]:
+def dataset_arrays(dataset: Any, argument: str, *, batched: bool) -> tuple[Any, np.ndarray]:
     """All `(x, y)` of a finite dataset as numpy arrays, in order (`batched`: its elements are batches).
 
     Example:
@@ -141,8 +143,8 @@ def model_input_rank(model) -> int:
 def load_tfds(
     name: str,
     *,
-    split=DEFAULT_SPLITS,
-    data_dir=None,
+    split: str | Sequence[str] = DEFAULT_SPLITS,
+    data_dir: PathLike | None = None,
     label: str | None = None,
     features: str | None = None,
     as_dataset: bool = False,

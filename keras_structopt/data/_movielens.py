@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._types import PathLike
 
 # The rating columns kept (movielens/<version>-ratings): ids, the user's side features, the label.
 USER_COLUMNS = ("user_id", "user_gender", "bucketized_user_age", "user_occupation_text")
@@ -16,7 +17,7 @@ ITEM_COLUMNS = ("movie_id",)
 def load_movielens(
     name: str = "movielens/100k-ratings",
     *,
-    data_dir=None,
+    data_dir: PathLike | None = None,
     split: str = "train",
     implicit_threshold: float | None = None,
     download: bool = False,

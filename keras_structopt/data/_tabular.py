@@ -32,7 +32,7 @@ from keras_structopt import _checks
 FEATURE_KINDS = ("numeric", "string", "integer")
 
 
-def is_table(x) -> bool:
+def is_table(x: Any) -> bool:
     """Whether `x` is a pandas DataFrame or a dict of columns (what `TabularSchema` reads).
 
     Example:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._types import Inputs
 from keras_structopt.export._signature import _identifier
 
 # The TFLite metadata entry that holds a tabular model's categorical vocabularies.
@@ -171,7 +172,8 @@ class TFLiteRunner:
         return {name: np.concatenate(parts) for name, parts in outputs.items()}
 
 
-def tflite_predict(data: bytes, x, *, batch_size: int = 256, num_threads: int | None = None):
+def tflite_predict(data: bytes, x: Inputs, *, batch_size: int = 256,
+                   num_threads: int | None = None) -> np.ndarray | dict[str, np.ndarray]:
     """Runs a TFLite flatbuffer on `x` with the TFLite interpreter; returns its outputs.
 
     `x` is an array for a one-input model, or a dict (by signature name) or list (in

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 from keras_structopt import _checks
+from keras_structopt._types import Model, PathLike
 from keras_structopt.export._signature import write_saved_model
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -22,7 +23,7 @@ def existing_versions(directory, name) -> list[int]:
     return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def export_saved_model(model, directory, name: str, version: int | None = None) -> Path:
+def export_saved_model(model: Model, directory: PathLike, name: str, version: int | None = None) -> Path:
     """Writes `model` as a TF Serving SavedModel `<directory>/<name>/<version>/`.
 
     The `serving_default` signature takes `inputs` (a batch of examples) and returns

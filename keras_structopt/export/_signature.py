@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from keras_structopt import _checks
-from keras_structopt.bridge import iter_layers
+from keras_structopt.bridge._graph import iter_layers
 
 
 def _identifier(name: str) -> str:

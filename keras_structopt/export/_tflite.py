@@ -10,8 +10,8 @@ from typing import Literal
 import numpy as np
 
 from keras_structopt import _checks
-from keras_structopt._types import TFLiteQuantization
-from keras_structopt.bridge import iter_layers
+from keras_structopt._types import Inputs, Model, PathLike, TFLiteQuantization
+from keras_structopt.bridge._graph import iter_layers
 from keras_structopt.export._runtime import TABULAR_METADATA, _indexed_inputs
 from keras_structopt.export._signature import (
     _input_specs,
@@ -29,7 +29,8 @@ QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 def _convertible(model):
     """The model to convert: a tf_keras copy (LSTMs made exact), or the Keras 3 model
     itself when the bridge cannot carry it."""
-    from keras_structopt.bridge import is_tf_keras, tf_keras_copy, unsupported_layers
+    from keras_structopt.bridge import unsupported_layers
+    from keras_structopt.bridge._bridge import is_tf_keras, tf_keras_copy
 
     if _is_keras3(model) and unsupported_layers(model):
         return model
@@ -304,8 +305,8 @@ def _with_vocabularies(data: bytes, features: list[dict]) -> bytes:
 
 
 def to_tflite_bytes(
-    model, quantization: TFLiteQuantization = "dynamic", *, representative_data=None, strip: bool = False,
-    per_channel: bool | Literal["auto"] = True,
+    model: Model, quantization: TFLiteQuantization = "dynamic", *, representative_data: Inputs | None = None,
+    strip: bool = False, per_channel: bool | Literal["auto"] = True,
 ) -> bytes:
     """Converts a Keras 3 or tf_keras model to a TFLite flatbuffer.
 
@@ -319,8 +320,9 @@ def to_tflite_bytes(
         quantization: `"none"` (float32), `"dynamic"` (int8 weights, dynamic-range),
             `"float16"` (float16 weights) or `"int8"` (full integer: int8 weights and
             activations, int8 inputs and outputs where the inputs are float; the
-            activation ranges come from `representative_data`, or from the fake-quant
-            nodes of a quantization-aware model).
+            activation ranges come from `representative_data`; a quantization-aware
+            model keeps the ranges its fake-quant nodes learned, but TFLite's converter
+            asks for `representative_data` all the same).
         representative_data: Inputs to calibrate `"int8"` with (a few hundred
             training examples: an array, or a list/dict of arrays).
         strip: Drop tensor names and converter metadata (`strip_tflite`).
@@ -433,7 +435,7 @@ def _check_destination(path, overwrite: bool) -> Path:
     return path
 
 
-def write_tflite(data: bytes, path, *, overwrite: bool = False) -> Path:
+def write_tflite(data: bytes, path: PathLike, *, overwrite: bool = False) -> Path:
     """Writes TFLite bytes to `path` atomically (a temporary file, flushed to disk, then a rename);
     never replaces a file unless `overwrite`."""
     path = _check_destination(path, overwrite)
@@ -448,8 +450,9 @@ def write_tflite(data: bytes, path, *, overwrite: bool = False) -> Path:
 
 
 def export_tflite(
-    model, path, *, quantization: TFLiteQuantization | None = None, representative_data=None,
-    strip: bool | None = None, per_channel: bool | Literal["auto"] | None = None, overwrite: bool = False,
+    model: Model, path: PathLike, *, quantization: TFLiteQuantization | None = None,
+    representative_data: Inputs | None = None, strip: bool | None = None,
+    per_channel: bool | Literal["auto"] | None = None, overwrite: bool = False,
 ) -> Path:
     """Writes `model` as a TFLite file.
 

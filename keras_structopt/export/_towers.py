@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from keras_structopt import _checks
+from keras_structopt._types import Model
 
 
-def towers(model):
+def towers(model: Model) -> tuple[Model, Model]:
     """Returns `(user_tower, item_tower)` of a `"dot"` recommender (Keras 3 or tf_keras).
 
     Each tower is a model over its side's raw columns (the same named inputs, lookups

@@ -7,7 +7,7 @@ from keras_structopt.hypermodels._recommender import RecommenderHyperModel
 from keras_structopt.hypermodels._recurrent import RecurrentHyperModel
 from keras_structopt.hypermodels._tabular import TabularHyperModel
 from keras_structopt.hypermodels._transformer import TransformerHyperModel
-from keras_structopt.hypermodels._tunable import Tunable
+from keras_structopt.hypermodels._tunable import Tunable, declare_per_block
 
 _BUILT_IN = {cls.__name__: cls for cls in (
     ConvHyperModel, DenseHyperModel, RecommenderHyperModel, RecurrentHyperModel, TabularHyperModel,
@@ -37,5 +37,6 @@ __all__ = [
     "TabularHyperModel",
     "TransformerHyperModel",
     "Tunable",
+    "declare_per_block",
     "hypermodel_class",
 ]

@@ -24,7 +24,7 @@ import numpy as np
 from keras_structopt import _checks
 from keras_structopt._keras_tuner import checkpoint_directory
 from keras_structopt._trial_files import CurveRecorder
-from keras_structopt._types import Task
+from keras_structopt._types import FloatSpace, Loss, Metrics, OptimizerSpace, Shape, Task
 from keras_structopt.data._datasets import check_dataset, is_dataset, with_batches
 from keras_structopt.hypermodels import _compile_choices
 from keras_structopt.hypermodels._tunable import Tunable, _plain, as_choice
@@ -88,14 +88,14 @@ class StructuralHyperModel(keras_tuner.HyperModel):
 
     def __init__(
         self,
-        input_shape,
+        input_shape: Shape,
         outputs: int | None = None,
         *,
         task: Task = "multiclass",
-        learning_rate=(1e-3, 1e-2),
-        optimizer="adam",
-        loss=None,
-        metrics=None,
+        learning_rate: FloatSpace | None = (1e-3, 1e-2),
+        optimizer: OptimizerSpace = "adam",
+        loss: Loss = None,
+        metrics: Metrics = None,
         width_multiple: int = 1,
         seed: int | None = None,
         name: str | None = None,
@@ -240,23 +240,17 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         read a plain `keras_tuner.RandomSearch`'s project too.
         """
         self.check_fit_data(*args, **kwargs)
-        callbacks = list(kwargs.get("callbacks") or [])
-        folder = checkpoint_directory(callbacks)
-        if folder is not None and not any(isinstance(c, CurveRecorder) for c in callbacks):
-            validation = kwargs.get("validation_data")
-            size = len(validation[0]) if isinstance(validation, (tuple, list)) and hasattr(validation[0], "__len__") \
-                else None
-            kwargs["callbacks"] = [*callbacks, CurveRecorder(folder, validation_size=size)]
-        args = list(args)
-        x = kwargs.get("x", args[0] if args else None)
+        record_curves(kwargs)
+        arguments = list(args)
+        x = kwargs.get("x", arguments[0] if arguments else None)
         if is_dataset(x):
             rank, size = len(self._shape), kwargs.pop("batch_size", None)
             if "x" in kwargs:
                 kwargs["x"] = with_batches(x, rank, size)
             else:
-                args[0] = with_batches(x, rank, size)
+                arguments[0] = with_batches(x, rank, size)
             kwargs["validation_data"] = with_batches(kwargs.get("validation_data"), rank, size)
-        return model.fit(*args, **kwargs)
+        return model.fit(*arguments, **kwargs)
 
     def get_config(self) -> dict[str, Any]:
         """Returns the constructor arguments in a form that survives JSON with its meaning.
@@ -290,6 +284,24 @@ class StructuralHyperModel(keras_tuner.HyperModel):
             for name, parameter in inspect.signature(type(self).__init__).parameters.items()
             if name != "self" and parameter.kind is not parameter.VAR_KEYWORD
         ]
+
+
+def record_curves(fit_kwargs: dict) -> None:
+    """Inside a Keras Tuner tuner, adds a `CurveRecorder` for the trial's folder to `fit`'s callbacks.
+
+    Keras Tuner keeps only each trial's best epoch; the recorder keeps every one, where the
+    search helpers read them. A tuner of keras-structopt's adds its own recorder (fold by fold).
+    """
+    callbacks = list(fit_kwargs.get("callbacks") or [])
+    folder = checkpoint_directory(callbacks)
+    if folder is None or any(isinstance(c, CurveRecorder) for c in callbacks):
+        return
+    validation = fit_kwargs.get("validation_data")
+    first = validation[0] if isinstance(validation, (tuple, list)) and validation else None
+    size = None
+    if first is not None:
+        size = len(next(iter(first.values()))) if isinstance(first, dict) else len(first)
+    fit_kwargs["callbacks"] = [*callbacks, CurveRecorder(folder, validation_size=size)]
 
 
 _KERAS_OBJECTS = (keras.optimizers.Optimizer, keras.losses.Loss, keras.metrics.Metric)

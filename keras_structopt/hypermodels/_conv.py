@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from keras_structopt import _checks
-from keras_structopt._types import Task
+from keras_structopt._types import FloatSpace, IntSpace, Loss, Metrics, OptimizerSpace, Shape, StrSpace, Task
 from keras_structopt.hypermodels._base import StructuralHyperModel
 from keras_structopt.hypermodels._tunable import Tunable, declare_per_block
 from keras_structopt.space import Architecture, Block
@@ -66,26 +66,26 @@ class ConvHyperModel(StructuralHyperModel):
 
     def __init__(
         self,
-        input_shape,
+        input_shape: Shape,
         outputs: int | None = None,
         *,
         task: Task = "multiclass",
-        num_stages=(1, 3),
-        blocks_per_stage=(1, 2),
-        filters=(16, 96),
+        num_stages: IntSpace = (1, 3),
+        blocks_per_stage: IntSpace = (1, 2),
+        filters: IntSpace = (16, 96),
         filter_growth: float | None = None,
-        kernel_size=3,
-        block_type=("plain", "residual", "inception", "separable"),
-        connection="plain",
-        downsample="max_pool",
-        pooling="avg",
-        batch_norm_momentum=0.9,
-        dropout=[0.0, 0.25],
-        activation="relu",
-        learning_rate=(1e-3, 1e-2),
-        optimizer="adam",
-        loss=None,
-        metrics=None,
+        kernel_size: IntSpace = 3,
+        block_type: StrSpace = ("plain", "residual", "inception", "separable"),
+        connection: StrSpace = "plain",
+        downsample: StrSpace = "max_pool",
+        pooling: StrSpace = "avg",
+        batch_norm_momentum: FloatSpace = 0.9,
+        dropout: FloatSpace = [0.0, 0.25],
+        activation: StrSpace = "relu",
+        learning_rate: FloatSpace | None = (1e-3, 1e-2),
+        optimizer: OptimizerSpace = "adam",
+        loss: Loss = None,
+        metrics: Metrics = None,
         width_multiple: int = 1,
         seed: int | None = None,
         name: str | None = None,

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from keras_structopt._types import Task
+from keras_structopt._types import (
+    BoolSpace,
+    FloatSpace,
+    IntSpace,
+    Loss,
+    Metrics,
+    OptimizerSpace,
+    Shape,
+    Statistics,
+    StrSpace,
+    Task,
+)
 from keras_structopt.hypermodels._base import StructuralHyperModel, fixed_options
 from keras_structopt.hypermodels._tunable import Tunable, declare_per_block
 from keras_structopt.space import Architecture, Block
@@ -63,23 +74,23 @@ class DenseHyperModel(StructuralHyperModel):
 
     def __init__(
         self,
-        input_shape,
+        input_shape: Shape,
         outputs: int | None = None,
         *,
         task: Task = "multiclass",
-        num_layers=(1, 3),
-        units=(16, 256),
-        connection=("plain", "residual", "dense"),
-        activation="relu",
-        dropout=[0.0, 0.2],
-        batch_norm=False,
+        num_layers: IntSpace = (1, 3),
+        units: IntSpace = (16, 256),
+        connection: StrSpace = ("plain", "residual", "dense"),
+        activation: StrSpace = "relu",
+        dropout: FloatSpace = [0.0, 0.2],
+        batch_norm: BoolSpace = False,
         batch_norm_momentum: float = 0.9,
-        input_normalization=None,
+        input_normalization: Statistics | None = None,
         head_bias: float | None = None,
-        learning_rate=(1e-3, 1e-2),
-        optimizer="adam",
-        loss=None,
-        metrics=None,
+        learning_rate: FloatSpace | None = (1e-3, 1e-2),
+        optimizer: OptimizerSpace = "adam",
+        loss: Loss = None,
+        metrics: Metrics = None,
         width_multiple: int = 1,
         seed: int | None = None,
         name: str | None = None,

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from keras_structopt import _checks
-from keras_structopt._types import Task
+from keras_structopt._types import (
+    BoolSpace,
+    Features,
+    FloatSpace,
+    IntSpace,
+    Loss,
+    Metrics,
+    OptimizerSpace,
+    StrSpace,
+    Task,
+)
 from keras_structopt.hypermodels._tabular import TabularHyperModel
 from keras_structopt.hypermodels._tunable import declare_per_block, declare_when
 from keras_structopt.space import Architecture, Block
@@ -55,27 +67,27 @@ class RecommenderHyperModel(TabularHyperModel):
 
     def __init__(
         self,
-        features,
-        user_features,
-        item_features,
+        features: Features,
+        user_features: Sequence[str],
+        item_features: Sequence[str],
         outputs: int | None = None,
         *,
         task: Task = "regression",
-        interaction=INTERACTIONS,
-        num_layers=(1, 2),
-        units=(16, 128),
-        tower_units=(8, 64),
-        cross_layers=(1, 3),
-        embedding_units=None,
-        activation="relu",
-        dropout=[0.0, 0.2],
-        batch_norm=False,
+        interaction: StrSpace = INTERACTIONS,
+        num_layers: IntSpace = (1, 2),
+        units: IntSpace = (16, 128),
+        tower_units: IntSpace = (8, 64),
+        cross_layers: IntSpace = (1, 3),
+        embedding_units: IntSpace | None = None,
+        activation: StrSpace = "relu",
+        dropout: FloatSpace = [0.0, 0.2],
+        batch_norm: BoolSpace = False,
         batch_norm_momentum: float = 0.9,
         head_bias: float | None = None,
-        learning_rate=(1e-3, 1e-2),
-        optimizer="adam",
-        loss=None,
-        metrics=None,
+        learning_rate: FloatSpace | None = (1e-3, 1e-2),
+        optimizer: OptimizerSpace = "adam",
+        loss: Loss = None,
+        metrics: Metrics = None,
         width_multiple: int = 1,
         seed: int | None = None,
         name: str | None = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from keras_structopt import _checks
-from keras_structopt._types import Task
+from keras_structopt._types import BoolSpace, FloatSpace, IntSpace, Loss, Metrics, OptimizerSpace, Shape, StrSpace, Task
 from keras_structopt.hypermodels._base import StructuralHyperModel
 from keras_structopt.hypermodels._tunable import Tunable, declare_per_block
 from keras_structopt.space import Architecture, Block
@@ -56,23 +56,23 @@ class RecurrentHyperModel(StructuralHyperModel):
 
     def __init__(
         self,
-        input_shape,
+        input_shape: Shape,
         outputs: int | None = None,
         *,
         task: Task = "multiclass",
         vocabulary_size: int | None = None,
-        embedding_units=(8, 64),
-        cell=("lstm", "gru"),
-        num_layers=(1, 2),
-        units=(16, 128),
-        bidirectional=(False, True),
-        connection=("plain", "residual"),
-        reduce=("last", "mean", "max"),
-        dropout=[0.0, 0.2],
-        learning_rate=(1e-3, 1e-2),
-        optimizer="adam",
-        loss=None,
-        metrics=None,
+        embedding_units: IntSpace = (8, 64),
+        cell: StrSpace = ("lstm", "gru"),
+        num_layers: IntSpace = (1, 2),
+        units: IntSpace = (16, 128),
+        bidirectional: BoolSpace = (False, True),
+        connection: StrSpace = ("plain", "residual"),
+        reduce: StrSpace = ("last", "mean", "max"),
+        dropout: FloatSpace = [0.0, 0.2],
+        learning_rate: FloatSpace | None = (1e-3, 1e-2),
+        optimizer: OptimizerSpace = "adam",
+        loss: Loss = None,
+        metrics: Metrics = None,
         width_multiple: int = 1,
         seed: int | None = None,
         name: str | None = None,

@@ -5,10 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from keras_structopt import _checks
-from keras_structopt._types import Task
+from keras_structopt._types import (
+    BoolSpace,
+    Features,
+    FloatSpace,
+    IntSpace,
+    Loss,
+    Metrics,
+    OptimizerSpace,
+    StrSpace,
+    Task,
+)
 from keras_structopt.data._datasets import is_dataset
 from keras_structopt.data._tabular import TabularSchema, embedding_units_range, is_table
-from keras_structopt.hypermodels._base import StructuralHyperModel, check_data, fixed_options
+from keras_structopt.hypermodels._base import StructuralHyperModel, check_data, fixed_options, record_curves
 from keras_structopt.hypermodels._tunable import Tunable, declare_per_block, declare_when
 from keras_structopt.space import Architecture, Block
 
@@ -30,8 +40,12 @@ class TabularHyperModel(StructuralHyperModel):
     exported SavedModel's `serving_default` takes the raw columns by name.
 
     Args:
-        features: A `keras_structopt.data.TabularSchema` (usually
-            `TabularSchema.from_data(x_train)`) or its `to_list()`.
+        features: The training table itself (a pandas DataFrame or a dict of columns),
+            whose schema is read from it (`TabularSchema.from_data`: strings and booleans
+            are categorical, numbers numeric); or a `keras_structopt.data.TabularSchema`
+            (`TabularSchema.from_data(x_train, categorical=["zip_code"])` to say which
+            integer columns are codes) or its `to_list()`. The HyperModel keeps the schema
+            (`features` is its JSON-safe list).
         outputs: Number of classes (multiclass), 1 (binary) or targets (regression).
         task: `"multiclass"`, `"binary"` or `"regression"`.
         num_layers: Number of trunk layers (>= 1).
@@ -56,8 +70,9 @@ class TabularHyperModel(StructuralHyperModel):
         >>> x = {"age": np.array([25.0, 40.0, 61.0, 33.0]),
         ...      "city": np.array(["Oslo", "Rome", "Oslo", "Lima"])}
         >>> y = np.array([0, 1, 1, 0])
-        >>> schema = kso.data.TabularSchema.from_data(x)
-        >>> hypermodel = kso.TabularHyperModel(schema, task="binary", seed=0)
+        >>> hypermodel = kso.TabularHyperModel(x, task="binary", seed=0)  # its schema, read from the table
+        >>> hypermodel.schema.names
+        ['age', 'city']
         >>> tuner = keras_tuner.RandomSearch(
         ...     hypermodel, objective="loss", max_trials=1, seed=1,
         ...     directory=getfixture("tmp_path"), project_name="doc")
@@ -70,30 +85,32 @@ class TabularHyperModel(StructuralHyperModel):
 
     def __init__(
         self,
-        features,
+        features: Features,
         outputs: int | None = None,
         *,
         task: Task = "multiclass",
-        num_layers=(1, 3),
-        units=(16, 256),
-        connection=CONNECTIONS,
-        cross_layers=(1, 3),
-        embedding_units=None,
-        activation="relu",
-        dropout=[0.0, 0.2],
-        batch_norm=False,
+        num_layers: IntSpace = (1, 3),
+        units: IntSpace = (16, 256),
+        connection: StrSpace = CONNECTIONS,
+        cross_layers: IntSpace = (1, 3),
+        embedding_units: IntSpace | None = None,
+        activation: StrSpace = "relu",
+        dropout: FloatSpace = [0.0, 0.2],
+        batch_norm: BoolSpace = False,
         batch_norm_momentum: float = 0.9,
         head_bias: float | None = None,
-        learning_rate=(1e-3, 1e-2),
-        optimizer="adam",
-        loss=None,
-        metrics=None,
+        learning_rate: FloatSpace | None = (1e-3, 1e-2),
+        optimizer: OptimizerSpace = "adam",
+        loss: Loss = None,
+        metrics: Metrics = None,
         width_multiple: int = 1,
         seed: int | None = None,
         name: str | None = None,
         tunable: bool = True,
     ):
-        self.schema = TabularSchema.from_list(features)
+        # A table itself (a DataFrame or a dict of columns): its schema, read from it (strings and
+        # booleans categorical, numbers numeric; TabularSchema.from_data(..., categorical=[...]) for codes).
+        self.schema = TabularSchema.from_data(features) if is_table(features) else TabularSchema.from_list(features)
         super().__init__(
             (len(self.schema.features),),
             outputs,
@@ -213,21 +230,22 @@ class TabularHyperModel(StructuralHyperModel):
     def fit(self, hp, model, *args, **kwargs):
         """Converts tables to the model's named inputs, then trains as Keras Tuner does."""
         self.check_fit_data(*args, **kwargs)
-        args = list(args)
-        if args:
-            args[0] = self.inputs(args[0])
+        record_curves(kwargs)
+        arguments = list(args)
+        if arguments:
+            arguments[0] = self.inputs(arguments[0])
         if "x" in kwargs:
             kwargs["x"] = self.inputs(kwargs["x"])
-        for position, value in enumerate(args[1:2], start=1):
+        for position, value in enumerate(arguments[1:2], start=1):
             if value is not None:
-                args[position] = _labels(value)
+                arguments[position] = _labels(value)
         if kwargs.get("y") is not None:
             kwargs["y"] = _labels(kwargs["y"])
         validation = kwargs.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) >= 2:
             kwargs["validation_data"] = (self.inputs(validation[0], "validation_data[0]"),
                                          _labels(validation[1]), *validation[2:])
-        return model.fit(*args, **kwargs)
+        return model.fit(*arguments, **kwargs)
 
 
 def _is_tabular(x) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keras_structopt._types import Task
+from keras_structopt._types import BoolSpace, FloatSpace, IntSpace, Loss, Metrics, OptimizerSpace, Shape, StrSpace, Task
 from keras_structopt.hypermodels._base import StructuralHyperModel
 from keras_structopt.hypermodels._recurrent import check_sequence_input
 from keras_structopt.hypermodels._tunable import Tunable, declare_per_block
@@ -61,26 +61,26 @@ class TransformerHyperModel(StructuralHyperModel):
 
     def __init__(
         self,
-        input_shape,
+        input_shape: Shape,
         outputs: int | None = None,
         *,
         task: Task = "multiclass",
         vocabulary_size: int | None = None,
-        model_units=[32, 64],
-        num_blocks=(1, 3),
-        num_heads=[2, 4],
-        key_units=[8, 16],
-        ffn_units=(32, 256),
-        dropout=[0.0, 0.1],
-        normalization=("pre", "post"),
-        connection=("residual", "dense"),
-        position_embedding=True,
-        pooling=("mean", "max"),
-        activation="gelu",
-        learning_rate=(1e-3, 1e-2),
-        optimizer="adam",
-        loss=None,
-        metrics=None,
+        model_units: IntSpace = [32, 64],
+        num_blocks: IntSpace = (1, 3),
+        num_heads: IntSpace = [2, 4],
+        key_units: IntSpace = [8, 16],
+        ffn_units: IntSpace = (32, 256),
+        dropout: FloatSpace = [0.0, 0.1],
+        normalization: StrSpace = ("pre", "post"),
+        connection: StrSpace = ("residual", "dense"),
+        position_embedding: BoolSpace = True,
+        pooling: StrSpace = ("mean", "max"),
+        activation: StrSpace = "gelu",
+        learning_rate: FloatSpace | None = (1e-3, 1e-2),
+        optimizer: OptimizerSpace = "adam",
+        loss: Loss = None,
+        metrics: Metrics = None,
         width_multiple: int = 1,
         seed: int | None = None,
         name: str | None = None,

@@ -25,28 +25,33 @@ class Tunable:
         [64, 32]
         >>> Tunable.parse("num_layers", (1, 3), kind=int).values
         [1, 2, 3]
+        >>> Tunable.parse("learning_rate", (1e-3, 1e-2), kind=float).values  # a float range: its two ends
+        [0.001, 0.01]
     """
 
-    def __init__(self, name, form, values, low=None, high=None, log=False, step=None, kind=None):
+    def __init__(self, name: str, form: str, values: Sequence[Any] | None, low: Any = None, high: Any = None,
+                 log: bool = False, step: int | None = None, kind: type | None = None):
         self.name = name
         self.kind = kind
         self.form = form  # "fixed", "choice" or "range"
-        self._values = values
+        self._values: list[Any] = list(values) if values is not None else [low, high]
         self.low, self.high, self.log, self.step = low, high, log, step
 
     @property
     def values(self) -> list:
-        """Every value the argument can take (for ranges of ints, all of them)."""
+        """Every value the argument can take: for a range of ints all of them, for a float range its two ends."""
         if self.form == "range" and isinstance(self.low, int):
             return list(range(self.low, self.high + 1, self.step or 1))
         return list(self._values)
 
     @property
-    def minimum(self):
+    def minimum(self) -> Any:
+        """The smallest value it can take."""
         return self.low if self.form == "range" else min(self._values)
 
     @property
-    def maximum(self):
+    def maximum(self) -> Any:
+        """The largest value it can take."""
         return self.high if self.form == "range" else max(self._values)
 
     @classmethod
@@ -157,10 +162,21 @@ def as_choice(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def declare_per_block(hp, tunable: Tunable, depth: Tunable, name_format: str) -> list:
+def declare_per_block(hp: keras_tuner.HyperParameters, tunable: Tunable, depth: Tunable, name_format: str) -> list:
     """Declares one hyperparameter per block; blocks past the minimum depth are conditional.
 
-    Returns the values of the active blocks, in order.
+    Each block's value is its own hyperparameter (`name_format.format(i)`), active only
+    when the depth reaches the block (Keras Tuner's conditional scope on `depth`), so no
+    tuner varies a width the network does not have. Returns the values of the active
+    blocks, in order.
+
+    Example:
+        >>> import keras_tuner
+        >>> hp = keras_tuner.HyperParameters()
+        >>> depth = Tunable.parse("num_layers", (1, 3), kind=int)
+        >>> _ = depth.declare(hp)
+        >>> declare_per_block(hp, Tunable.parse("units", [8, 16], kind=int), depth, "block_{}/units")
+        [8]
     """
     values = []
     depth_now = hp.get(depth.name)

@@ -14,6 +14,7 @@ from typing import Any
 
 from keras_structopt import _checks
 from keras_structopt._trial_files import CURVES_FILE, read_curves_file, trial_folder
+from keras_structopt._types import PathLike, Searched
 
 
 def trial_directory(tuner, trial_id: str) -> Path:
@@ -37,7 +38,7 @@ def _architecture_costs(tuner, hyperparameters) -> dict[str, Any]:
     return {"params": spec.count_params(), "macs": spec.count_macs(), "depth": spec.num_blocks}
 
 
-def learning_curves(tuner, *, status: str | None = "COMPLETED") -> list[dict[str, Any]]:
+def learning_curves(tuner: Searched, *, status: str | None = "COMPLETED") -> list[dict[str, Any]]:
     """Every recorded epoch of every trial, as a tidy table (one row per metric value).
 
     Each row: `trial`, `status`, `hyperparameters` (a dict), `params`, `macs` and
@@ -95,7 +96,8 @@ def learning_curves(tuner, *, status: str | None = "COMPLETED") -> list[dict[str
     return rows
 
 
-def plot_learning_curves(tuner, path, *, metric: str = "val_accuracy", group_by: str = "depth"):
+def plot_learning_curves(tuner: Searched, path: PathLike, *, metric: str = "val_accuracy",
+                         group_by: str = "depth") -> Path:
     """Draws every trial's `metric` by epoch, one colour per value of `group_by`; writes a PNG.
 
     `group_by` is `"depth"` (the number of blocks), `"params"`, or any hyperparameter

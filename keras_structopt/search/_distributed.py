@@ -47,6 +47,7 @@ from typing import Any
 
 from keras_structopt import _checks
 from keras_structopt._env import is_worker
+from keras_structopt._types import PathLike
 
 __all__ = ["LaunchResult", "free_port", "is_worker", "launch"]
 
@@ -63,6 +64,11 @@ class LaunchResult:
         seconds: Wall time of the run.
         ended_after_failure_s: Seconds from the failure that ended the run to the last
             process gone (None when it completed).
+
+    Example:
+        >>> result = LaunchResult("completed", {"chief": 0, "tuner0": 0}, {"tuner0": 0}, 12.5)
+        >>> result.ok
+        True
     """
 
     status: str
@@ -110,9 +116,9 @@ def _end(process: subprocess.Popen, term_s: float = 10.0) -> None:
         process.wait()
 
 
-def launch(script, *args: str, workers: int = 2, host: str = "127.0.0.1", port: int | None = None,
+def launch(script: PathLike, *args: str, workers: int = 2, host: str = "127.0.0.1", port: int | None = None,
            respawns: int = 0, deadline_s: float | None = None, grace_s: float = 30.0, start_timeout_s: float = 300.0,
-           env: dict | None = None, log_dir=None, chief_output: str = "log", join: str | None = None,
+           env: dict | None = None, log_dir: PathLike | None = None, chief_output: str = "log", join: str | None = None,
            python: str | None = None) -> LaunchResult:
     """Runs `script` as a Keras Tuner chief and `workers` workers on this host; returns a `LaunchResult`.
 

@@ -23,6 +23,7 @@ import keras_tuner
 import numpy as np
 
 from keras_structopt import _checks, _keras_tuner
+from keras_structopt._types import ObjectiveArg
 
 _STEP = 1.0 / 6.0  # a mutation's typical move, as a fraction of a number's range
 _TRIES = 50  # mutations tried before a duplicate-free child is given up for a random draw
@@ -125,8 +126,8 @@ class EvolutionOracle(keras_tuner.Oracle):
         (0, 8)
     """
 
-    def __init__(self, objective=None, max_trials: int = 10, population_size: int = 10, sample_size: int = 3,
-                 seed: int | None = None, **kwargs):
+    def __init__(self, objective: ObjectiveArg = None, max_trials: int = 10, population_size: int = 10,
+                 sample_size: int = 3, seed: int | None = None, **kwargs):
         population_size = _checks.positive_int("population_size", population_size)
         if population_size < 2:
             raise _checks.error(f"Expected population_size >= 2. Received: population_size={population_size}.")
@@ -203,8 +204,9 @@ class EvolutionarySearch(keras_tuner.Tuner):
 
     oracle_class = EvolutionOracle  # what keras_structopt.search.tuner builds (with its features) for it
 
-    def __init__(self, hypermodel=None, objective=None, max_trials: int = 10, population_size: int = 10,
-                 sample_size: int = 3, seed: int | None = None, hyperparameters=None, tune_new_entries: bool = True,
+    def __init__(self, hypermodel: keras_tuner.HyperModel | None = None, objective: ObjectiveArg = None,
+                 max_trials: int = 10, population_size: int = 10, sample_size: int = 3, seed: int | None = None,
+                 hyperparameters: keras_tuner.HyperParameters | None = None, tune_new_entries: bool = True,
                  allow_new_entries: bool = True, max_retries_per_trial: int = 0,
                  max_consecutive_failed_trials: int = 3, **kwargs):
         oracle = EvolutionOracle(

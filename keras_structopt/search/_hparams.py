@@ -13,9 +13,13 @@ search runs; it can also be called on a finished project (`keras-structopt repor
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import keras_tuner
+
+from keras_structopt._types import PathLike, Searched
 
 STRUCTURE_RUN = "structure"
 _COLUMNS = ("family", "depth", "widths", "connection", "params", "macs")
@@ -54,7 +58,7 @@ def _scalar(value):
         return str(value)
 
 
-def write_hparams(tuner, log_dir, trials=None) -> list[Path]:
+def write_hparams(tuner: Searched, log_dir: PathLike, trials: Sequence[Any] | None = None) -> list[Path]:
     """Writes an HParams session for each finished trial of `tuner` under `log_dir/structure`.
 
     Args:

@@ -49,6 +49,7 @@ import keras_tuner
 
 from keras_structopt import _checks, _keras_tuner
 from keras_structopt._trial_files import write_note
+from keras_structopt._types import ObjectiveArg
 
 SAMPLERS = ("tpe", "nsga2", "random")
 PRUNERS = ("median", "hyperband", "successive_halving")
@@ -194,7 +195,8 @@ class OptunaOracle(keras_tuner.Oracle):
         ['maximize', 'minimize']
     """
 
-    def __init__(self, objective=None, max_trials: int = 10, sampler="tpe", pruner=None, pareto: str | None = None,
+    def __init__(self, objective: ObjectiveArg = None, max_trials: int = 10, sampler: Any = "tpe", pruner: Any = None,
+                 pareto: str | None = None,
                  storage: str | None = None, study_name: str | None = None, seed: int | None = None, **kwargs):
         if isinstance(sampler, str) or sampler is None:
             _checks.one_of("sampler", sampler, SAMPLERS)
@@ -435,9 +437,11 @@ class OptunaSearch(keras_tuner.Tuner):
 
     oracle_class = OptunaOracle  # what keras_structopt.search.tuner builds (with its features) for it
 
-    def __init__(self, hypermodel=None, objective=None, max_trials: int = 10, sampler="tpe", pruner=None,
+    def __init__(self, hypermodel: keras_tuner.HyperModel | None = None, objective: ObjectiveArg = None,
+                 max_trials: int = 10, sampler: Any = "tpe", pruner: Any = None,
                  pareto: str | None = None, storage: str | None = None, study_name: str | None = None,
-                 seed: int | None = None, hyperparameters=None, tune_new_entries: bool = True,
+                 seed: int | None = None, hyperparameters: keras_tuner.HyperParameters | None = None,
+                 tune_new_entries: bool = True,
                  allow_new_entries: bool = True, max_retries_per_trial: int = 0,
                  max_consecutive_failed_trials: int = 3, **kwargs):
         if pareto is not None and getattr(hypermodel, "architecture", None) is None:

@@ -85,6 +85,7 @@ class StructuralOracle(keras_tuner.Oracle):
     """
 
     hypermodel: Any = None
+    start_order: list[str]
     max_params: int | None = None
     max_macs: int | None = None
     deduplicate: bool = True

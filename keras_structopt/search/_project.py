@@ -19,6 +19,7 @@ from typing import Any
 
 from keras_structopt import _checks
 from keras_structopt._trial_files import CURVES_FILE, read_json, read_note, trial_folder
+from keras_structopt._types import PathLike
 
 SEARCH_FILE = "structopt-search.json"
 
@@ -88,7 +89,7 @@ class Project:
         True
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory: PathLike):
         import keras_tuner
         from keras_tuner.engine import trial as trial_module
 
@@ -192,7 +193,7 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_search_report(directory, out) -> list[Path]:
+def write_search_report(directory: PathLike, out: PathLike) -> list[Path]:
     """Writes the tables and plots of a finished search to `out` (a new directory); returns the files.
 
     `trials.json` and `trials.md` (every trial, its structure and notes), and when the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 
@@ -50,7 +52,8 @@ class RankingMetrics(keras.callbacks.Callback):
         ('val_hit_rate_at_2', 'val_ndcg_at_2')
     """
 
-    def __init__(self, users, items, catalogue, *, k: int = 10, candidates: int = 99, seed: int = 0, inputs=None):
+    def __init__(self, users: Any, items: Any, catalogue: Any, *, k: int = 10, candidates: int = 99, seed: int = 0,
+                 inputs: Any = None):
         super().__init__()
         self.k = _checks.positive_int("k", k)
         _checks.positive_int("candidates", candidates)

@@ -42,6 +42,7 @@ import keras_tuner
 
 from keras_structopt import _checks, _keras_tuner
 from keras_structopt._trial_files import CurveRecorder, trial_folder
+from keras_structopt._types import Data, Inputs, PathLike
 from keras_structopt.search._optuna import SKIP, assign_active, log_step_values
 
 SCHEDULERS = ("asha", "fifo")
@@ -83,7 +84,7 @@ def on_loopback():
     constants = sys.modules.get("ray._private.ray_constants")
     cluster = getattr(constants, "ENABLE_RAY_CLUSTER", None)
     if constants is not None:
-        constants.ENABLE_RAY_CLUSTER = False
+        constants.ENABLE_RAY_CLUSTER = False  # type: ignore[attr-defined]
     try:
         yield
     finally:
@@ -94,7 +95,7 @@ def on_loopback():
                 os.environ[name] = value
         constants = sys.modules.get("ray._private.ray_constants")
         if constants is not None:  # as Ray computes it from the (restored) environment
-            constants.ENABLE_RAY_CLUSTER = cluster if cluster is not None else constants.env_bool(
+            constants.ENABLE_RAY_CLUSTER = cluster if cluster is not None else constants.env_bool(  # type: ignore[attr-defined]
                 constants.ENABLE_RAY_CLUSTERS_ENV_VAR, not constants.IS_WINDOWS_OR_OSX)
 
 
@@ -257,6 +258,11 @@ class RaySearch:
         metric, mode: What was optimised.
         node_ip: The address the cluster's nodes served on (127.0.0.1; comma-separated if
             several).
+
+    Example:
+        >>> from keras_structopt.search import RaySearch
+        >>> sorted(f.name for f in __import__("dataclasses").fields(RaySearch))[:3]
+        ['hypermodel', 'metric', 'mode']
     """
 
     results: Any
@@ -288,11 +294,11 @@ class RaySearch:
         return model
 
 
-def ray_search(hypermodel, x, y=None, *, validation_data, epochs: int, num_samples: int = 10,
-               metric: str | None = None, mode: str | None = None, scheduler: str = "asha",
+def ray_search(hypermodel: keras_tuner.HyperModel, x: Inputs, y: Any = None, *, validation_data: Data, epochs: int,
+               num_samples: int = 10, metric: str | None = None, mode: str | None = None, scheduler: str = "asha",
                search_alg: str = "random", max_concurrent_trials: int = 2, batch_size: int = 32,
-               storage_path=None, name: str = "ray", seed: int | None = None, restore: bool = False,
-               cpus_per_trial: float = 1.0, num_cpus: int | None = None) -> RaySearch:
+               storage_path: PathLike | None = None, name: str = "ray", seed: int | None = None,
+               restore: bool = False, cpus_per_trial: float = 1.0, num_cpus: int | None = None) -> RaySearch:
     """Runs a Ray Tune search over a HyperModel's space; returns a `RaySearch`.
 
     Args:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 from keras_structopt import _checks
 from keras_structopt._trial_files import read_note
-from keras_structopt._types import Cost, SelectionRule
+from keras_structopt._types import Cost, PathLike, Searched, SelectionRule
 from keras_structopt.search._curves import read_curves, save_figure
 from keras_structopt.search._stopping import stopped_early
 
@@ -143,6 +144,11 @@ class Selection:
         value: Its objective value; `best_value` the best trial's.
         threshold: The value a trial had to reach (best minus one standard error).
         standard_error: The best trial's standard error; `estimate` says how it was made.
+
+    Example:
+        >>> choice = select_simplest(getfixture("finished_search"))
+        >>> choice.value >= choice.threshold, choice.architecture.family
+        (True, 'dense')
     """
 
     trial: Any
@@ -154,7 +160,7 @@ class Selection:
     estimate: str
 
 
-def select_simplest(tuner, *, rule: SelectionRule = "one_se", cost: Cost = "params") -> Selection:
+def select_simplest(tuner: Searched, *, rule: SelectionRule = "one_se", cost: Cost = "params") -> Selection:
     """The smallest architecture whose score is within one standard error of the best trial's.
 
     The standard error is, for cross-validated trials, the standard deviation of the
@@ -193,7 +199,7 @@ def select_simplest(tuner, *, rule: SelectionRule = "one_se", cost: Cost = "para
     )
 
 
-def pareto_front(tuner, *, cost: Cost = "params") -> list:
+def pareto_front(tuner: Searched, *, cost: Cost = "params") -> list:
     """The completed trials no other trial beats on both the metric and the cost, cheapest first.
 
     Example:
@@ -208,7 +214,7 @@ def pareto_front(tuner, *, cost: Cost = "params") -> list:
     return [tuner.oracle.get_trial(key) for key in keys]
 
 
-def plot_pareto(tuner, path, *, cost: Cost = "params"):
+def plot_pareto(tuner: Searched, path: PathLike, *, cost: Cost = "params") -> Path:
     """Draws every completed trial (metric against cost) with the Pareto front; writes a PNG.
 
     Example:

@@ -20,14 +20,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
+import keras_tuner
 import numpy as np
 
 from keras_structopt import _checks
 from keras_structopt._trial_files import read_json, read_note
+from keras_structopt._types import Model, PathLike
 from keras_structopt.search._stopping import stopped_early
 
 # -- warm start -------------------------------------------------------------------------
@@ -135,7 +138,7 @@ def earlier_trials(from_directory, metric: str, direction: str) -> list[dict]:
     return sorted(found, key=lambda t: -t["value"] if t["direction"] == "max" else t["value"])
 
 
-def warm_start(tuner, from_directory, *, top_k: int = 3) -> list[dict]:
+def warm_start(tuner: keras_tuner.Tuner, from_directory: PathLike, *, top_k: int = 3) -> list[dict]:
     """Makes `tuner` try the best `top_k` structures of an earlier search first.
 
     The earlier project directory is only read. Each structure is adapted to the new
@@ -241,7 +244,7 @@ def head_layers(model) -> set[str]:
     return names
 
 
-def inherit_weights(model, donors, *, head: bool = False) -> dict:
+def inherit_weights(model: Model, donors: Sequence[Model | PathLike], *, head: bool = False) -> dict:
     """Copies weights from the best-matching donor into `model` (in place); returns what it did.
 
     Args:

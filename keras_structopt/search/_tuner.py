@@ -52,6 +52,8 @@ import inspect
 import json
 import os
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import keras_tuner
@@ -60,7 +62,7 @@ import numpy as np
 from keras_structopt import _checks, _keras_tuner
 from keras_structopt._env import is_worker
 from keras_structopt._trial_files import CurveRecorder, read_note, write_note
-from keras_structopt._types import Cost, Refit
+from keras_structopt._types import Cost, Model, PathLike, Refit
 from keras_structopt.search._curves import trial_directory
 from keras_structopt.search._failures import NonFiniteStopper, check_completed, from_consecutive_failures
 from keras_structopt.search._folds import check_folds, length, run_folds
@@ -131,12 +133,14 @@ class StructuralTuner(_keras_tuner.TunerHooks):
         ('val_mae', 'min')
     """
 
-    def __init__(self, hypermodel=None, *, folds=None, refit: Refit = "all", cost: Cost | None = None,
+    def __init__(self, hypermodel: keras_tuner.HyperModel | None = None, *, folds: Any = None, refit: Refit = "all",
+                 cost: Cost | None = None,
                  cost_weight: float = DEFAULT_COST_WEIGHT, max_params: int | None = None,
                  max_macs: int | None = None, max_latency_ms: float | None = None, deduplicate: bool = True,
-                 median_stopping: MedianStopping | bool | None = None, donors=None, inherit_head: bool = False,
+                 median_stopping: MedianStopping | bool | None = None,
+                 donors: Sequence[Model | PathLike] | None = None, inherit_head: bool = False,
                  isolate_trials: bool = False, dtype_policy: str | None = None, jit_compile: bool | str = "auto",
-                 oracle: StructuralOracle | None = None, **kwargs):
+                 oracle: StructuralOracle | None = None, **kwargs: Any):
         if folds is not None and not (hasattr(folds, "split") and hasattr(folds, "get_n_splits")):
             raise _checks.error(
                 "Expected folds to be a scikit-learn splitter (KFold, StratifiedKFold, GroupKFold, "
@@ -178,7 +182,7 @@ class StructuralTuner(_keras_tuner.TunerHooks):
         if not isinstance(inherit_head, bool):
             raise _checks.error(f"Expected inherit_head to be True or False. Received: inherit_head={inherit_head!r}.")
         self.inherit_head = inherit_head
-        self._inheritance = None
+        self._inheritance: dict | None = None
         if oracle is None:
             oracle = self._make_oracle(kwargs)
         elif not isinstance(oracle, StructuralOracle):
@@ -192,8 +196,9 @@ class StructuralTuner(_keras_tuner.TunerHooks):
         # The tuner's own copy of the oracle's features: a distributed worker's oracle is a client of the chief's.
         self.cost, self.cost_weight, self.deduplicate = oracle.cost, oracle.cost_weight, oracle.deduplicate
         self.max_params, self.max_macs = oracle.max_params, oracle.max_macs
-        self.fold_data = None  # (x, y, fit arguments) of a cross-validated search, for the refit
-        self.isolate_trials, self._isolated_fit = bool(isolate_trials), None
+        self.fold_data: tuple | None = None  # (x, y, fit arguments) of a cross-validated search, for the refit
+        self.isolate_trials = bool(isolate_trials)
+        self._isolated_fit: dict = {}
         # The base tuner's own constructor only builds its oracle (and keeps its seed): the oracle is
         # built above, with the structural features in front of it.
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
@@ -295,8 +300,9 @@ class StructuralTuner(_keras_tuner.TunerHooks):
         """
         super().on_trial_end(trial)
         finished = trial if self._worker else self.oracle.trials.get(trial.trial_id, trial)
-        if getattr(self, "_hparams_dir", None) and finished.status == "COMPLETED":
-            write_hparams(self, self._hparams_dir, [finished])  # the structure, in TensorBoard's HParams
+        log_dir = getattr(self, "_hparams_dir", None)
+        if log_dir and finished.status == "COMPLETED":
+            write_hparams(self, log_dir, [finished])  # the structure, in TensorBoard's HParams
         gc.collect()
 
     def build_scope(self, hp):
@@ -353,8 +359,8 @@ class StructuralTuner(_keras_tuner.TunerHooks):
             model(x, training=False)
             times.append(time.perf_counter() - start)
         latency = 1000 * float(np.median(times))
-        metadata = {"latency_ms": latency}
-        if latency <= self.max_latency_ms:
+        metadata: dict[str, float | str] = {"latency_ms": latency}
+        if latency <= float(self.max_latency_ms or 0.0):
             return None
         worst = {self.oracle.objective.name: -1e9 if self.oracle.objective.direction == "max" else 1e9}
         metadata["rejected"] = f"latency {latency:.2f} ms over max_latency_ms={self.max_latency_ms}"
@@ -427,7 +433,7 @@ def _check_project(kwargs) -> None:
 _CLASSES: dict[type, type] = {}  # one structural class per base class
 
 
-def tuner(base, hypermodel, **kwargs):
+def tuner(base: type[keras_tuner.Tuner], hypermodel: keras_tuner.HyperModel | None, **kwargs: Any) -> StructuralTuner:
     """Makes a Keras Tuner tuner of class `base` with keras-structopt's features.
 
     Args:
@@ -477,9 +483,17 @@ def tuner(base, hypermodel, **kwargs):
     return cls(hypermodel, **kwargs)
 
 
-def rejected_candidates(tuner) -> list[dict]:
+def rejected_candidates(tuner: keras_tuner.Tuner) -> list[dict]:
     """The candidates the budgets and the duplicate check replaced (in this process), with the reason.
 
     Empty for a tuner without keras-structopt's oracle (it refuses nothing).
+
+    Example:
+        >>> import keras_tuner, keras_structopt as kso
+        >>> search = kso.search.tuner(keras_tuner.RandomSearch, kso.DenseHyperModel(input_shape=(64,), outputs=10),
+        ...     objective="val_accuracy", max_trials=1, max_params=5000, directory=getfixture("tmp_path"),
+        ...     project_name="doc")
+        >>> rejected_candidates(search)  # nothing drawn yet
+        []
     """
     return list(getattr(tuner.oracle, "rejected", []))

@@ -12,7 +12,13 @@ import math
 
 @dataclasses.dataclass(frozen=True)
 class Counts:
-    """Parameters and multiply-accumulates (MACs) of one example's forward pass."""
+    """Parameters and multiply-accumulates (MACs) of one example's forward pass.
+
+    Example:
+        >>> from keras_structopt.space import Architecture, Block, count
+        >>> count(Architecture("dense", (4,), [Block("dense", 8)], outputs=3)).macs
+        56
+    """
 
     params: int
     macs: int
@@ -51,18 +57,21 @@ class _CountingBuilder:
         return _Symbol(x.shape[:-1] + (units,))
 
     def conv(self, x, filters, kernel_size, name, strides=1, activation=None, use_bias=True):
-        height, width, channels = x.shape
-        out_h, out_w = math.ceil(height / strides), math.ceil(width / strides)
-        self.params += kernel_size * kernel_size * channels * filters + (filters if use_bias else 0)
-        self.macs += out_h * out_w * kernel_size * kernel_size * channels * filters
-        return _Symbol((out_h, out_w, filters))
+        # A sequence (length, channels) or an image (height, width, channels): "same" padding.
+        spatial, channels = x.shape[:-1], x.shape[-1]
+        out = tuple(math.ceil(d / strides) for d in spatial)
+        taps = kernel_size ** len(spatial)
+        self.params += taps * channels * filters + (filters if use_bias else 0)
+        self.macs += _prod(out) * taps * channels * filters
+        return _Symbol(out + (filters,))
 
     def separable(self, x, filters, kernel_size, name, activation=None, use_bias=True):
-        height, width, channels = x.shape
-        self.params += kernel_size * kernel_size * channels + channels * filters
+        spatial, channels = x.shape[:-1], x.shape[-1]
+        taps = kernel_size ** len(spatial)
+        self.params += taps * channels + channels * filters
         self.params += filters if use_bias else 0
-        self.macs += height * width * (kernel_size * kernel_size * channels + channels * filters)
-        return _Symbol((height, width, filters))
+        self.macs += _prod(spatial) * (taps * channels + channels * filters)
+        return _Symbol(spatial + (filters,))
 
     def batch_norm(self, x, name, momentum):
         self.params += 4 * x.shape[-1]  # gamma, beta, moving mean, moving variance
@@ -85,8 +94,7 @@ class _CountingBuilder:
         return _Symbol(xs[0].shape[:-1] + (sum(x.shape[-1] for x in xs),))
 
     def pool(self, x, name, kind, pool_size, strides):
-        height, width, channels = x.shape
-        return _Symbol((math.ceil(height / strides), math.ceil(width / strides), channels))
+        return _Symbol(tuple(math.ceil(d / strides) for d in x.shape[:-1]) + x.shape[-1:])
 
     def global_pool(self, x, name, kind):
         return _Symbol(x.shape[-1:])

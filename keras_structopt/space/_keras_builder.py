@@ -34,7 +34,8 @@ class _KerasBuilder:
                                  name=name)(x)
 
     def conv(self, x, filters, kernel_size, name, strides=1, activation=None, use_bias=True):
-        return self.layers.Conv2D(
+        layer = self.layers.Conv1D if len(x.shape) == 3 else self.layers.Conv2D  # a sequence, or an image
+        return layer(
             filters,
             kernel_size,
             strides=strides,
@@ -45,7 +46,8 @@ class _KerasBuilder:
         )(x)
 
     def separable(self, x, filters, kernel_size, name, activation=None, use_bias=True):
-        return self.layers.SeparableConv2D(
+        layer = self.layers.SeparableConv1D if len(x.shape) == 3 else self.layers.SeparableConv2D
+        return layer(
             filters,
             kernel_size,
             padding="same",
@@ -73,7 +75,10 @@ class _KerasBuilder:
         return self.layers.Concatenate(name=name)(xs)
 
     def pool(self, x, name, kind, pool_size, strides):
-        layer = self.layers.MaxPooling2D if kind == "max" else self.layers.AveragePooling2D
+        if len(x.shape) == 3:
+            layer = self.layers.MaxPooling1D if kind == "max" else self.layers.AveragePooling1D
+        else:
+            layer = self.layers.MaxPooling2D if kind == "max" else self.layers.AveragePooling2D
         return layer(pool_size=pool_size, strides=strides, padding="same", name=name)(x)
 
     def global_pool(self, x, name, kind):
@@ -213,7 +218,7 @@ def position_embedding_class(K):
     key = K.__name__
     if key not in _POSITION_EMBEDDING_CLASSES:
 
-        class PositionEmbedding(K.layers.Layer):
+        class PositionEmbedding(K.layers.Layer):  # type: ignore[name-defined]
             """Adds a learned embedding of each position to a `(batch, time, units)` input."""
 
             def build(self, input_shape):

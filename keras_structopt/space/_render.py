@@ -9,12 +9,15 @@ layer names, in the same order.
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import Any
+
 from keras_structopt.space._architecture import Architecture
 from keras_structopt.space._family import family
 from keras_structopt.space._keras_builder import _KerasBuilder
 
 
-def render(spec: Architecture, K, *, unroll: bool = False, for_tflite: bool = False):
+def render(spec: Architecture, K: ModuleType, *, unroll: bool = False, for_tflite: bool = False) -> Any:
     """Builds the functional model described by `spec` with the Keras module `K`.
 
     Args:

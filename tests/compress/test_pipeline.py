@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import keras_structopt as kso
-from keras_structopt.compress import Cluster, FineTuning, Prune, Quantize, Recipe, Slim
+from keras_structopt.compress import PRESETS, Cluster, FineTuning, Prune, Quantize, Recipe, Slim
 
 
 @pytest.fixture(scope="module")
@@ -245,3 +245,77 @@ def test_several_outputs_are_scored_by_name_whatever_their_order():
     scores = settings.score({"bright": brightness + 0.5, "digit": probabilities}, y)
     assert scores["digit_accuracy"] == pytest.approx(1.0) and scores["bright_mae"] == pytest.approx(0.5)
     assert settings.metric_key(scores) == "digit_accuracy"
+
+
+def _dense_model(digits, units, seed):
+    hm = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=2, units=units, seed=seed)
+    model = hm.build(keras_tuner.HyperParameters())
+    model.fit(*digits.train, epochs=2, verbose=0)
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", sorted(PRESETS))
+def test_every_preset_round_trips_through_the_reports_recipe(target, digits):
+    tuning = FineTuning(slim_epochs=1, prune_epochs=1, cluster_epochs=1, qat_epochs=1)
+    _, first = kso.compress(_dense_model(digits, 64, 0), digits.train, test_data=digits.test, target=target,
+                            max_accuracy_loss=None, fine_tuning=tuning, measure_latency=False)
+    recipe = first.report.recipe
+    assert recipe == PRESETS[target].complete()
+    # Another model, the same settings: the recipe the report holds is a recipe compress takes.
+    _, second = kso.compress(_dense_model(digits, 96, 1), digits.train, test_data=digits.test, recipe=recipe,
+                             max_accuracy_loss=None, fine_tuning=tuning, measure_latency=False)
+    assert second.report.recipe == recipe
+    assert [s.name for s in second.report.stages] == [s.name for s in first.report.stages]
+    assert second.report.final.quantization == first.report.final.quantization
+
+
+def _batch_timings(models, x, rounds=40):
+    """Median seconds of one batch through each model, by `predict_on_batch` and by a `tf.function`
+    call; the models take turns in every round, so a slow spell of the machine hits them alike."""
+    import time
+
+    import tensorflow as tf
+
+    calls = {}
+    for name, model in models.items():
+        graph = tf.function(lambda batch, model=model: model(batch, training=False))
+        calls[name] = {"predict_on_batch": model.predict_on_batch, "tf.function": lambda b, g=graph: g(b).numpy()}
+        for call in calls[name].values():
+            for _ in range(3):  # warm-up: tracing and the first allocations
+                call(x)
+    seconds = {(name, way): [] for name in models for way in ("predict_on_batch", "tf.function")}
+    for _ in range(rounds):
+        for name in models:
+            for way, call in calls[name].items():
+                start = time.perf_counter()
+                call(x)
+                seconds[name, way].append(time.perf_counter() - start)
+    return {key: float(np.median(values)) for key, values in seconds.items()}
+
+
+@pytest.mark.slow
+def test_the_returned_model_is_as_fast_as_the_users_and_faster_where_slimmed(digits):
+    import keras
+
+    inputs = keras.Input((64,))
+    hidden = keras.layers.Dense(1024, activation="relu", name="wide")(inputs)
+    hidden = keras.layers.Dense(1024, activation="relu", name="wider")(hidden)
+    user = keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="head")(hidden))
+    user.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    user.fit(*digits.train, epochs=1, verbose=0)
+    common = dict(test_data=digits.test, max_accuracy_loss=None, measure_latency=False)
+    pruned, _ = kso.compress(user, digits.train, recipe=[Prune(0.5)], fine_tuning=FineTuning(prune_epochs=1), **common)
+    slimmed, result = kso.compress(user, digits.train, recipe=[Slim(0.75)], fine_tuning=FineTuning(slim_epochs=1),
+                                   **common)
+    report = result.report
+    assert report.baseline.macs >= 4 * report.final.macs  # slimming removed at least 4x the MACs
+    x = np.resize(digits.test[0], (256, 64)).astype("float32")
+    timings = _batch_timings({"user": user, "pruned": pruned, "slimmed": slimmed}, x)
+    for way in ("predict_on_batch", "tf.function"):
+        same = timings["pruned", way] / timings["user", way]
+        faster = timings["slimmed", way] / timings["user", way]
+        print(f"{way}: same structure {same:.2f}x the user's time, slimmed {faster:.2f}x "
+              f"({report.baseline.macs / report.final.macs:.1f}x fewer MACs)")
+        assert same <= 1.25  # the same Keras 3 layers: equal up to the machine's noise
+        assert faster <= 0.5

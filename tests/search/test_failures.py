@@ -94,7 +94,7 @@ def test_bayesian_optimisation_does_not_propose_a_diverged_region_again(tmp_path
 
 def test_the_command_reports_a_search_without_completed_trials(tmp_path, capsys, monkeypatch):
     import keras_structopt.data
-    from keras_structopt.cli import main
+    from keras_structopt._cli import main
 
     original = keras_structopt.data.load_digits_split
 

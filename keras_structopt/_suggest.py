@@ -74,6 +74,13 @@ class Suggestion:
         objective: The objective the rules suggest (`"val_accuracy"`, `"val_auc"` or
             `"val_loss"`).
         rationale: One line per choice: what was chosen and why.
+
+    Example:
+        >>> import numpy as np, keras_structopt as kso
+        >>> x, y = np.random.default_rng(0).normal(size=(200, 12)).astype("float32"), np.arange(200) % 3
+        >>> suggestion = kso.suggest(x, y, seed=0)
+        >>> suggestion.family, type(suggestion.hypermodel).__name__
+        ('dense', 'DenseHyperModel')
     """
 
     hypermodel: Any
@@ -175,7 +182,7 @@ def embedding_units_high(cardinality: int) -> int:
     return embedding_units_range(cardinality)[1]
 
 
-def suggest(x, y, *, seed: int | None = None) -> Suggestion:
+def suggest(x: Any, y: Any, *, seed: int | None = None) -> Suggestion:
     """Designs a search space from the training data; returns a `Suggestion`.
 
     Args:

@@ -15,14 +15,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from keras_structopt import _checks
 from keras_structopt._env import is_worker
+from keras_structopt._types import DigitsView
 
 TUNERS = ("random", "grid", "bayesian", "hyperband")
 DEFAULT_SPLITS = ("train[:80%]", "train[80%:]", "test")  # as keras_structopt.data.datasets
-FAMILIES = {
+FAMILIES: dict[str, tuple[DigitsView, str]] = {
     # family -> (digits view, HyperModel class name)
     "dense": ("flat", "DenseHyperModel"),
     "conv": ("image", "ConvHyperModel"),
@@ -358,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     any work, a search without a completed trial with status 1.
 
     Example:
-        >>> from keras_structopt.cli import main
+        >>> from keras_structopt._cli import main
         >>> main(["run", "--tuner", "sideways"])  # bad flags fail before any work
         2
     """
@@ -538,7 +539,7 @@ def _load_data(args):
     if args.dataset == "digits":
         from keras_structopt.data import load_digits_split
 
-        view = args.view or FAMILIES[args.family][0]
+        view = cast(DigitsView, args.view or FAMILIES[args.family][0])
         record = {"dataset": "digits", "view": view, "split": "stratified 60/20/20", "seed": args.seed}
         return load_digits_split(view, seed=args.seed), record
     from keras_structopt.data import load_tfds
@@ -586,7 +587,7 @@ def make_tuner(
 
     Example:
         >>> import keras_structopt as kso
-        >>> from keras_structopt.cli import make_tuner
+        >>> from keras_structopt._cli import make_tuner
         >>> tuner = make_tuner("random", kso.DenseHyperModel(input_shape=(64,), outputs=10),
         ...                    trials=2, epochs=1, seed=0, directory=getfixture("tmp_path"),
         ...                    project_name="doc")
