@@ -31,6 +31,7 @@ from keras_structopt.compress import compress, slim  # noqa: E402
 from keras_structopt.errors import ConfigurationError, SearchFailedError, UnsupportedModelError  # noqa: E402
 from keras_structopt.export import export_saved_model, export_tflite  # noqa: E402
 from keras_structopt.hypermodels import (  # noqa: E402
+    Conv1DHyperModel,
     ConvHyperModel,
     DenseHyperModel,
     RecommenderHyperModel,
@@ -47,6 +48,7 @@ __all__ = [
     "Block",
     "ConfigurationError",
     "SearchFailedError",
+    "Conv1DHyperModel",
     "ConvHyperModel",
     "DenseHyperModel",
     "RecommenderHyperModel",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ FAMILIES: dict[str, tuple[DigitsView, str]] = {
     # family -> (digits view, HyperModel class name)
     "dense": ("flat", "DenseHyperModel"),
     "conv": ("image", "ConvHyperModel"),
+    "conv1d": ("rows", "Conv1DHyperModel"),
     "recurrent": ("rows", "RecurrentHyperModel"),
     "transformer": ("rows", "TransformerHyperModel"),
 }
@@ -34,6 +36,7 @@ FAMILIES: dict[str, tuple[DigitsView, str]] = {
 FAMILY_VIEWS = {
     "dense": ("flat", "rows", "image", "tokens"),
     "conv": ("image",),
+    "conv1d": ("rows", "flat"),
     "recurrent": ("rows", "tokens"),
     "transformer": ("rows", "tokens"),
 }
@@ -141,6 +144,16 @@ def _parser() -> argparse.ArgumentParser:
         "--trials", type=int, default=10, help="max trials (default: 10; Hyperband sizes itself from --epochs)"
     )
     run.add_argument("--epochs", type=int, default=20, help="epochs per trial (default: 20)")
+    run.add_argument(
+        "--budget", default=None,
+        help="the search's time budget, 90s, 10m or 1h30m: no trial starts that could not finish in it, a "
+        "trial running when it ends stops after its epoch, and the best so far is kept (default: none)",
+    )
+    run.add_argument(
+        "--median-stopping", action=argparse.BooleanOptionalAction, default=True,
+        help="stop a trial whose objective falls below the median of earlier trials at the same epoch "
+        "(random, grid and bayesian tuners; Hyperband halves its brackets itself; default: on)",
+    )
     _add_compression_flags(run)
     _add_output_flags(run)
     run.add_argument("--resume", action="store_true", help="continue the search already in OUT/tuner")
@@ -397,6 +410,28 @@ def _dispatch(args, argv) -> int:
         return 2
 
 
+def parse_duration(name: str, text) -> float | None:
+    """Seconds in a duration written `90`, `90s`, `10m`, `1h` or `1h30m` (None stays None).
+
+    Example:
+        >>> parse_duration("--budget", "1h30m"), parse_duration("--budget", "90")
+        (5400.0, 90.0)
+    """
+    if text is None or (isinstance(text, (int, float)) and not isinstance(text, bool)):
+        seconds = text
+    else:
+        match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*",
+                             str(text))
+        if match is None or not any(match.groups()):
+            seconds = -1.0
+        else:
+            hours, minutes, rest = (float(group or 0) for group in match.groups())
+            seconds = 3600 * hours + 60 * minutes + rest
+    if seconds is not None and (not _checks.is_number(seconds) or seconds <= 0):
+        raise _checks.error(f"Expected {name} to be a duration such as 90s, 10m or 1h30m. Received: {name}={text!r}.")
+    return None if seconds is None else float(seconds)
+
+
 def _validate(args) -> None:
     _checks.one_of("--tuner", args.tuner, TUNERS)
     _checks.one_of("--family", args.family, tuple(FAMILIES))
@@ -420,6 +455,7 @@ def _validate(args) -> None:
             args.name = "".join(c if c.isalnum() or c in "._-" else "-" for c in args.dataset.split(":")[0])
     _checks.positive_int("--trials", args.trials)
     _checks.positive_int("--epochs", args.epochs)
+    args.budget = parse_duration("--budget", args.budget)
     if not _checks.is_int(args.workers) or args.workers < 0:
         raise _checks.error(f"Expected --workers to be an int >= 0. Received: --workers={args.workers!r}.")
     _validate_compression(args)
@@ -572,7 +608,7 @@ def _hypermodel(args, input_shape, outputs, vocabulary_size=None):
 
 def make_tuner(
     kind: str, hypermodel, *, trials: int, epochs: int, seed: int, directory, project_name: str,
-    overwrite: bool = False, objective: str | None = None,
+    overwrite: bool = False, objective: str | None = None, median_stopping: bool = True,
 ):
     """A Keras Tuner tuner of `kind` on `hypermodel`, ranking trials by validation accuracy.
 
@@ -584,6 +620,9 @@ def make_tuner(
     networks, a diverging trial failed at once with its reason, a search without one
     completed trial an error. Keras Tuner silently replaces a seed of 0 with a random
     one, so the oracle gets `seed + 1`: every seed, 0 included, repeats its search.
+    Random, grid and Bayesian searches stop a trial that falls below the median of the
+    earlier trials at the same epoch (`median_stopping`, `MedianStopping()`'s defaults);
+    Hyperband's successive halving does that itself.
 
     Example:
         >>> import keras_structopt as kso
@@ -606,13 +645,14 @@ def make_tuner(
         "project_name": project_name,
         "overwrite": overwrite,
     }
+    stopping = {"median_stopping": True} if median_stopping else {}
     if kind == "random":
-        return structural(keras_tuner.RandomSearch, hypermodel, max_trials=trials, **common)
+        return structural(keras_tuner.RandomSearch, hypermodel, max_trials=trials, **stopping, **common)
     if kind == "grid":
-        return structural(keras_tuner.GridSearch, hypermodel, max_trials=trials, **common)
+        return structural(keras_tuner.GridSearch, hypermodel, max_trials=trials, **stopping, **common)
     if kind == "bayesian":
         return structural(keras_tuner.BayesianOptimization, hypermodel, max_trials=trials,
-                          num_initial_points=min(3, trials), **common)
+                          num_initial_points=min(3, trials), **stopping, **common)
     return structural(keras_tuner.Hyperband, hypermodel, max_epochs=epochs, factor=3, hyperband_iterations=1,
                       **common)
 
@@ -733,6 +773,8 @@ def run(args) -> int:
     import tensorflow as tf
 
     import keras_structopt as kso
+    from keras_structopt.search._budget import read_budget
+
     out = Path(args.out)
     worker = is_worker()
     out.mkdir(parents=True, exist_ok=True)
@@ -757,6 +799,7 @@ def run(args) -> int:
     tuner = make_tuner(
         args.tuner, hypermodel, trials=args.trials, epochs=args.epochs, seed=args.seed,
         directory=out, project_name="tuner", objective=None if suggestion is None else suggestion.objective,
+        median_stopping=getattr(args, "median_stopping", True),
     )
     total = "?" if args.tuner == "hyperband" else args.trials
     say(f"Searching the {args.family} family on {where} with {args.tuner}: "
@@ -769,6 +812,7 @@ def run(args) -> int:
             epochs=args.epochs,
             verbose=0,
             callbacks=[_progress_callback(say, total, tuner.oracle.objective, done=_finished(tuner))],
+            max_time=getattr(args, "budget", None),
         )
     except kso.SearchFailedError as error:
         print(f"keras-structopt run: error: {error}", file=sys.stderr)
@@ -807,6 +851,8 @@ def run(args) -> int:
         "best_params": spec.count_params(),
         "best_macs": spec.count_macs(),
         "seconds": seconds,
+        "median_stopping": bool(getattr(args, "median_stopping", True)) and args.tuner != "hyperband",
+        "budget": read_budget(tuner.project_dir),
     }
     return _compress_and_export(best_model, data, args, out, say, job, {"data": data_record, "search": search})
 

@@ -189,6 +189,30 @@ def leave_grid_walk(oracle, trial_id: str) -> None:
         queue.remove(trial_id)
 
 
+def replace_metric(trial, name: str, value: float) -> None:
+    """Sets a trial's metric `name` to the one value `value` (its history replaced), in the direction
+    Keras Tuner infers for the name (or the one it was registered with).
+
+    Example:
+        >>> import keras_tuner
+        >>> trial = keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(), trial_id="0")
+        >>> trial.metrics.register("val_loss", direction="min"); _ = trial.metrics.update("val_loss", 0.5)
+        >>> replace_metric(trial, "val_loss", 0.25); float(trial.metrics.get_best_value("val_loss"))
+        0.25
+    """
+    tracker = trial.metrics
+    direction = tracker.metrics[name].direction if tracker.exists(name) else (metric_direction(name) or "max")
+    tracker.metrics.pop(name, None)
+    tracker.register(name, direction=direction)
+    tracker.update(name, float(value), step=0)
+
+
+def save_trial(oracle, trial) -> None:
+    """Writes a trial's file and the oracle's state after the trial changed (Keras Tuner's own writers)."""
+    _member(oracle, "_save_trial")(trial)
+    oracle.save()
+
+
 # -- tuners --------------------------------------------------------------------------------------
 
 

@@ -10,15 +10,26 @@ take the suggestion as it is, or read `suggestion.arguments`, edit and rebuild.
 The rules (n = training examples):
 
 * Family: a table (DataFrame or dict of columns) -> `TabularHyperModel`; inputs of
-  shape `(n, d)` -> `DenseHyperModel`; `(n, h, w, c)` -> `ConvHyperModel`; `(n, t, f)`
-  -> `RecurrentHyperModel` (a sequence of feature vectors).
+  shape `(n, h, w, c)` -> `ConvHyperModel`; `(n, t, f)` (a sequence of feature vectors)
+  -> `Conv1DHyperModel`, with `RecurrentHyperModel` as the alternative
+  (`suggestion.alternatives`): convolutions over time train in parallel and, under the
+  design rules, see the whole sequence; `(n, d)` -> `DenseHyperModel`, or
+  `Conv1DHyperModel` when the columns are ordered like a signal, measured: with at least
+  16 columns, the mean absolute correlation of neighbouring columns is at least 0.5 and
+  at least twice that of random column pairs (neighbouring values belong together, as in
+  a spectrum, a time series or MNIST-1D; shuffled columns, or measurements listed side by
+  side as in breast cancer, stay dense). The rationale gives both figures.
 * Task: float labels, 2-D labels, or integers with more than 100 distinct values
   (more than n / 5) -> regression; otherwise class ids: two classes -> binary, more ->
   multiclass with `max(y) + 1` outputs.
 * Capacity follows the data: the widest layer is about `8 * sqrt(n)` units (a power of
   two, 64..1024), the narrowest an eighth of it (at least 16); depth up to 2 below
-  1,000 examples, 3 below 100,000, else 4. Conv filters: 16..64 below 5,000 images,
-  32..128 above; stages up to `log2(min(h, w) / 2)` (the feature map stays >= 2x2).
+  1,000 examples, 3 below 100,000, else 4. Conv filters (2-D and 1-D): 16..64 below
+  5,000 examples, 32..128 above. Stages follow the design rules
+  (`keras_structopt.space.receptive_field`): the fewest with which even the smallest
+  network's receptive field covers the input and its last map is at most 8 per side,
+  and one more (a 28x28 image: 4..5; a signal of 40 steps: 4..5); 1-D kernels are 3
+  wide below 32 steps, else 5.
 * Regularisation for small data: below 2,000 examples dropout is searched among
   0, 0.1, 0.2 and 0.3 (none stays a choice: early stopping may be enough); at 100,000
   examples and more, among 0 and 0.1. The learning rate keeps Adam's range 1e-3..1e-2
@@ -60,6 +71,7 @@ from typing import Any
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt.space._rules import pool_factor, stage_range
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +86,8 @@ class Suggestion:
         objective: The objective the rules suggest (`"val_accuracy"`, `"val_auc"` or
             `"val_loss"`).
         rationale: One line per choice: what was chosen and why.
+        alternatives: Other suggestions worth searching for the same data (for
+            sequences, the recurrent family beside the 1-D convolutional one).
 
     Example:
         >>> import numpy as np, keras_structopt as kso
@@ -88,6 +102,7 @@ class Suggestion:
     arguments: dict[str, Any]
     objective: str
     rationale: tuple[str, ...]
+    alternatives: tuple[Suggestion, ...] = ()
 
     def __str__(self) -> str:
         return "\n".join([f"{type(self.hypermodel).__name__} (objective {self.objective}):"]
@@ -199,12 +214,13 @@ def suggest(x: Any, y: Any, *, seed: int | None = None) -> Suggestion:
         >>> data = load_digits_split("image", seed=0)
         >>> suggestion = kso.suggest(*data.train, seed=0)
         >>> suggestion.family, suggestion.arguments["num_stages"], suggestion.objective
-        ('conv', (1, 2), 'val_loss')
+        ('conv', (2, 3), 'val_loss')
         >>> print(suggestion.rationale[0])
         family conv: images of shape (8, 8, 1)
     """
     from keras_structopt.data._tabular import TabularSchema, is_table
     from keras_structopt.hypermodels import (
+        Conv1DHyperModel,
         ConvHyperModel,
         DenseHyperModel,
         RecommenderHyperModel,
@@ -234,12 +250,28 @@ def suggest(x: Any, y: Any, *, seed: int | None = None) -> Suggestion:
                 f"width, channels), or a table. Received: x of shape {array.shape}."
             )
         n, shape = len(array), tuple(int(d) for d in array.shape[1:])
-        family = {2: "dense", 3: "recurrent", 4: "conv"}[array.ndim]
-        rationale.append(
-            f"family dense: flat vectors of {shape[0]} features" if family == "dense"
-            else f"family recurrent: sequences of {shape[0]} steps x {shape[1]} features" if family == "recurrent"
-            else f"family conv: images of shape {shape}"
-        )
+        family = {2: "dense", 3: "conv1d", 4: "conv"}[array.ndim]
+        if family == "dense":
+            ordered = ordered_columns(array)
+            if ordered is not None and ordered[0] >= 0.5 and ordered[0] >= 2 * ordered[1]:
+                family = "conv1d"
+                rationale.append(
+                    f"family conv1d: {shape[0]} ordered values (neighbouring columns correlate {ordered[0]:.2f} "
+                    f"in mean absolute value, random pairs {ordered[1]:.2f}): a signal, convolved along its length"
+                )
+            else:
+                why = ("fewer than 16 columns" if ordered is None else
+                       f"columns not ordered like a signal (neighbours correlate {ordered[0]:.2f}, random pairs "
+                       f"{ordered[1]:.2f})")
+                rationale.append(f"family dense: flat vectors of {shape[0]} features ({why})")
+        elif family == "conv1d":
+            rationale.append(
+                f"family conv1d: sequences of {shape[0]} steps x {shape[1]} features, convolved along time "
+                "(trains in parallel; the design rules make it see the whole sequence); the recurrent family "
+                "is the alternative (suggestion.alternatives)"
+            )
+        else:
+            rationale.append(f"family conv: images of shape {shape}")
     if len(np.asarray(y)) != n:
         raise _checks.error(f"Expected as many labels as examples. Received: x with {n} examples and y with "
                             f"{len(np.asarray(y))}.")
@@ -248,7 +280,7 @@ def suggest(x: Any, y: Any, *, seed: int | None = None) -> Suggestion:
     widest = _power_of_two(8 * math.sqrt(n), 64, 1024)
     narrowest = max(16, widest // 8)
     depth = 2 if n < 1_000 else 3 if n < 100_000 else 4
-    if family != "conv":
+    if family not in ("conv", "conv1d"):
         rationale.append(f"widths {narrowest}..{widest}: about 8 x sqrt({n:,} examples) at most")
     arguments: dict[str, Any] = {"task": task, "seed": seed}
     if task != "binary":
@@ -308,13 +340,74 @@ def suggest(x: Any, y: Any, *, seed: int | None = None) -> Suggestion:
     arguments["input_shape"] = shape
     if family == "dense":
         return Suggestion(DenseHyperModel(**arguments), family, arguments, objective, tuple(rationale))
-    if family == "recurrent":
-        arguments.update(num_layers=(1, min(depth, 3)), units=(narrowest, min(widest, 256)))
-        rationale.append(f"recurrent layers 1..{min(depth, 3)}, units {narrowest}..{min(widest, 256)}")
-        return Suggestion(RecurrentHyperModel(**arguments), family, arguments, objective, tuple(rationale))
-    stages = max(1, min(4, int(math.log2(max(2, min(shape[0], shape[1])) / 2))))
     filters = (16, 64) if n < 5_000 else (32, 128)
-    arguments.update(num_stages=(1, stages), filters=filters)
-    rationale.append(f"stages 1..{stages}: the {shape[0]}x{shape[1]} map halves per stage and stays >= 2x2")
-    rationale.append(f"filters {filters[0]}..{filters[1]}: {'fewer than' if n < 5_000 else 'at least'} 5,000 images")
+    rationale.append(f"filters {filters[0]}..{filters[1]}: {'fewer than' if n < 5_000 else 'at least'} 5,000 examples")
+    if family == "conv1d":
+        steps = shape[0]
+        kernel = 3 if steps < 32 else 5
+        factor = pool_factor(steps, kernel)
+        low, high = stage_range(steps, kernel, factor)
+        arguments.update(num_stages=low if low == high else (low, high), filters=filters, kernel_size=kernel)
+        rationale.append(
+            f"stages {_span(low, high)}, kernels {kernel} wide, pooled by {factor}: the fewest stages whose "
+            f"receptive field covers the {steps} steps and leave at most 8" + (", and one more" if high > low else "")
+        )
+        alternatives: tuple[Suggestion, ...] = ()
+        if len(shape) == 2:  # a sequence of vectors: the recurrent family too
+            recurrent = {k: v for k, v in arguments.items() if k not in ("num_stages", "filters", "kernel_size")}
+            recurrent.update(num_layers=(1, min(depth, 3)), units=(narrowest, min(widest, 256)))
+            lines = [f"family recurrent: sequences of {shape[0]} steps x {shape[1]} features"]
+            lines += [line for line in rationale[1:] if not line.startswith(("filters", "stages"))]
+            lines.append(f"recurrent layers 1..{min(depth, 3)}, units {narrowest}..{min(widest, 256)}: about "
+                         f"8 x sqrt({n:,} examples) at most")
+            alternatives = (Suggestion(RecurrentHyperModel(**recurrent), "recurrent", recurrent, objective,
+                                       tuple(lines)),)
+        return Suggestion(Conv1DHyperModel(**arguments), family, arguments, objective, tuple(rationale),
+                          alternatives)
+    low, high = stage_range(max(shape[0], shape[1]), 3, 2)
+    arguments.update(num_stages=low if low == high else (low, high), filters=filters)
+    rationale.append(f"stages {_span(low, high)}: the fewest whose receptive field covers the {shape[0]}x"
+                     f"{shape[1]} image and leave a map of at most 8x8" + (", and one more" if high > low else ""))
     return Suggestion(ConvHyperModel(**arguments), family, arguments, objective, tuple(rationale))
+
+
+def _span(low: int, high: int) -> str:
+    return str(low) if low == high else f"{low}..{high}"
+
+
+def ordered_columns(x: np.ndarray, examples: int = 5_000, seed: int = 0) -> tuple[float, float] | None:
+    """How much a flat array's neighbouring columns correlate, against random pairs of columns.
+
+    Returns `(neighbours, random_pairs)`: the mean absolute correlation of columns `i` and
+    `i + 1`, and of random pairs at least two apart (constant columns left out), over
+    the first `examples` rows; None below 16 columns that vary.
+
+    Example:
+        >>> import numpy as np
+        >>> noise = np.random.default_rng(0).normal(size=(500, 40))
+        >>> signals = np.stack([np.convolve(row, np.ones(5) / 5, mode="same") for row in noise])  # smooth
+        >>> neighbours, random_pairs = ordered_columns(signals)
+        >>> bool(neighbours > 0.5 and neighbours > 2 * random_pairs)
+        True
+    """
+    columns = np.asarray(x).reshape(len(x), -1)[:examples].astype(np.float64)
+    width = columns.shape[1]
+    if width < 16:
+        return None
+    spread = columns.std(axis=0)
+    if np.count_nonzero(spread > 0) < 16:
+        return None
+    z = np.where(spread > 0, (columns - columns.mean(axis=0)) / np.where(spread > 0, spread, 1), 0.0)
+    alive = spread > 0
+
+    def correlation(i, j):
+        return abs(float(np.mean(z[:, i] * z[:, j])))
+
+    neighbours = [correlation(i, i + 1) for i in range(width - 1) if alive[i] and alive[i + 1]]
+    rng = np.random.default_rng(seed)
+    pairs: list[float] = []
+    while len(pairs) < 4 * width:
+        i, j = (int(v) for v in rng.integers(0, width, 2))
+        if abs(i - j) >= 2 and alive[i] and alive[j]:
+            pairs.append(correlation(i, j))
+    return (float(np.mean(neighbours)) if neighbours else 0.0), float(np.mean(pairs))

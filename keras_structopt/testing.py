@@ -54,6 +54,16 @@ def _random_hyperparameters(hypermodel, seed: int):
     return hp
 
 
+def _draw(hypermodel, seed: int):
+    """A random draw the space's design rules let be built (a network that breaks them is never built)."""
+    rules = getattr(hypermodel, "rule_violation", None)
+    for attempt in range(100):
+        hp = _random_hyperparameters(hypermodel, seed + 7919 * attempt)
+        if rules is None or rules(hypermodel.architecture(hp)) is None:
+            return hp
+    raise _fail("random structures", f"100 random draws from seed {seed} all break the space's design rules")
+
+
 def _fail(check: str, detail: str) -> AssertionError:
     return AssertionError(f"check_hypermodel: {check}: {detail}")
 
@@ -74,7 +84,8 @@ def check_hypermodel(hypermodel: Any, data: Data, *, seeds: int = 3, epochs: int
 
     * `default build`: `build(HyperParameters())` gives a Keras 3 model carrying the
       `Architecture` that `architecture()` describes, with as many parameters.
-    * `random structures`: for `seeds` random draws of the space, the built model's
+    * `random structures`: for `seeds` random draws of the space (draws its design rules
+      refuse are skipped: they are never built), the built model's
       parameter count equals the spec's, its layer names are the same in two builds and
       in the tf_keras rendering, the spec round-trips through JSON, and the HyperModel
       rebuilt from its JSON config describes the same spec.
@@ -131,7 +142,7 @@ def check_hypermodel(hypermodel: Any, data: Data, *, seeds: int = 3, epochs: int
     again = type(hypermodel).from_config(json.loads(json.dumps(hypermodel.get_config())))
     seen = set()
     for seed in range(seeds):
-        hp = _random_hyperparameters(hypermodel, seed)
+        hp = _draw(hypermodel, seed)
         spec = hypermodel.architecture(hp)
         seen.add(spec.to_json())
         built = hypermodel.build(hp)
@@ -153,7 +164,7 @@ def check_hypermodel(hypermodel: Any, data: Data, *, seeds: int = 3, epochs: int
         raise _fail("the space varies", f"{seeds} random draws of a space with hyperparameters described one network")
     passed.append("the space varies")
 
-    hp = _random_hyperparameters(hypermodel, seeds)
+    hp = _draw(hypermodel, seeds)
     model = hypermodel.build(hp)
     history = hypermodel.fit(hp, model, x, y, epochs=epochs, batch_size=16, verbose=0)
     loss = history.history["loss"][-1]

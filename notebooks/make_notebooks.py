@@ -69,15 +69,19 @@ def search(hypermodel, data, name):
     ("md", "## Convolutional: stages of blocks, filters per stage, block types"),
     ("code", '''images = load_digits_split("image", seed=0)  # (8, 8, 1)
 conv = kso.ConvHyperModel(
-    input_shape=images.input_shape, outputs=10,
-    num_stages=(1, 2), blocks_per_stage=(1, 2), filters=[16, 32],
+    input_shape=images.input_shape, outputs=10,  # stages follow from 8x8: 2 or 3 (the design rules)
+    blocks_per_stage=(1, 2), filters=[16, 32],
     block_type=["plain", "residual", "separable"], width_multiple=8, seed=0,
 )
+print("stages:", conv.num_stages)
 conv_tuner, conv_best = search(conv, images, "conv")
 assert all(width % 8 == 0 for width in kso.architecture_of(conv_best).widths)'''),
-    ("md", "## Recurrent: LSTM or GRU layers, bidirectional, residual"),
+    ("md", "## 1-D convolutional: stages of Conv1D blocks over a sequence (plain, residual, separable, dilated)"),
     ("code", '''rows = load_digits_split("rows", seed=0)  # 8 timesteps x 8 features
-recurrent = kso.RecurrentHyperModel(
+conv1d = kso.Conv1DHyperModel(input_shape=rows.input_shape, outputs=10, filters=[16, 32], seed=0)
+conv1d_tuner, conv1d_best = search(conv1d, rows, "conv1d")'''),
+    ("md", "## Recurrent: LSTM or GRU layers, bidirectional, residual"),
+    ("code", '''recurrent = kso.RecurrentHyperModel(
     input_shape=rows.input_shape, outputs=10, cell=["lstm", "gru"], num_layers=(1, 2),
     units=[16, 32], bidirectional=[False, True], seed=0,
 )

@@ -8,6 +8,7 @@ no `keras_tuner.src` import, no private Keras Tuner member, no method assigned o
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -74,6 +75,20 @@ def test_metric_helpers(tmp_path):
     assert compat.checkpoint_directory(None) is None
     assert type(compat.metrics_tracker()).__name__ == "MetricsTracker"
     compat.quiet_condition_protos()
+
+
+def test_a_finished_trial_is_scored_again_with_new_metrics(tmp_path):
+    search = _tuner(tmp_path)
+    oracle = search.oracle
+    trial = oracle.create_trial("tuner0")
+    oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+    oracle.end_trial(trial)
+    compat.replace_metric(trial, "val_accuracy", 0.75)
+    oracle.score_trial(trial)
+    compat.save_trial(oracle, trial)
+    assert trial.metrics.get_history("val_accuracy")[-1].value == [0.75] and trial.score == 0.75
+    saved = json.loads((tmp_path / "compat" / f"trial_{trial.trial_id}" / "trial.json").read_text())
+    assert saved["score"] == 0.75
 
 
 def test_a_missing_member_is_named_with_the_supported_version():

@@ -16,13 +16,15 @@ ROOT = Path(__file__).resolve().parents[1]
 # The documented public names of each public module (the API reference lists these).
 PUBLIC = {
     "keras_structopt": [
-        "Architecture", "Block", "ConfigurationError", "ConvHyperModel", "DenseHyperModel", "RecommenderHyperModel",
+        "Architecture", "Block", "ConfigurationError", "Conv1DHyperModel", "ConvHyperModel", "DenseHyperModel",
+        "RecommenderHyperModel",
         "RecurrentHyperModel", "SearchFailedError", "Suggestion", "TabularHyperModel", "TransformerHyperModel",
         "UnsupportedModelError", "__version__", "architecture_of", "compress", "count", "export_saved_model",
         "export_tflite", "render", "search", "slim", "suggest", "to_tf_keras",
     ],
     "keras_structopt.search": [
-        "EvolutionOracle", "EvolutionarySearch", "LaunchResult", "MedianStopping", "OptunaOracle", "OptunaSearch",
+        "EvolutionOracle", "EvolutionarySearch", "LaunchResult", "MedianStopping", "OneShotSearch", "OptunaOracle",
+        "OptunaSearch",
         "Project", "RankingMetrics", "RaySearch", "Selection", "StructuralOracle", "StructuralTuner",
         "inherit_weights", "launch", "learning_curves", "pareto_front", "plot_learning_curves", "plot_pareto",
         "ray_search", "rejected_candidates", "select_simplest", "structural_oracle", "tuner", "warm_start",
@@ -40,12 +42,12 @@ PUBLIC = {
     "keras_structopt.data": ["DIGITS_VIEWS", "Split", "TabularSchema", "load_digits_split", "load_movielens",
                              "load_tfds"],
     "keras_structopt.testing": ["CheckReport", "check_hypermodel"],
-    "keras_structopt.space": ["Architecture", "Block", "Counts", "Family", "count", "family", "family_defaults",
-                              "family_names", "register_family", "render"],
+    "keras_structopt.space": ["Architecture", "Block", "Counts", "Family", "Field", "count", "family",
+                              "family_defaults", "family_names", "receptive_field", "register_family", "render"],
     "keras_structopt.bridge": ["SUPPORTED_LAYERS", "architecture_of", "carry_back", "to_tf_keras",
                                "unsupported_layers"],
     "keras_structopt.hypermodels": [
-        "ConvHyperModel", "DenseHyperModel", "RecommenderHyperModel", "RecurrentHyperModel", "StructuralHyperModel",
+        "Conv1DHyperModel", "ConvHyperModel", "DenseHyperModel", "RecommenderHyperModel", "RecurrentHyperModel", "StructuralHyperModel",
         "TabularHyperModel", "TransformerHyperModel", "Tunable", "declare_per_block", "hypermodel_class",
     ],
     "keras_structopt.errors": ["ConfigurationError", "SearchFailedError", "UnsupportedModelError"],

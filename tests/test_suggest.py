@@ -25,8 +25,9 @@ def values(hypermodel, name):
     [
         ("flat", "dense", ["family dense: flat vectors of 64 features", "task multiclass: 10 classes",
                            "widths 32..256", "depth 1..3"]),
-        ("image", "conv", ["family conv: images of shape (8, 8, 1)", "stages 1..2", "filters 16..64"]),
-        ("rows", "recurrent", ["family recurrent: sequences of 8 steps x 8 features", "units 32..256"]),
+        ("image", "conv", ["family conv: images of shape (8, 8, 1)", "stages 2..3", "filters 16..64"]),
+        ("rows", "conv1d", ["family conv1d: sequences of 8 steps x 8 features", "stages 2..3, kernels 3 wide",
+                            "the recurrent family is the alternative"]),
     ],
 )
 def test_digits_views_get_their_family_and_a_space_sized_for_1078_examples(view, family, facts):
@@ -138,3 +139,37 @@ def test_a_rating_table_with_user_and_item_ids_gets_a_recommender(stored_moviele
     assert implicit.arguments["task"] == "binary" and "RankingMetrics" in implicit.rationale[2]
     spec = implicit.hypermodel.architecture()
     assert spec.family == "recommender" and spec.count_params() > 0
+
+
+def test_a_sequence_gets_the_recurrent_family_as_its_alternative():
+    data = load_digits_split("rows", seed=0)
+    suggestion = kso.suggest(*data.train, seed=0)
+    (recurrent,) = suggestion.alternatives
+    assert recurrent.family == "recurrent" and isinstance(recurrent.hypermodel, kso.RecurrentHyperModel)
+    assert "recurrent layers 1..3, units 32..256: about 8 x sqrt(1,078 examples) at most" in recurrent.rationale
+    assert recurrent.objective == suggestion.objective and recurrent.hypermodel.architecture().family == "recurrent"
+
+
+@pytest.fixture(scope="module")
+def mnist1d():
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    return make_dataset(get_dataset_args())  # generated offline: 4,000 training and 1,000 test signals
+
+
+def test_ordered_columns_get_one_dimensional_convolutions_and_say_why(mnist1d):
+    x, y = mnist1d["x"].astype("float32"), mnist1d["y"]
+    suggestion = kso.suggest(x, y, seed=0)
+    assert suggestion.family == "conv1d" and isinstance(suggestion.hypermodel, kso.Conv1DHyperModel)
+    line = suggestion.rationale[0]
+    assert line.startswith("family conv1d: 40 ordered values (neighbouring columns correlate 0.8"), line
+    assert "stages 4..5, kernels 5 wide, pooled by 2" in str(suggestion)
+    assert suggestion.hypermodel.architecture().input_shape == (40,)
+    # The paper's "shuffle" row: the same values, columns in a random order, are no signal.
+    shuffled = x[:, np.random.default_rng(0).permutation(40)]
+    flat = kso.suggest(shuffled, y, seed=0)
+    assert flat.family == "dense" and "columns not ordered like a signal" in flat.rationale[0]
+    cancer = load_breast_cancer()  # 30 measurements side by side: related, not ordered
+    assert kso.suggest(cancer.data.astype("float32"), cancer.target).family == "dense"
+    assert kso.suggest(load_digits_split("flat", seed=0).train[0], load_digits_split("flat", seed=0).train[1]
+                       ).family == "dense"

@@ -24,8 +24,11 @@ def _case(name):
                                    seed=0), xy
     if name == "conv":
         data, xy = _digits("image")
-        return kso.ConvHyperModel(input_shape=data.input_shape, outputs=10, num_stages=(1, 2), filters=[8, 12],
+        return kso.ConvHyperModel(input_shape=data.input_shape, outputs=10, num_stages=[2, 1], filters=[8, 12],
                                   block_type=["plain", "residual"], seed=0), xy
+    if name == "conv1d":
+        data, xy = _digits("rows")
+        return kso.Conv1DHyperModel(input_shape=data.input_shape, outputs=10, filters=[8, 12], seed=0), xy
     if name == "recurrent":
         data, xy = _digits("rows")
         return kso.RecurrentHyperModel(input_shape=data.input_shape, outputs=10, num_layers=(1, 2), units=[8, 12],
@@ -47,7 +50,7 @@ def _case(name):
                                      num_layers=(1, 2), units=[8, 16], tower_units=[4, 8], seed=0), (columns, stars)
 
 
-@pytest.mark.parametrize("name", ["dense", "conv", "recurrent", "transformer", "tabular", "recommender"])
+@pytest.mark.parametrize("name", ["dense", "conv", "conv1d", "recurrent", "transformer", "tabular", "recommender"])
 def test_every_family_passes_the_conformance_kit(name):
     hypermodel, data = _case(name)
     report = check_hypermodel(hypermodel, data, seeds=3)

@@ -2,6 +2,7 @@
 
 from keras_structopt.hypermodels._base import StructuralHyperModel
 from keras_structopt.hypermodels._conv import ConvHyperModel
+from keras_structopt.hypermodels._conv1d import Conv1DHyperModel
 from keras_structopt.hypermodels._dense import DenseHyperModel
 from keras_structopt.hypermodels._recommender import RecommenderHyperModel
 from keras_structopt.hypermodels._recurrent import RecurrentHyperModel
@@ -10,7 +11,7 @@ from keras_structopt.hypermodels._transformer import TransformerHyperModel
 from keras_structopt.hypermodels._tunable import Tunable, declare_per_block
 
 _BUILT_IN = {cls.__name__: cls for cls in (
-    ConvHyperModel, DenseHyperModel, RecommenderHyperModel, RecurrentHyperModel, TabularHyperModel,
+    Conv1DHyperModel, ConvHyperModel, DenseHyperModel, RecommenderHyperModel, RecurrentHyperModel, TabularHyperModel,
     TransformerHyperModel,
 )}
 
@@ -29,6 +30,7 @@ def hypermodel_class(name: str) -> type[StructuralHyperModel] | None:
 
 
 __all__ = [
+    "Conv1DHyperModel",
     "ConvHyperModel",
     "DenseHyperModel",
     "RecommenderHyperModel",

@@ -170,11 +170,42 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         hp = keras_tuner.HyperParameters() if hp is None else hp
         return self._declare(hp)
 
+    def rule_violation(self, spec: Architecture) -> str | None:
+        """Why the network `spec` breaks this space's design rules (it is not built), or None.
+
+        The convolutional HyperModels reject a network whose receptive field does not
+        cover the input or whose last feature map is larger than 8 per side
+        (`keras_structopt.space.receptive_field`), unless built with `design_rules=False`;
+        the other families have no such rule.
+
+        Example:
+            >>> import keras_structopt as kso
+            >>> from keras_structopt.space import Architecture, Block
+            >>> hypermodel = kso.ConvHyperModel(input_shape=(28, 28, 1), outputs=10)
+            >>> hypermodel.rule_violation(Architecture("conv", (28, 28, 1), [Block("plain", 16)]))
+            'its receptive field (3) does not cover the input (28), and its last feature map (28x28) is larger than 8'
+        """
+        if not getattr(self, "design_rules", False):
+            return None
+        from keras_structopt.space import receptive_field
+
+        field = receptive_field(spec)
+        return None if field is None else field.violation()
+
     # -- keras_tuner.HyperModel ---------------------------------------------------
 
     def build(self, hp: keras_tuner.HyperParameters):
-        """Builds and compiles the Keras 3 model that `hp` selects."""
+        """Builds and compiles the Keras 3 model that `hp` selects.
+
+        A network that breaks the space's design rules (`rule_violation`) is not built:
+        Keras Tuner records the trial as failed, with the reason, having trained nothing.
+        """
         spec = self._declare(hp)
+        reason = self.rule_violation(spec)
+        if reason is not None:
+            raise keras_tuner.errors.FailedTrialError(
+                f"Not built: {reason} (the space's design rules; design_rules=False builds it)."
+            )
         learning_rate = None if self._learning_rate is None else self._learning_rate.declare(hp)
         if self._optimizer is None:  # an object
             optimizer = self.optimizer

@@ -5,6 +5,7 @@ from __future__ import annotations
 from keras_structopt import _checks
 from keras_structopt._types import FloatSpace, IntSpace, Loss, Metrics, OptimizerSpace, Shape, StrSpace, Task
 from keras_structopt.hypermodels._base import StructuralHyperModel
+from keras_structopt.hypermodels._rules import check_space_keeps_rules, derived_stages, stage_filters
 from keras_structopt.hypermodels._tunable import Tunable, declare_per_block
 from keras_structopt.space import Architecture, Block
 
@@ -24,6 +25,13 @@ class ConvHyperModel(StructuralHyperModel):
     convolution). `connection="dense"` feeds each block the concatenation of its
     stage's input and all earlier blocks. A global pooling head follows.
 
+    **Design rules.** Left unset, the number of stages follows from the image's size:
+    the fewest with which even the smallest network's receptive field covers the image
+    and its last feature map is at most 8x8, and one more (8x8: 2-3 stages, 28x28 and
+    32x32: 4-5, 224x224: 7-8). A network that still breaks the rules (a space set by
+    hand) is not built (`rule_violation`); a space none of whose networks keeps them is
+    refused. `design_rules=False` searches any space as given.
+
     Every argument but `input_shape`, `outputs`, `task`, `filter_growth`,
     `width_multiple`, `seed`, `name` and `tunable` may be fixed (a value), a choice (a
     list) or a range (a `(min, max)` tuple).
@@ -32,7 +40,7 @@ class ConvHyperModel(StructuralHyperModel):
         input_shape: `(height, width, channels)`.
         outputs: Number of classes (multiclass), 1 (binary) or targets (regression).
         task: `"multiclass"`, `"binary"` or `"regression"`.
-        num_stages: Number of stages (>= 1).
+        num_stages: Number of stages (>= 1); None derives them from `input_shape`.
         blocks_per_stage: Blocks in each stage (>= 1), sampled per stage.
         filters: Filters of each stage (>= 4 when inception blocks are possible).
         filter_growth: None (filters tuned per stage) or a factor: stage `s` gets
@@ -52,9 +60,13 @@ class ConvHyperModel(StructuralHyperModel):
         seed: Seed for each trial's weights and shuffling (0 is honoured).
         name: Name of the HyperModel.
         tunable: Keras Tuner's `tunable` flag.
+        design_rules: Build only networks whose receptive field covers the input and
+            whose last feature map is at most 8x8.
 
     Example:
         >>> import keras_tuner, keras_structopt as kso
+        >>> kso.ConvHyperModel(input_shape=(28, 28, 1), outputs=10).num_stages  # derived from 28x28
+        (4, 5)
         >>> hypermodel = kso.ConvHyperModel(input_shape=(8, 8, 1), outputs=10,
         ...     num_stages=2, filters=16, filter_growth=2.0, block_type="residual")
         >>> spec = hypermodel.architecture(keras_tuner.HyperParameters())
@@ -70,7 +82,7 @@ class ConvHyperModel(StructuralHyperModel):
         outputs: int | None = None,
         *,
         task: Task = "multiclass",
-        num_stages: IntSpace = (1, 3),
+        num_stages: IntSpace | None = None,
         blocks_per_stage: IntSpace = (1, 2),
         filters: IntSpace = (16, 96),
         filter_growth: float | None = None,
@@ -90,13 +102,14 @@ class ConvHyperModel(StructuralHyperModel):
         seed: int | None = None,
         name: str | None = None,
         tunable: bool = True,
+        design_rules: bool = True,
     ):
         super().__init__(
             input_shape, outputs, task=task, learning_rate=learning_rate,
             optimizer=optimizer, loss=loss, metrics=metrics,
             width_multiple=width_multiple, seed=seed, name=name, tunable=tunable,
         )
-        self.num_stages = num_stages
+        self.design_rules = design_rules
         self.blocks_per_stage = blocks_per_stage
         self.filters = filters
         self.filter_growth = filter_growth
@@ -113,12 +126,13 @@ class ConvHyperModel(StructuralHyperModel):
                 "Expected input_shape=(height, width, channels) for ConvHyperModel. "
                 f"Received: input_shape={input_shape!r}."
             )
-        self._num_stages = Tunable.parse("num_stages", num_stages, kind=int, low=1)
+        self._kernel_size = Tunable.parse("kernel_size", kernel_size, kind=int, low=1)
+        self.num_stages = derived_stages(num_stages, max(self._shape[:2]), self._kernel_size, 2)
+        self._num_stages = Tunable.parse("num_stages", self.num_stages, kind=int, low=1)
         self._blocks = Tunable.parse("blocks_per_stage", blocks_per_stage, kind=int, low=1)
         self._filters = self.width("filters", filters)
         if filter_growth is not None:
             _checks.positive_number("filter_growth", filter_growth)
-        self._kernel_size = Tunable.parse("kernel_size", kernel_size, kind=int, low=1)
         self._block_type = self.option("block_type", block_type, BLOCK_TYPES)
         if "inception" in self._block_type.values and self._filters.minimum < 4:
             raise _checks.error(
@@ -131,21 +145,19 @@ class ConvHyperModel(StructuralHyperModel):
         self._momentum = self.rate("batch_norm_momentum", batch_norm_momentum)
         self._dropout = self.rate("dropout", dropout)
         self._activation = self.option("activation", activation, ("relu", "gelu", "swish", "tanh", "elu"))
-
-    def _stage_filters(self, hp, num_stages: int) -> list[int]:
-        if self.filter_growth is None:
-            return declare_per_block(hp, self._filters, self._num_stages, "stage_{}/filters")[:num_stages]
-        base = self._filters.declare(hp, "stage_0/filters")
-        multiple = self.width_multiple
-        return [
-            max(multiple, int(round(base * self.filter_growth**stage / multiple)) * multiple)
-            for stage in range(num_stages)
-        ]
+        deepest = self._num_stages.maximum
+        check_space_keeps_rules(self, {
+            "num_stages": [deepest],
+            **{f"stage_{s}/blocks": [self._blocks.maximum] for s in range(deepest)},
+            "kernel_size": [self._kernel_size.maximum],
+            "block_type": self._block_type.values,
+            "downsample": self._downsample.values,
+        })
 
     def _declare(self, hp) -> Architecture:
         num_stages = self._num_stages.declare(hp)
         blocks = declare_per_block(hp, self._blocks, self._num_stages, "stage_{}/blocks")[:num_stages]
-        filters = self._stage_filters(hp, num_stages)
+        filters = stage_filters(self, hp, num_stages)
         block_type = self._block_type.declare(hp)
         return Architecture(
             family="conv",

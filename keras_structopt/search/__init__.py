@@ -3,7 +3,8 @@
 `tuner(base, hypermodel, ...)` makes any Keras Tuner tuner structural: learning curves,
 cross-validated trials, budgets, cost-aware scores, no duplicate networks, median
 stopping, weight inheritance, diverged trials failed at once and their region avoided.
-Around it: the simplest model within noise and the Pareto front (on any Keras Tuner
+`OneShotSearch` trains one weight-sharing supernet and reads every trial off it.
+Around them: the simplest model within noise and the Pareto front (on any Keras Tuner
 project), regularized evolution, Optuna's samplers and pruners, Ray Tune, Keras Tuner's
 distributed mode under a launcher, warm start, and a finished search read back from its
 directory. No TFMOT and no tf_keras: this package works on Keras Tuner and Keras 3 only.
@@ -21,6 +22,7 @@ from keras_structopt.search._curves import learning_curves, plot_learning_curves
 from keras_structopt.search._distributed import LaunchResult, launch
 from keras_structopt.search._evolution import EvolutionarySearch, EvolutionOracle
 from keras_structopt.search._hparams import write_hparams
+from keras_structopt.search._one_shot import OneShotSearch
 from keras_structopt.search._optuna import OptunaOracle, OptunaSearch
 from keras_structopt.search._oracle import StructuralOracle, structural_oracle
 from keras_structopt.search._project import Project, write_search_report
@@ -36,6 +38,7 @@ __all__ = [
     "EvolutionarySearch",
     "LaunchResult",
     "MedianStopping",
+    "OneShotSearch",
     "OptunaOracle",
     "OptunaSearch",
     "Project",

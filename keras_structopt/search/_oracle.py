@@ -85,6 +85,7 @@ class StructuralOracle(keras_tuner.Oracle):
     """
 
     hypermodel: Any = None
+    time_budget: Any = None  # a search's TimeBudget (max_time), set for the length of one search() call
     start_order: list[str]
     max_params: int | None = None
     max_macs: int | None = None
@@ -142,6 +143,10 @@ class StructuralOracle(keras_tuner.Oracle):
             return f"in the region of trial {failed}, which diverged (a non-finite loss)"
         if not getattr(self, "describes", False):
             return None
+        rules = getattr(self.hypermodel, "rule_violation", None)
+        violation = rules(self.hypermodel.architecture(values_with(self.hypermodel, values))) if rules else None
+        if violation is not None:
+            return f"breaks the design rules: {violation}"
         counted = costs(self.hypermodel, values) if (self.max_params or self.max_macs) else {}
         for name, limit in (("params", self.max_params), ("macs", self.max_macs)):
             if limit is not None and counted[name] > limit:
@@ -168,6 +173,14 @@ class StructuralOracle(keras_tuner.Oracle):
     def populate_space(self, trial_id):
         if not hasattr(self, "rejected"):  # not configured (a plain oracle of this class): Keras Tuner's own
             return super().populate_space(trial_id)
+        if self.time_budget is not None and not self.time_budget.admits_another():  # max_time: it would not finish
+            return {"status": "STOPPED", "values": None}
+        response = self._populate(trial_id)
+        if self.time_budget is not None and response.get("status") == "RUNNING":
+            self.time_budget.trial_started(trial_id)
+        return response
+
+    def _populate(self, trial_id):
         seen = self._seen(trial_id)
         if self.grid:
             _keras_tuner.restore_grid_walk(self, [t for t in self.start_order if not self.warm(t)
@@ -233,6 +246,8 @@ class StructuralOracle(keras_tuner.Oracle):
     @keras_tuner.synchronized
     def end_trial(self, trial):
         super().end_trial(trial)
+        if self.time_budget is not None:
+            self.time_budget.trial_ended(trial.trial_id)
         if self.grid and self.warm(trial.trial_id):
             _keras_tuner.leave_grid_walk(self, trial.trial_id)  # not a grid point: the walk goes on from its own
         # Keras Tuner saves before the trial leaves `ongoing_trials`; saving again means a

@@ -20,6 +20,7 @@ from typing import Any
 from keras_structopt import _checks
 from keras_structopt._trial_files import CURVES_FILE, read_json, read_note, trial_folder
 from keras_structopt._types import PathLike
+from keras_structopt.search._budget import CUT_NOTE, read_budget
 
 SEARCH_FILE = "structopt-search.json"
 
@@ -166,6 +167,8 @@ def trial_rows(project: Project) -> list[dict[str, Any]]:
         row.update({k: v for k, v in values.items() if not k.startswith("tuner/") and k not in row})
         note = read_note(project.project_dir, trial_id)
         stopped = "median stopped" if "median_stopped" in note else "pruned" if "pruned" in note else None
+        if CUT_NOTE in note:
+            stopped = f"cut by max_time after epoch {note[CUT_NOTE]}"
         reason = note.get("failed") or note.get("rejected") or stopped
         if reason is None and trial.message:
             reason = str(trial.message).strip().splitlines()[-1]
@@ -222,7 +225,12 @@ def write_search_report(directory: PathLike, out: PathLike) -> list[Path]:
     rows = trial_rows(project)
     written = [out / "trials.json", out / "trials.md"]
     written[0].write_text(json.dumps(rows, indent=1, default=str) + "\n")
-    written[1].write_text(f"# Trials of {project.project_dir}\n\n" + _markdown(rows))
+    budget = read_budget(project.project_dir)
+    budget_line = "" if budget is None else (
+        f"Time budget: max_time={budget['max_time']:g} s, {budget['elapsed']:.0f} s used, "
+        f"{len(budget['cut'])} trial(s) cut at an epoch's end"
+        + (f"; {budget['stopped']}" if budget.get("stopped") else "") + ".\n\n")
+    written[1].write_text(f"# Trials of {project.project_dir}\n\n" + budget_line + _markdown(rows))
     if project.hypermodel is not None:
         metric = project.oracle.objective.name
         if any(row.get("epochs") for row in rows):

@@ -63,6 +63,7 @@ from keras_structopt import _checks, _keras_tuner
 from keras_structopt._env import is_worker
 from keras_structopt._trial_files import CurveRecorder, read_note, write_note
 from keras_structopt._types import Cost, Model, PathLike, Refit
+from keras_structopt.search._budget import TimeBudget, check_max_time
 from keras_structopt.search._curves import trial_directory
 from keras_structopt.search._failures import NonFiniteStopper, check_completed, from_consecutive_failures
 from keras_structopt.search._folds import check_folds, length, run_folds
@@ -223,14 +224,21 @@ class StructuralTuner(_keras_tuner.TunerHooks):
 
     # -- search -------------------------------------------------------------------------
 
-    def search(self, *fit_args, **fit_kwargs):
+    def search(self, *fit_args, max_time: float | None = None, **fit_kwargs):
         """Checks the data (for cross-validation: that it can be split) before any training.
+
+        `max_time` (seconds) is the search's time budget: no trial starts that cannot finish
+        in the time left (estimated by the longest trial so far), and a trial running when
+        the time is up stops at the end of its epoch, keeping its metrics. The best model so
+        far is the search's result; `budget.json` in the project (and the search report)
+        says what was cut.
 
         Raises a `ConfigurationError` after the search if the budgets refused every
         candidate drawn, so no trial ran: the budget is below the space's networks; and a
         `SearchFailedError` (with the first failure's reason) if trials ran but none
         completed, or `max_consecutive_failed_trials` failed in a row.
         """
+        seconds = check_max_time(max_time)
         check = getattr(self.hypermodel, "check_fit_data", None)
         if check is not None:  # before any trial: no trial folder for data that cannot fit
             check(*fit_args, **fit_kwargs)
@@ -239,9 +247,11 @@ class StructuralTuner(_keras_tuner.TunerHooks):
         if self.isolate_trials:
             self._isolated_fit = save_data(self.project_dir, fit_args, fit_kwargs)
         self._hparams_dir = tensorboard_log_dir(fit_kwargs.get("callbacks"))
+        self._time_budget = None if seconds is None else TimeBudget(seconds)
         if self._worker:  # trains the chief's trials; the chief checks and reports the search
             return super().search(*fit_args, **fit_kwargs)
         write_search_file(self)  # what `Project` (and `keras-structopt report`) reads back
+        self.oracle.time_budget = self._time_budget
         try:
             result = super().search(*fit_args, **fit_kwargs)
         except RuntimeError as error:  # Keras Tuner's max_consecutive_failed_trials
@@ -249,6 +259,10 @@ class StructuralTuner(_keras_tuner.TunerHooks):
             if failed is None:
                 raise
             raise failed from None
+        finally:
+            self.oracle.time_budget = None
+            if self._time_budget is not None:
+                self._time_budget.write(self.project_dir)
         check_completed(self.oracle, self.project_dir)
         rejected = rejected_candidates(self)
         if not self.oracle.trials and rejected:
@@ -265,6 +279,10 @@ class StructuralTuner(_keras_tuner.TunerHooks):
     def run_trial(self, trial, *fit_args, **fit_kwargs):
         directory = trial_directory(self, trial.trial_id)
         hp = trial.hyperparameters
+        budget = getattr(self, "_time_budget", None)
+        if budget is not None:
+            fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", []), budget.callback(self.project_dir,
+                                                                                           trial.trial_id)]
         if "tuner/epochs" in hp.values:  # Hyperband's bracket epochs
             fit_kwargs["epochs"] = hp.values["tuner/epochs"]
             fit_kwargs["initial_epoch"] = hp.values["tuner/initial_epoch"]

@@ -8,16 +8,18 @@ Example:
 
 import keras as _keras
 
-from keras_structopt.space import _conv, _dense, _recommender, _recurrent, _tabular, _transformer
+from keras_structopt.space import _conv, _conv1d, _dense, _recommender, _recurrent, _tabular, _transformer
 from keras_structopt.space._architecture import Architecture, Block, count, family_defaults
 from keras_structopt.space._counting import Counts
 from keras_structopt.space._family import Family, family, family_names, register_family
 from keras_structopt.space._keras_builder import position_embedding_class, structured_model_class
 from keras_structopt.space._render import render
+from keras_structopt.space._rules import Field, receptive_field
 
 # The built-in families, each one module (its rules, its rendering, its slimming map).
 register_family(_dense.DENSE)
 register_family(_conv.CONV)
+register_family(_conv1d.CONV1D)
 register_family(_recurrent.RECURRENT)
 register_family(_transformer.TRANSFORMER)
 register_family(_tabular.TABULAR)
@@ -33,10 +35,12 @@ __all__ = [
     "Block",
     "Counts",
     "Family",
+    "Field",
     "count",
     "family",
     "family_defaults",
     "family_names",
+    "receptive_field",
     "register_family",
     "render",
 ]

@@ -56,7 +56,7 @@ class _CountingBuilder:
         self.macs += _prod(x.shape[:-1]) * fan_in * units
         return _Symbol(x.shape[:-1] + (units,))
 
-    def conv(self, x, filters, kernel_size, name, strides=1, activation=None, use_bias=True):
+    def conv(self, x, filters, kernel_size, name, strides=1, activation=None, use_bias=True, dilation=1):
         # A sequence (length, channels) or an image (height, width, channels): "same" padding.
         spatial, channels = x.shape[:-1], x.shape[-1]
         out = tuple(math.ceil(d / strides) for d in spatial)
@@ -65,7 +65,7 @@ class _CountingBuilder:
         self.macs += _prod(out) * taps * channels * filters
         return _Symbol(out + (filters,))
 
-    def separable(self, x, filters, kernel_size, name, activation=None, use_bias=True):
+    def separable(self, x, filters, kernel_size, name, activation=None, use_bias=True, dilation=1):
         spatial, channels = x.shape[:-1], x.shape[-1]
         taps = kernel_size ** len(spatial)
         self.params += taps * channels + channels * filters
@@ -101,6 +101,9 @@ class _CountingBuilder:
 
     def flatten(self, x, name):
         return _Symbol((_prod(x.shape),))
+
+    def reshape(self, x, shape, name):
+        return _Symbol(shape)
 
     def embedding(self, x, name, vocabulary_size, units):
         self.params += vocabulary_size * units

@@ -33,28 +33,33 @@ class _KerasBuilder:
         return self.layers.Dense(units, activation=activation, use_bias=use_bias, bias_initializer=initial,
                                  name=name)(x)
 
-    def conv(self, x, filters, kernel_size, name, strides=1, activation=None, use_bias=True):
+    def conv(self, x, filters, kernel_size, name, strides=1, activation=None, use_bias=True, dilation=1):
         layer = self.layers.Conv1D if len(x.shape) == 3 else self.layers.Conv2D  # a sequence, or an image
         return layer(
             filters,
             kernel_size,
             strides=strides,
             padding="same",
+            dilation_rate=dilation,
             activation=activation,
             use_bias=use_bias,
             name=name,
         )(x)
 
-    def separable(self, x, filters, kernel_size, name, activation=None, use_bias=True):
+    def separable(self, x, filters, kernel_size, name, activation=None, use_bias=True, dilation=1):
         layer = self.layers.SeparableConv1D if len(x.shape) == 3 else self.layers.SeparableConv2D
         return layer(
             filters,
             kernel_size,
             padding="same",
+            dilation_rate=dilation,
             activation=activation,
             use_bias=use_bias,
             name=name,
         )(x)
+
+    def reshape(self, x, shape, name):
+        return self.layers.Reshape(tuple(shape), name=name)(x)
 
     def batch_norm(self, x, name, momentum):
         return self.layers.BatchNormalization(momentum=momentum, name=name)(x)

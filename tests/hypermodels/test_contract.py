@@ -19,8 +19,9 @@ CASES = {
     "conv": (
         kso.ConvHyperModel,
         "image",
-        dict(num_stages=(1, 2), blocks_per_stage=(1, 2), filters=[8, 12], connection=["plain", "dense"]),
+        dict(num_stages=2, blocks_per_stage=(1, 2), filters=[8, 12], connection=["plain", "dense"]),
     ),
+    "conv1d": (kso.Conv1DHyperModel, "rows", dict(blocks_per_stage=(1, 2), filters=[8, 12], pooling=["avg", "flatten"])),
     "recurrent_rows": (kso.RecurrentHyperModel, "rows", dict(num_layers=(1, 2), units=[8, 12], embedding_units=4)),
     "recurrent_tokens": (
         kso.RecurrentHyperModel,
@@ -142,6 +143,7 @@ def test_width_multiple_aligns_every_width(case):
 # the same code for every family, and each pairing costs a real search).
 TUNER_ROTATION = {
     "conv": ("bayesian", "hyperband"),
+    "conv1d": ("random", "grid"),
     "recurrent_rows": ("grid", "hyperband"),
     "recurrent_tokens": ("random", "bayesian"),
     "transformer_rows": ("random", "hyperband"),
@@ -166,7 +168,7 @@ def test_the_tuner_rotation_covers_every_tuner_and_family():
     for names in TUNER_ROTATION.values():
         for name in names:
             counts[name] = counts.get(name, 0) + 1
-    assert counts == {"random": 2, "grid": 2, "bayesian": 3, "hyperband": 3}
+    assert counts == {"random": 3, "grid": 3, "bayesian": 3, "hyperband": 3}
 
 
 @pytest.mark.slow
@@ -227,11 +229,11 @@ if mode == "compress":
 print(json.dumps(outcome), flush=True)
 """
 
-# One case of each family is compressed and exported here; the others are only loaded: conv
+# One case of each family is compressed and exported here (the 1-D convolutions too); the others are only loaded: conv
 # images run end to end in `tests/test_cli.py::test_other_families_run_end_to_end`, recurrent
 # layers over token ids (Embedding + LSTM) in `tests/compress/test_any_model.py` (lstm_text), and
 # a transformer's rows and tokens differ only in the input layers.
-COMPRESSED_AFTER_LOADING = ("dense", "recurrent_rows", "transformer_tokens")
+COMPRESSED_AFTER_LOADING = ("conv1d", "dense", "recurrent_rows", "transformer_tokens")
 
 
 @pytest.mark.slow

@@ -135,10 +135,10 @@ def test_the_donor_that_gives_most_is_chosen_and_conv_kernels_slice():
     report = inherit_weights(_dense_model(2, 32), [small, wide])
     assert report["donor"] == 1
     conv = kso.ConvHyperModel(input_shape=(8, 8, 1), outputs=10, num_stages=1, blocks_per_stage=1, filters=16,
-                              block_type="plain", dropout=0.0)
+                              block_type="plain", dropout=0.0, design_rules=False)
     donor = conv.build(keras_tuner.HyperParameters())
     narrow = kso.ConvHyperModel(input_shape=(8, 8, 1), outputs=10, num_stages=1, blocks_per_stage=1, filters=8,
-                                block_type="plain", dropout=0.0).build(keras_tuner.HyperParameters())
+                                block_type="plain", dropout=0.0, design_rules=False).build(keras_tuner.HyperParameters())
     inherit_weights(narrow, [donor], head=True)
     for layer in narrow.layers:
         for mine, theirs in zip(layer.get_weights(), donor.get_layer(layer.name).get_weights()):

@@ -143,7 +143,7 @@ def test_macs_budget_with_a_conv_space_and_an_impossible_budget(tmp_path, digits
     x, y = kso.data.load_digits_split("image", seed=0).train
     hypermodel = kso.ConvHyperModel(input_shape=(8, 8, 1), outputs=10, num_stages=(1, 2), blocks_per_stage=1,
                                     filters=[4, 8, 16], block_type="plain", dropout=0.0, learning_rate=1e-2,
-                                    seed=0)
+                                    seed=0, design_rules=False)
     # Of the space's 12 networks, 6 need at most 10,000 MACs: the search trains exactly those.
     search = kso.search.tuner(keras_tuner.RandomSearch, hypermodel, objective="val_accuracy", max_trials=8,
                               seed=1, max_macs=10_000, directory=tmp_path, project_name="conv")

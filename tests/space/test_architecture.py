@@ -73,7 +73,7 @@ def test_macs_grow_with_width():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"family": "graph"}, r"Expected family to be one of \['dense', 'conv', 'recurrent', 'transformer', 'tabular', 'recommender'\]\. Received: family='graph'\."),
+        ({"family": "graph"}, r"Expected family to be one of \['dense', 'conv', 'conv1d', 'recurrent', 'transformer', 'tabular', 'recommender'\]\. Received: family='graph'\."),
         ({"input_shape": (0,)}, r"Expected input_shape to be a non-empty tuple of ints >= 1"),
         ({"blocks": []}, r"Expected at least one block\. Received: blocks=\[\]\."),
         ({"blocks": [Block("lstm", 4)]}, r"Expected block kind to be one of \['dense'\]\. Received: block kind='lstm'\."),

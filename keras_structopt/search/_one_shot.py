@@ -1,0 +1,371 @@
+"""One-shot structure search: a Keras Tuner tuner whose trials are read off a weight-sharing supernet.
+
+`OneShotSearch(hypermodel, ...)` is used like any Keras Tuner tuner (`search`,
+`results_summary`, `get_best_models`). Its `search` does three things:
+
+1. **Trains the supernet** (`keras_structopt.search._supernet.Supernet`): the HyperModel's
+   whole space as one network, once, with the sandwich rule and in-place distillation. It is
+   checkpointed after every epoch (`supernet.npz` in the project), so a killed search resumes
+   without training it again.
+2. **Runs the trials** as any tuner does: the oracle (random by default; any
+   `StructuralOracle`, Bayesian, evolution or Optuna, with budgets, cost-aware scores and
+   the Pareto front) proposes hyperparameters; the sub-network they describe takes its
+   weights from the supernet, its batch normalisation statistics are recalibrated on a few
+   training batches, and it is scored on the validation data, without training.
+3. **Fine-tunes the best few** (`fine_tune`, default 3) from their supernet weights, with
+   early stopping on the objective. Their objective becomes the fine-tuned value; the score
+   read off the supernet stays as the metric `supernet_<objective>`. The winner is the
+   family's ordinary Keras model (it carries its `Architecture`): `get_best_models`
+   returns it, and nothing distinguishes it from a trained trial's model.
+
+`one_shot.json` in the project records the supernet's training, each trial's supernet score
+and, for the fine-tuned ones, their score after fine-tuning, with the rank correlation
+between the two (Spearman): whether the supernet's ranking can be trusted.
+
+Families: dense, conv, conv1d (any family whose rendering uses dense, convolution,
+separable convolution, batch normalisation, pooling and merge layers). The recurrent,
+transformer, tabular and recommender families train every trial (use another tuner).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner
+import numpy as np
+
+from keras_structopt import _checks, _keras_tuner
+from keras_structopt._trial_files import read_json, read_note, write_json, write_note
+from keras_structopt.search._budget import check_max_time
+from keras_structopt.search._supernet import Supernet, supports
+from keras_structopt.search._tuner import StructuralTuner
+
+SUPERNET_FILE = "supernet.npz"
+ONE_SHOT_FILE = "one_shot.json"
+SUPERNET_PREFIX = "supernet_"
+
+
+def _spearman(a: list[float], b: list[float]) -> float | None:
+    """Spearman's rank correlation (ties get their mean rank); None below three pairs."""
+    if len(a) < 3:
+        return None
+
+    def ranks(values):
+        order = np.argsort(values, kind="stable")
+        result = np.empty(len(values))
+        result[order] = np.arange(len(values), dtype=float)
+        values = np.asarray(values)
+        for value in np.unique(values):
+            tied = values == value
+            result[tied] = result[tied].mean()
+        return result
+
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _arrays(name: str, value) -> Any:
+    if isinstance(value, (list, tuple, dict)) or not hasattr(value, "shape"):
+        raise _checks.error(
+            f"Expected {name} to be a NumPy array for a one-shot search (the supernet trains on arrays). "
+            f"Received: {type(value).__name__}."
+        )
+    return np.asarray(value)
+
+
+class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
+    """A structure search that trains one weight-sharing supernet, not every candidate.
+
+    Args:
+        hypermodel: A keras-structopt HyperModel of the dense, conv or conv1d family.
+        supernet_epochs: Epochs of supernet training (None: the `epochs` given to `search`).
+        fine_tune: How many of the best trials are fine-tuned after the search (>= 1).
+        fine_tune_epochs: Their most epochs (None: the `epochs` given to `search`), with early
+            stopping on the objective (patience: a tenth of them, at least 3).
+        pool: How many network shapes (layers and block kinds; any widths) the supernet trains
+            besides the largest and the smallest: each is traced into a graph once.
+        random_subnets: Random sub-networks per training step, besides the largest and the smallest.
+        supernet_learning_rate: Adam's learning rate for the supernet (cosine-decayed).
+        supernet_batch_size: The supernet's batch size (None: 128, or the `batch_size` given to
+            `search` if larger).
+        calibration_examples: Training examples each sub-network's batch normalisation
+            statistics are recalibrated on.
+        oracle: A `StructuralOracle` (for example
+            `structural_oracle(keras_tuner.oracles.BayesianOptimizationOracle)(objective=...,
+            max_trials=...)`); None makes a random search's from `objective`, `max_trials`
+            and `seed`.
+        **kwargs: `keras_structopt.search.tuner`'s features (`cost`, `max_params`, ...) and
+            Keras Tuner's arguments (`objective`, `max_trials`, `directory`, ...). Not
+            accepted: `folds`, `isolate_trials`, `median_stopping`, `donors` (a trial does not train).
+
+    Example:
+        >>> import keras_structopt as kso
+        >>> from keras_structopt.data import load_digits_split
+        >>> data = load_digits_split("flat", seed=0)
+        >>> hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 2), units=(8, 32),
+        ...                                  seed=0)
+        >>> search = kso.search.OneShotSearch(hypermodel, objective="val_accuracy", max_trials=4, fine_tune=1,
+        ...     pool=2, directory=getfixture("tmp_path"), project_name="one_shot")
+        >>> search.search(*data.train, validation_data=data.validation, epochs=2, verbose=0)
+        >>> best = search.get_best_models(1)[0]
+        >>> kso.architecture_of(best).family
+        'dense'
+    """
+
+    def __init__(self, hypermodel: keras_tuner.HyperModel | None = None, *, supernet_epochs: int | None = None,
+                 fine_tune: int = 3, fine_tune_epochs: int | None = None, pool: int = 12,
+                 random_subnets: int = 2, supernet_learning_rate: float = 3e-3,
+                 supernet_batch_size: int | None = None, calibration_examples: int = 512, **kwargs: Any):
+        for name in ("folds", "isolate_trials", "median_stopping", "donors"):
+            if kwargs.get(name) not in (None, False, ()):
+                raise _checks.error(
+                    f"Expected no {name} for a one-shot search (its trials are read off the supernet, not "
+                    f"trained). Received: {name}={kwargs[name]!r}."
+                )
+        if not callable(getattr(hypermodel, "architecture", None)):
+            raise _checks.error(
+                "Expected a keras-structopt HyperModel (it describes its networks) for a one-shot search. "
+                f"Received: {type(hypermodel).__name__}."
+            )
+        counts = (("fine_tune", fine_tune, 1), ("pool", pool, 0), ("random_subnets", random_subnets, 0),
+                  ("calibration_examples", calibration_examples, 1))
+        for name, count, low in counts:
+            if not _checks.is_int(count) or count < low:
+                raise _checks.error(f"Expected {name} to be an int >= {low}. Received: {name}={count!r}.")
+        for name, value in (("supernet_epochs", supernet_epochs), ("fine_tune_epochs", fine_tune_epochs),
+                            ("supernet_batch_size", supernet_batch_size)):
+            if value is not None:
+                _checks.positive_int(name, value)
+        _checks.positive_number("supernet_learning_rate", supernet_learning_rate)
+        reason = supports(hypermodel.architecture())  # type: ignore[union-attr]
+        if reason is not None:
+            raise _checks.error(
+                f"Expected a HyperModel of the dense, conv or conv1d family for a one-shot search. Received: "
+                f"{type(hypermodel).__name__}: {reason}. Search it with another tuner (every trial trains)."
+            )
+        self.supernet_epochs, self.fine_tune, self.fine_tune_epochs = supernet_epochs, fine_tune, fine_tune_epochs
+        self.pool, self.random_subnets = pool, random_subnets
+        self.supernet_learning_rate, self.supernet_batch_size = supernet_learning_rate, supernet_batch_size
+        self.calibration_examples = calibration_examples
+        # The training settings (learning rate, optimizer) are not searched: trials are not trained, so
+        # they could not tell them apart; the winner is fine-tuned with their defaults.
+        if kwargs.get("oracle") is None:
+            kwargs.setdefault("hyperparameters", _training_defaults(hypermodel))
+            kwargs.setdefault("tune_new_entries", True)
+        super().__init__(hypermodel, **kwargs)
+        objective = self.oracle.objective
+        if not objective.name.startswith("val_"):
+            raise _checks.error(
+                "Expected a validation objective (val_...) for a one-shot search: sub-networks are scored on the "
+                f"validation data. Received: objective={objective.name!r}."
+            )
+        self.supernet: Supernet | None = None
+        self._data: dict[str, Any] = {}
+
+    # -- search -----------------------------------------------------------------------------
+
+    def search(self, *fit_args, max_time: float | None = None, **fit_kwargs):
+        """Trains (or restores) the supernet, runs the trials, then fine-tunes the best `fine_tune` trials.
+
+        Takes `search`'s usual arguments: `x`, `y` (NumPy arrays), `validation_data` or
+        `validation_split`, `epochs`, `batch_size`, `callbacks`, `verbose`; and `max_time`
+        (seconds): the supernet stops at an epoch's end when it is spent, and no trial or
+        fine-tuning starts after.
+        """
+        seconds = check_max_time(max_time)
+        started = time.monotonic()
+        x, y, validation = self._split(fit_args, fit_kwargs)
+        check = getattr(self.hypermodel, "check_fit_data", None)
+        if check is not None:
+            check(x, y, validation_data=validation)
+        epochs = int(fit_kwargs.get("epochs") or 1)
+        batch_size = self.supernet_batch_size or max(int(fit_kwargs.get("batch_size") or 32), 128)
+        self._data = {"x": x, "y": y, "validation": validation, "batch_size": batch_size,
+                      "fit_batch_size": fit_kwargs.get("batch_size")}
+        if self._worker:
+            raise _checks.error("Expected a one-shot search in one process (no distributed workers).")
+        self.supernet = self._train_supernet(x, y, self.supernet_epochs or epochs, batch_size, seconds, started)
+        left = None if seconds is None else seconds - (time.monotonic() - started)
+        if left is not None and left <= 0:
+            self._write_record()
+            return None
+        kwargs = {k: v for k, v in fit_kwargs.items() if k not in ("validation_split", "x", "y")}
+        kwargs["validation_data"] = validation
+        super().search(x, y, max_time=left, **kwargs)
+        left = None if seconds is None else seconds - (time.monotonic() - started)
+        self._fine_tune_best(self.fine_tune_epochs or epochs, fit_kwargs, left)
+        self._write_record()
+        return None
+
+    def _split(self, fit_args, fit_kwargs):
+        args = list(fit_args)
+        x = fit_kwargs.get("x", args[0] if args else None)
+        y = fit_kwargs.get("y", args[1] if len(args) > 1 else None)
+        x, y = _arrays("x", x), _arrays("y", y)
+        validation = fit_kwargs.get("validation_data")
+        split = fit_kwargs.get("validation_split")
+        if validation is None and split:
+            if not 0 < float(split) < 1:
+                raise _checks.error(f"Expected validation_split in (0, 1). Received: validation_split={split!r}.")
+            cut = int(len(x) * (1 - float(split)))  # the last examples, as Keras takes them
+            x, y, validation = x[:cut], y[:cut], (x[cut:], y[cut:])
+        if not isinstance(validation, (tuple, list)) or len(validation) < 2:
+            raise _checks.error(
+                "Expected validation_data=(x, y) or a validation_split for a one-shot search (sub-networks are "
+                f"scored on it). Received: validation_data={type(validation).__name__}."
+            )
+        return x, y, (_arrays("validation_data[0]", validation[0]), _arrays("validation_data[1]", validation[1]))
+
+    def _train_supernet(self, x, y, epochs: int, batch_size: int, seconds, started) -> Supernet:
+        path = Path(self.project_dir) / SUPERNET_FILE
+        supernet = Supernet(self.hypermodel, seed=self._seed(), learning_rate=self.supernet_learning_rate,
+                            random_subnets=self.random_subnets, pool=self.pool, admit=self._within_budgets)
+        if path.exists():
+            supernet.restore(path)  # a resumed search: the epochs done are not trained again
+
+        def checkpoint(net: Supernet) -> None:
+            net.save(path)
+            if seconds is not None and time.monotonic() - started >= seconds:
+                raise _OutOfTime
+
+        with contextlib.suppress(_OutOfTime):  # max_time: the epochs done are the supernet
+            supernet.train(x, y, epochs=epochs, batch_size=batch_size, on_epoch_end=checkpoint)
+        return supernet
+
+    def _within_budgets(self, spec) -> bool:
+        return ((self.max_params is None or spec.count_params() <= self.max_params)
+                and (self.max_macs is None or spec.count_macs() <= self.max_macs))
+
+    def _seed(self) -> int:
+        seed = getattr(self.hypermodel, "seed", None)
+        return int(seed) if seed is not None else int(getattr(self.oracle, "seed", 0) or 0)
+
+    # -- trials -----------------------------------------------------------------------------
+
+    def run_trial(self, trial, *fit_args, **fit_kwargs):
+        """Scores the trial's sub-network on the validation data with the supernet's weights; trains nothing."""
+        if self.supernet is None:
+            raise _checks.error("Expected search() to train the supernet before the trials. Received: a trial "
+                                "run outside search().")
+        hp = trial.hyperparameters
+        model = self.build_model(hp)
+        spec = self.hypermodel.architecture(hp)
+        self.supernet.load_into(model, spec, self._data["x"][: self.calibration_examples],
+                                batch_size=min(256, self.calibration_examples))
+        metrics = {f"val_{name}": value for name, value in evaluate(model, *self._data["validation"]).items()}
+        metrics[SUPERNET_PREFIX + self.oracle.objective.name] = metrics[self.oracle.objective.name]
+        model.save_weights(self.checkpoint_path(trial.trial_id))
+        write_note(self.project_dir, trial.trial_id, {"one_shot": {"supernet": metrics[self.oracle.objective.name]}})
+        return self._with_cost(trial, metrics)
+
+    # -- fine-tuning ----------------------------------------------------------------------------
+
+    def _fine_tune_best(self, epochs: int, fit_kwargs: dict, left: float | None) -> None:
+        objective = self.oracle.objective
+        started = time.monotonic()
+        for trial in self.oracle.get_best_trials(self.fine_tune):
+            if "fine_tuned" in read_note(self.project_dir, trial.trial_id).get("one_shot", {}):
+                continue  # a resumed search
+            if left is not None and time.monotonic() - started >= left:
+                break
+            model = self.load_model(trial)
+            patience = max(3, epochs // 10)
+            stop = keras.callbacks.EarlyStopping(monitor=objective.name, mode=objective.direction, patience=patience,
+                                                 restore_best_weights=True)
+            callbacks = [stop] + [c for c in self.copy_callbacks(fit_kwargs.get("callbacks") or [])]
+            self.hypermodel.fit(trial.hyperparameters, model, self._data["x"], self._data["y"], epochs=epochs,
+                                batch_size=self._data["fit_batch_size"], validation_data=self._data["validation"],
+                                callbacks=callbacks, verbose=fit_kwargs.get("verbose", 0))
+            metrics = {f"val_{name}": value for name, value in evaluate(model, *self._data["validation"]).items()}
+            model.save_weights(self.checkpoint_path(trial.trial_id))
+            rescore(self.oracle, trial, metrics)
+            supernet = trial.metrics.get_best_value(SUPERNET_PREFIX + objective.name)
+            write_note(self.project_dir, trial.trial_id, {"one_shot": {
+                "supernet": supernet, "fine_tuned": metrics[objective.name],
+                "fine_tune_epochs": len(getattr(model.history, "epoch", []) or []) or None}})
+
+    def _write_record(self) -> None:
+        objective = self.oracle.objective.name
+        trials = []
+        for trial_id, trial in sorted(self.oracle.trials.items()):
+            note = read_note(self.project_dir, trial_id).get("one_shot", {})
+            if "supernet" in note:
+                trials.append({"trial": trial_id, "supernet": note["supernet"], "fine_tuned": note.get("fine_tuned"),
+                               "params": self.hypermodel.architecture(trial.hyperparameters).count_params()})
+        tuned = [t for t in trials if t["fine_tuned"] is not None]
+        record = {
+            "objective": objective,
+            "supernet": None if self.supernet is None else {
+                "epochs": self.supernet.epochs_done, "history": self.supernet.history,
+                "shapes_trained": len(self.supernet._steps), "pool": len(self.supernet.pool)},
+            "trials": trials,
+            "spearman": _spearman([t["supernet"] for t in tuned], [t["fine_tuned"] for t in tuned]),
+        }
+        write_json(Path(self.project_dir) / ONE_SHOT_FILE, record)
+
+
+class _OutOfTime(Exception):
+    """The time budget ran out during supernet training."""
+
+
+def _training_defaults(hypermodel) -> keras_tuner.HyperParameters:
+    """Hyperparameters fixed at their defaults: those `build` declares beyond the structure."""
+    built = keras_tuner.HyperParameters()
+    hypermodel.build(built)
+    structural = keras_tuner.HyperParameters()
+    hypermodel.architecture(structural)
+    names = {p.name for p in structural.space}
+    fixed = keras_tuner.HyperParameters()
+    for parameter in built.space:
+        if parameter.name not in names:
+            fixed.Fixed(parameter.name, built.values[parameter.name])
+    return fixed
+
+
+def evaluate(model, x, y, batch_size: int = 2048) -> dict[str, float]:
+    """The compiled loss and metrics of `model` on `(x, y)`, computed eagerly (no traced evaluation).
+
+    Example:
+        >>> import numpy as np, keras_tuner, keras_structopt as kso
+        >>> model = kso.DenseHyperModel(input_shape=(4,), outputs=3, num_layers=1, units=8).build(
+        ...     keras_tuner.HyperParameters())
+        >>> sorted(evaluate(model, np.zeros((10, 4), "float32"), np.arange(10) % 3))
+        ['accuracy', 'loss']
+    """
+    model.reset_metrics()
+    total, count = 0.0, 0
+    metrics: dict[str, float] = {}
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        predicted = model(xb, training=False)
+        loss = float(model.compute_loss(x=xb, y=yb, y_pred=predicted, training=False))
+        total, count = total + loss * len(xb), count + len(xb)
+        metrics = {name: float(value) for name, value in model.compute_metrics(xb, yb, predicted).items()}
+    metrics["loss"] = total / max(count, 1)
+    return {name: value for name, value in metrics.items() if math.isfinite(value) or name == "loss"}
+
+
+def rescore(oracle, trial, metrics: dict[str, float]) -> None:
+    """Replaces a finished trial's metrics with new values (its fine-tuned ones) and scores it again."""
+    for name, value in metrics.items():
+        _keras_tuner.replace_metric(trial, name, value)
+    oracle.score_trial(trial)
+    _keras_tuner.save_trial(oracle, trial)
+
+
+def read_one_shot(project_dir) -> dict | None:
+    """The one-shot record of a project (`one_shot.json`), or None.
+
+    Example:
+        >>> read_one_shot(getfixture("tmp_path")) is None
+        True
+    """
+    return read_json(Path(project_dir) / ONE_SHOT_FILE) or None
+

@@ -1,0 +1,916 @@
+"""A weight-sharing supernet over a HyperModel's space: trained once, every sub-network read off it.
+
+The supernet is not a separate model written per family. It runs the family's own rendering
+(the `build` function of its module) with a builder whose layers take their weights from one
+shared store, sliced to the sub-network's widths. So every sub-network is exactly the network
+the family renders for its `Architecture`, with the same layer names, and its weights copy
+into that rendering without translation.
+
+Sharing. A weight belongs to a layer *position*, not to a layer name: block `i` of a spec is
+stage `s`, position `p` in its stage, of kind `k`, so it shares with the block at the same
+`(s, p, k)` of every other sub-network (depth is elastic by dropping the last blocks of a
+stage). A layer's output channels are its first `units` channels of the shared kernel
+(elastic width); a kernel wider than asked is cropped around its centre (elastic kernel size).
+A layer reads its input per *segment*: the channels a concatenation brings in from different
+layers have kernel rows of their own, kept per (layer, source), so dense connections and
+inception branches share exactly. Weights grow when a sub-network asks for more than any
+before it; the new part starts as a fresh initialisation.
+
+Training uses the sandwich rule with in-place distillation (Yu et al., "BigNAS", 2020; the
+largest, the smallest and random sub-networks each step, the largest learning from the
+labels and the others from its predictions). Batch normalisation uses the batch's statistics
+while training; a sub-network read off the supernet has its statistics recalibrated on a few
+training batches (Cai et al., "Once-for-All", 2020).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+_BLOCK = re.compile(r"^block_(\d+)_(.*)$")
+EPSILON = 1e-3  # BatchNormalization's epsilon, as Keras has it
+_POSITIONAL = bool(os.environ.get("POSITIONAL"))
+
+
+def _glorot(shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+    limit = math.sqrt(6.0 / max(1, fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape).astype("float32")
+
+
+def _variable_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-/]", "_", key)
+
+
+class SharedWeights:
+    """The supernet's variables, one per key, grown to the largest shape a sub-network asked for."""
+
+    def __init__(self, seed: int = 0, width: int = 1, taps: int = 1):
+        self.variables: dict[str, Any] = {}
+        self.rng = np.random.default_rng(seed)
+        # Variables are made this wide and this many taps at least (the space's widest layer and
+        # largest kernel), so that they rarely grow: a grown variable is a new one, and every traced
+        # step that held the old one is traced again.
+        self.width, self.taps = int(width), int(taps)
+        self.version = 0  # bumped whenever a variable is grown (replaced)
+
+    def get(self, key: str, shape: tuple[int, ...], initial: Callable[[tuple[int, ...]], np.ndarray],
+            centered: int = 0):
+        """The variable `key`, at least `shape`; its first `centered` axes (a kernel's taps) grow on both sides."""
+        import tensorflow as tf
+
+        variable = self.variables.get(key)
+        if variable is not None and all(s <= v for s, v in zip(shape, variable.shape)):
+            return variable
+        grown = tuple(shape) if variable is None else tuple(max(s, int(v)) for s, v in zip(shape, variable.shape))
+        value = initial(grown)
+        if variable is not None:
+            old = [int(d) for d in variable.shape]
+            place = tuple(slice((g - o) // 2 if axis < centered else 0, ((g - o) // 2 if axis < centered else 0) + o)
+                          for axis, (g, o) in enumerate(zip(grown, old)))
+            value[place] = variable.numpy()
+        self.variables[key] = tf.Variable(value, name=_variable_name(key), trainable=True)
+        if variable is not None:
+            self.version += 1
+        return self.variables[key]
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {key: variable.numpy() for key, variable in self.variables.items()}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        import tensorflow as tf
+
+        self.variables = {key: tf.Variable(value, name=_variable_name(key)) for key, value in state.items()}
+        self.version += 1
+
+
+class _T:
+    """A tensor, its channel segments (`(source key, width)` of each part a concatenation joined), the
+    mask of its active channels (masked training: None when all are), and its width in the network."""
+
+    __slots__ = ("value", "segments", "mask", "real")
+
+    def __init__(self, value, segments, mask=None, real=None):
+        self.value = value
+        self.segments = tuple(segments)
+        self.mask = mask
+        self.real = sum(w for _, w in self.segments) if real is None else int(real)
+
+    @property
+    def shape(self):
+        return tuple(self.value.shape)
+
+    def parts(self):
+        import tensorflow as tf
+
+        if len(self.segments) == 1:
+            return [self.value]
+        return tf.split(self.value, [w for _, w in self.segments], axis=-1)
+
+    def full_mask(self):
+        import tensorflow as tf
+
+        return tf.ones((sum(w for _, w in self.segments),)) if self.mask is None else self.mask
+
+
+class SharedBuilder:
+    """Renders one sub-network of a family with weights from `SharedWeights`.
+
+    `mode` is `"train"` (batch statistics, dropout), `"calibrate"` (batch statistics,
+    accumulated in `statistics`) or `"infer"` (the statistics given). With `record`,
+    `weights` maps each Keras layer name to its weights, in Keras's order, sliced.
+
+    Sliced (the default): each layer computes with its weights cut to the sub-network's widths.
+    Masked (`masks`, training only): each block layer computes at the widest its shape's
+    networks give it (`caps[name]`) and zeroes the channels past its width (`masks[name]`, a
+    scalar tensor): the outputs are the sliced network's, padded with zeros, and every
+    sub-network of one shape (the same layers, any widths up to the caps) runs through one
+    traced graph.
+    """
+
+    def __init__(self, shared: SharedWeights, spec, inputs, mode: str = "train",
+                 statistics: dict | None = None, record: bool = False, masks: dict | None = None,
+                 caps: dict | None = None):
+        self.shared, self.spec, self.inputs, self.mode = shared, spec, inputs, mode
+        self.caps = caps or {}
+        self.statistics = {} if statistics is None else statistics
+        self.record = record
+        self.masks = masks
+        self.used: set[str] = set()
+        self.weights: dict[str, list[np.ndarray]] = {}
+        self.positions = {i: f"s{block.stage}.p{self._stage_position(spec, i)}.{block.kind}"
+                          for i, block in enumerate(spec.blocks)}
+        # The last block of each stage: what follows the stage reads its output as the stage's end,
+        # whichever block that is (depth is elastic: the next stage and the head are shared by all depths).
+        self.stage_ends = {self.positions[i]: f"s{block.stage}.end.{block.kind}"
+                           for i, block in enumerate(spec.blocks)
+                           if i == len(spec.blocks) - 1 or spec.blocks[i + 1].stage != block.stage}
+
+    @staticmethod
+    def _stage_position(spec, i: int) -> int:
+        stage = spec.blocks[i].stage
+        return sum(1 for block in spec.blocks[:i] if block.stage == stage)
+
+    def _get(self, key: str, shape, initial, centered: int = 0, exact: tuple[int, ...] = ()):
+        """A shared variable at least `shape`: its first `centered` axes (taps) raised to the store's
+        taps, the others to its width, but for the `exact` axes (an input's channels, a depthwise 1)."""
+        wide = tuple(d if axis in exact else max(d, self.shared.taps if axis < centered else self.shared.width)
+                     for axis, d in enumerate(shape))
+        self.used.add(key)
+        return self.shared.get(key, wide, initial, centered)
+
+    def source(self, source: str, name: str) -> str:
+        """How layer `name` names an input segment made by layer key `source`: by position inside a
+        block and between blocks of a stage; as the stage's end when it leaves the stage's last block."""
+        block, _, rest = source.partition("/")
+        end = self.stage_ends.get(block)
+        if end is None or self.key(name).startswith(block + "/") or _POSITIONAL:
+            return source
+        return f"{end}/{rest}"
+
+    def key(self, name: str) -> str:
+        match = _BLOCK.match(name)
+        if match is None:
+            return name
+        return f"{self.positions[int(match.group(1))]}/{match.group(2)}"
+
+    def _keep(self, name: str, weights: list) -> None:
+        if self.record:
+            self.weights[name] = [np.asarray(w.numpy() if hasattr(w, "numpy") else w) for w in weights]
+
+    def _computed(self, name: str, width: int) -> int:
+        """The width a layer computes at: its own, or, masked, the widest its shape's networks give it."""
+        if self.masks is None or name not in self.masks:
+            return width
+        return max(width, self.caps.get(name, self.shared.width))
+
+    def _mask(self, name: str, y):
+        """`y` with the channels past the layer's width zeroed (masked training), and the mask."""
+        import tensorflow as tf
+
+        if self.masks is None or name not in self.masks:
+            return y, None
+        mask = tf.cast(tf.range(int(y.shape[-1])) < self.masks[name], y.dtype)
+        return y * mask, mask
+
+    # -- the builder interface -------------------------------------------------------------
+
+    def width(self, x):
+        return x.real
+
+    def input(self, shape, dtype, name):
+        import tensorflow as tf
+
+        value = tf.convert_to_tensor(self.inputs, dtype=tf.float32)
+        return _T(value, [("input", int(value.shape[-1]) if len(shape) else 1)])
+
+    def _kernel_pieces(self, name, key, x, out, rank: int, kernel_size: int):
+        """A kernel piece per input segment, `(k,) * rank + (width, out)`, cropped about its centre to `kernel_size`."""
+        pieces = []
+        fan_in, fan_out = x.real * kernel_size**rank, out * kernel_size**rank
+        for source, width in x.segments:
+            full = self._get(f"{key}|{self.source(source, name)}", (kernel_size,) * rank + (width, out),
+                             lambda shape: _glorot(shape, fan_in, fan_out, self.shared.rng), centered=rank,
+                             exact=(rank,) if source == "input" else ())
+            start = (int(full.shape[0]) - kernel_size) // 2
+            window = (slice(start, start + kernel_size),) * rank
+            pieces.append(full[window + (slice(0, width), slice(0, out))])
+        return pieces
+
+    def _bias(self, key, out, initial=0.0):
+        full = self._get(f"{key}|bias", (out,), lambda shape: np.full(shape, initial, "float32"))
+        return full[:out]
+
+    def _finish(self, name, key, y, weights, use_bias, out, width, activation, bias_initial=0.0):
+        import keras
+
+        if use_bias:
+            b = self._bias(key, out, bias_initial)
+            y = y + b
+            weights.append(b)
+        self._keep(name, weights)
+        y, mask = self._mask(name, y)
+        if activation is not None:
+            y = keras.activations.get(activation)(y)
+        return _T(y, [(key, out)], mask, width)
+
+    def dense(self, x, units, name, activation=None, use_bias=True, bias=None):
+        import tensorflow as tf
+
+        key, out = self.key(name), self._computed(name, units)
+        pieces = self._kernel_pieces(name, key, x, out, 0, 1)
+        y = tf.add_n([tf.matmul(part, piece) for part, piece in zip(x.parts(), pieces)])
+        return self._finish(name, key, y, [tf.concat(pieces, axis=0)], use_bias, out, units, activation,
+                            0.0 if bias is None else float(bias))
+
+    def conv(self, x, filters, kernel_size, name, strides=1, activation=None, use_bias=True, dilation=1):
+        import tensorflow as tf
+
+        key, rank, out = self.key(name), len(x.shape) - 2, self._computed(name, filters)
+        pieces = self._kernel_pieces(name, key, x, out, rank, kernel_size)
+        y = tf.add_n([tf.nn.convolution(part, piece, strides=strides, padding="SAME", dilations=dilation)
+                      for part, piece in zip(x.parts(), pieces)])
+        return self._finish(name, key, y, [tf.concat(pieces, axis=-2)], use_bias, out, filters, activation)
+
+    def separable(self, x, filters, kernel_size, name, activation=None, use_bias=True, dilation=1):
+        import tensorflow as tf
+
+        key, rank, out = self.key(name), len(x.shape) - 2, self._computed(name, filters)
+        depthwise, pointwise, outputs = [], [], []
+        for part, (source, width) in zip(x.parts(), x.segments):
+            label = self.source(source, name)
+            full = self._get(f"{key}|depthwise|{label}", (kernel_size,) * rank + (width, 1),
+                             lambda shape: _glorot(shape, kernel_size**rank, kernel_size**rank, self.shared.rng),
+                             centered=rank, exact=(rank, rank + 1) if source == "input" else (rank + 1,))
+            start = (int(full.shape[0]) - kernel_size) // 2
+            window = (slice(start, start + kernel_size),) * rank
+            d = full[window + (slice(0, width), slice(0, 1))]
+            p_full = self._get(f"{key}|pointwise|{label}", (1,) * rank + (width, out),
+                               lambda shape: _glorot(shape, x.real, filters, self.shared.rng),
+                               exact=tuple(range(rank + (source == "input"))))
+            p = p_full[(slice(0, 1),) * rank + (slice(0, width), slice(0, out))]
+            value = part if rank == 2 else part[:, None]  # a sequence runs as an image one row high
+            kernel = d if rank == 2 else d[None]
+            h = tf.nn.depthwise_conv2d(value, kernel, strides=[1, 1, 1, 1], padding="SAME",
+                                       dilations=[dilation, dilation] if rank == 2 else [1, dilation])
+            h = h if rank == 2 else h[:, 0]
+            outputs.append(tf.nn.convolution(h, p, padding="SAME"))
+            depthwise.append(d)
+            pointwise.append(p)
+        y = tf.add_n(outputs)
+        weights = [tf.concat(depthwise, axis=-2), tf.concat(pointwise, axis=-2)]
+        return self._finish(name, key, y, weights, use_bias, out, filters, activation)
+
+    def batch_norm(self, x, name, momentum):
+        import tensorflow as tf
+
+        key = self.key(name)
+        outputs, gammas, betas, means, variances = [], [], [], [], []
+        axes = list(range(len(x.shape) - 1))
+        for part, (source, width) in zip(x.parts(), x.segments):
+            exact = (0,) if source == "input" else ()
+            label = self.source(source, name)
+            gamma = self._get(f"{key}|gamma|{label}", (width,), lambda s: np.ones(s, "float32"), exact=exact)[:width]
+            beta = self._get(f"{key}|beta|{label}", (width,), lambda s: np.zeros(s, "float32"), exact=exact)[:width]
+            stat = f"{name}|{source}"
+            if self.mode == "infer":
+                mean, variance = self.statistics[stat]
+            else:
+                mean, variance = tf.nn.moments(part, axes=axes)
+                if self.mode == "calibrate":
+                    count, total, squares = self.statistics.get(stat, (0, 0.0, 0.0))
+                    n = int(np.prod(part.shape[:-1]))
+                    self.statistics[stat] = (count + n, total + mean.numpy() * n,
+                                             squares + (variance.numpy() + mean.numpy() ** 2) * n)
+            outputs.append((part - mean) * tf.math.rsqrt(variance + EPSILON) * gamma + beta)
+            gammas.append(gamma)
+            betas.append(beta)
+            means.append(mean)
+            variances.append(variance)
+        if self.record:
+            self._keep(name, [tf.concat(gammas, 0), tf.concat(betas, 0), tf.concat(means, 0),
+                              tf.concat(variances, 0)])
+        y = outputs[0] if len(outputs) == 1 else tf.concat(outputs, -1)
+        if x.mask is not None:  # a zeroed channel normalises to its beta: zero it again
+            y = y * x.mask
+        return _T(y, x.segments, x.mask, x.real)
+
+    def activation(self, x, name, function):
+        import keras
+
+        y = keras.activations.get(function)(x.value)
+        return _T(y if x.mask is None else y * x.mask, x.segments, x.mask, x.real)
+
+    def dropout(self, x, name, rate):
+        import tensorflow as tf
+
+        if self.mode != "train" or not rate:
+            return x
+        return _T(tf.nn.dropout(x.value, rate=rate), x.segments, x.mask, x.real)
+
+    @staticmethod
+    def _joined_mask(xs):
+        import tensorflow as tf
+
+        if all(x.mask is None for x in xs):
+            return None
+        mask = xs[0].full_mask()
+        for x in xs[1:]:
+            mask = tf.maximum(mask, x.full_mask())
+        return mask
+
+    def add(self, xs, name):
+        import tensorflow as tf
+
+        return _T(tf.add_n([x.value for x in xs]), [(self.key(name), sum(w for _, w in xs[0].segments))],
+                  self._joined_mask(xs), xs[0].real)
+
+    def multiply(self, xs, name):
+        value = xs[0].value
+        for x in xs[1:]:
+            value = value * x.value
+        return _T(value, [(self.key(name), sum(w for _, w in xs[0].segments))], self._joined_mask(xs),
+                  xs[0].real)
+
+    def concat(self, xs, name):
+        import tensorflow as tf
+
+        mask = None if all(x.mask is None for x in xs) else tf.concat([x.full_mask() for x in xs], 0)
+        return _T(tf.concat([x.value for x in xs], axis=-1), [s for x in xs for s in x.segments], mask,
+                  sum(x.real for x in xs))
+
+    def pool(self, x, name, kind, pool_size, strides):
+        import tensorflow as tf
+
+        pool = tf.nn.max_pool if kind == "max" else tf.nn.avg_pool
+        return _T(pool(x.value, ksize=pool_size, strides=strides, padding="SAME"), x.segments, x.mask, x.real)
+
+    def global_pool(self, x, name, kind):
+        import tensorflow as tf
+
+        reduce = tf.reduce_max if kind == "max" else tf.reduce_mean
+        return _T(reduce(x.value, axis=list(range(1, len(x.shape) - 1))), x.segments, x.mask, x.real)
+
+    def flatten(self, x, name):
+        import tensorflow as tf
+
+        positions = int(np.prod(x.shape[1:-1])) if len(x.shape) > 2 else 1
+        segments = [(f"{source}@{p}", width) for p in range(positions) for source, width in x.segments]
+        mask = None if x.mask is None else tf.tile(x.mask, [positions])
+        return _T(tf.reshape(x.value, (-1, int(np.prod(x.shape[1:])))), segments, mask, positions * x.real)
+
+    def reshape(self, x, shape, name):
+        import tensorflow as tf
+
+        return _T(tf.reshape(x.value, (-1, *shape)), [(self.key(name), int(shape[-1]))])
+
+    def normalization(self, x, name, mean, variance):
+        import tensorflow as tf
+
+        mean = tf.constant(np.asarray(mean, "float32"))
+        variance = tf.constant(np.asarray(variance, "float32"))
+        return _T((x.value - mean) / tf.maximum(tf.sqrt(variance), 1e-7), x.segments, x.mask, x.real)
+
+    def model(self, inputs, outputs, name):
+        return outputs.value
+
+
+class _Recorder:
+    """Follows a family's rendering by shapes (the counting builder) and notes its calls: the layers a
+    network has, in order, and each width-bearing block layer's width."""
+
+    _WIDTHS = {"dense": "units", "conv": "filters", "separable": "filters"}
+
+    def __init__(self):
+        from keras_structopt.space._counting import _CountingBuilder
+
+        self.inner = _CountingBuilder()
+        self.calls: list[tuple[str, str]] = []
+        self.widths: dict[str, int] = {}
+
+    def __getattr__(self, method):
+        import inspect
+
+        target = getattr(self.inner, method)
+
+        def call(*args, **kwargs):
+            arguments = inspect.signature(target).bind(*args, **kwargs).arguments
+            name = arguments.get("name")
+            if name is not None:
+                self.calls.append((method, name))
+                if method in self._WIDTHS and _BLOCK.match(name):
+                    self.widths[name] = int(arguments[self._WIDTHS[method]])
+            return target(*args, **kwargs)
+
+        return call
+
+
+def shape_of(spec) -> tuple[str, dict[str, int]]:
+    """A network's shape (what makes its traced graph: its layers, block kinds and options, not its
+    widths) as a key, and its block layers' widths.
+
+    Example:
+        >>> from keras_structopt.space import Architecture, Block
+        >>> a, widths = shape_of(Architecture("dense", (4,), [Block("dense", 8), Block("dense", 6)]))
+        >>> b, _ = shape_of(Architecture("dense", (4,), [Block("dense", 16), Block("dense", 3)]))
+        >>> a == b, widths
+        (True, {'block_0_dense': 8, 'block_1_dense': 6})
+    """
+    from keras_structopt.space import family
+
+    recorder = _Recorder()
+    family(spec.family).build(spec, recorder)
+    key = json.dumps([spec.family, list(spec.input_shape), spec.connection, spec.task, spec.outputs,
+                      [[block.kind, block.stage] for block in spec.blocks], sorted(map(list, spec.options)),
+                      recorder.calls], default=str)
+    return key, recorder.widths
+
+
+def supports(spec) -> str | None:
+    """Why a spec's family cannot be rendered by the supernet, or None when it can."""
+    from keras_structopt.space import family
+
+    probe = _ShapeProbe()
+    try:
+        family(spec.family).build(spec, probe)
+    except AttributeError as error:
+        return f"its family uses an operation the supernet does not share ({error})"
+    return None
+
+
+class _ShapeProbe:
+    """Follows a family's rendering without computing, to see which operations it needs."""
+
+    _FOLLOWED = ("width", "input", "dense", "conv", "separable", "batch_norm", "activation", "dropout", "add",
+                 "multiply", "concat", "pool", "global_pool", "flatten", "reshape", "normalization", "model")
+
+    def __getattr__(self, name):
+        if name not in self._FOLLOWED:
+            raise AttributeError(name)
+        return lambda *args, **kwargs: 0 if name == "width" else None
+
+
+def extreme_values(hypermodel, which: str, rng: random.Random) -> dict:
+    """Hyperparameter values of the structure's largest (`"max"`) or smallest (`"min"`) network.
+
+    Numbers take their end of the range; choices of words (block kinds, activations) are
+    drawn at random, so each kind's largest network is trained in turn.
+    """
+    import keras_tuner
+
+    values: dict = {}
+    for _ in range(3):  # conditional hyperparameters appear as their parents take values
+        hp = keras_tuner.HyperParameters()
+        hp.values.update(values)
+        hypermodel.architecture(hp)
+        for parameter in hp.space:
+            if parameter.name in values:
+                continue
+            values[parameter.name] = _end(parameter, which, rng)
+    return values
+
+
+def _end(parameter, which: str, rng: random.Random):
+    from keras_tuner.engine import hyperparameters as hps
+
+    if isinstance(parameter, (hps.Int, hps.Float)):
+        return parameter.max_value if which == "max" else parameter.min_value
+    if isinstance(parameter, hps.Choice):
+        choices = list(parameter.values)
+        if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices):
+            return max(choices) if which == "max" else min(choices)
+        return rng.choice(choices)
+    if isinstance(parameter, hps.Boolean):
+        return rng.random() < 0.5
+    if isinstance(parameter, hps.Fixed):
+        return parameter.value
+    return parameter.default
+
+
+def random_values(hypermodel, rng: random.Random) -> dict:
+    """Random hyperparameter values over the structure (conditions respected)."""
+    import keras_tuner
+
+    values: dict = {}
+    for _ in range(3):
+        hp = keras_tuner.HyperParameters()
+        hp.values.update(values)
+        hypermodel.architecture(hp)
+        for parameter in hp.space:
+            if parameter.name not in values:
+                values[parameter.name] = parameter.random_sample(rng.randint(0, 2**31 - 1))
+    return values
+
+
+def spec_of(hypermodel, values: dict):
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    hp.values.update(values)
+    return hypermodel.architecture(hp)
+
+
+class _Adam:
+    """Adam over the supernet's variables, in the traced steps: one pair of moments per variable, and
+    each sub-network's step updates only the variables it uses."""
+
+    def __init__(self, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+        import tensorflow as tf
+
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.moments: dict[str, tuple[Any, Any]] = {}
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def slots(self, key: str, variable):
+        import tensorflow as tf
+
+        moments = self.moments.get(key)
+        if moments is None or tuple(moments[0].shape) != tuple(variable.shape):
+            moments = (tf.Variable(tf.zeros_like(variable), trainable=False),
+                       tf.Variable(tf.zeros_like(variable), trainable=False))
+            self.moments[key] = moments
+        return moments
+
+    def update(self, variables, slots, gradients, learning_rate) -> None:
+        """The update ops (inside a traced step): the step's summed gradients, one Adam step."""
+        import tensorflow as tf
+
+        step = tf.cast(self.iterations.assign_add(1), tf.float32)
+        rate = learning_rate * tf.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
+        for variable, (m, v), gradient in zip(variables, slots, gradients):
+            m.assign(self.beta_1 * m + (1 - self.beta_1) * gradient)
+            v.assign(self.beta_2 * v + (1 - self.beta_2) * tf.square(gradient))
+            variable.assign_sub(rate * m / (tf.sqrt(v) + self.epsilon))
+
+    def state(self) -> dict[str, np.ndarray]:
+        state = {"iterations": np.asarray(int(self.iterations.numpy()))}
+        for key, (m, v) in self.moments.items():
+            state[f"m|{key}"], state[f"v|{key}"] = m.numpy(), v.numpy()
+        return state
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        import tensorflow as tf
+
+        self.iterations.assign(int(state["iterations"]))
+        self.moments = {key[2:]: (tf.Variable(state[key], trainable=False),
+                                  tf.Variable(state["v|" + key[2:]], trainable=False))
+                        for key in state if key.startswith("m|")}
+
+
+def _losses(task: str):
+    """The task's loss on the labels, and the distillation loss on a teacher's outputs."""
+    import keras
+    import tensorflow as tf
+
+    if task == "multiclass":
+        return (lambda y, p: tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, p)),
+                lambda t, p: tf.reduce_mean(keras.losses.categorical_crossentropy(t, p)))
+    if task == "binary":
+        return (lambda y, p: tf.reduce_mean(keras.losses.binary_crossentropy(tf.reshape(tf.cast(y, p.dtype),
+                                                                                          tf.shape(p)), p)),
+                lambda t, p: tf.reduce_mean(keras.losses.binary_crossentropy(t, p)))
+    return (lambda y, p: tf.reduce_mean(tf.square(tf.reshape(tf.cast(y, p.dtype), tf.shape(p)) - p)),
+            lambda t, p: tf.reduce_mean(tf.square(t - p)))
+
+
+class Supernet:
+    """A HyperModel's space as one weight-sharing network: trained once, every sub-network read off it.
+
+    Each training step runs the sandwich rule: the largest network (the block kinds and other
+    word-valued choices drawn at random) learns from the labels, the smallest and `random_subnets`
+    others learn from its predictions (in-place distillation). The random ones come from a pool of
+    `pool` sub-networks drawn once, so that each sub-network's step is traced into a graph once and
+    then runs at graph speed; the sub-networks the search scores are any of the space, sharing the
+    pool's weights by position and width.
+
+    Example:
+        >>> import numpy as np, keras_structopt as kso
+        >>> hypermodel = kso.DenseHyperModel(input_shape=(8,), outputs=3, num_layers=(1, 2), units=[4, 8], seed=0)
+        >>> x, y = np.random.default_rng(0).normal(size=(64, 8)).astype("float32"), np.arange(64) % 3
+        >>> supernet = Supernet(hypermodel, seed=0, pool=2)
+        >>> history = supernet.train(x, y, epochs=1, batch_size=32)
+        >>> len(history), supernet.epochs_done
+        (1, 1)
+    """
+
+    def __init__(self, hypermodel, *, seed: int = 0, learning_rate: float = 3e-3, random_subnets: int = 2,
+                 pool: int = 12, distill: bool = True, admit: Callable[[Any], bool] | None = None):
+        self.hypermodel = hypermodel
+        self.seed = int(seed)
+        self.learning_rate = float(learning_rate)
+        self.random_subnets = int(random_subnets)
+        self.distill = bool(distill)
+        self.admit = admit
+        self.loss, self.distill_loss = _losses(hypermodel.task)
+        self.optimizer = _Adam()
+        self.epochs_done = 0
+        self.history: list[dict] = []
+        self._steps: dict = {}
+        self._shapes: dict = {}
+        self._caps: dict[str, dict[str, int]] = {}
+        self._sums: dict = {}
+        self._apply: Callable | None = None
+        self.variants: dict[str, list] = {}
+        rng = random.Random(seed)
+        samples = self._sample(40 * max(int(pool), 4), rng)
+        self.pool = self._choose_shapes(samples, int(pool))
+        largest = spec_of(hypermodel, extreme_values(hypermodel, "max", rng))
+        smallest = spec_of(hypermodel, extreme_values(hypermodel, "min", rng))
+        # The teacher is the space's largest network (budgets aside: it is never picked, it teaches);
+        # the smallest and the random ones keep the search's budgets (max_params, max_macs): the
+        # supernet trains what the search may pick. Where the largest or the smallest breaks the
+        # design rules, or the smallest a budget, the largest or smallest drawn stands in.
+        rules = getattr(hypermodel, "rule_violation", None)
+        self.teacher_drawn = rules is not None and rules(largest) is not None
+        self.smallest_drawn = self._admissible(smallest) is None
+        by_size = sorted(samples, key=lambda spec: spec.count_params())
+        self.tops, self.bottoms = by_size[-3:], by_size[:3]
+        trained = [largest, *by_size] + [v for k in self.pool for v in self.variants[k]]
+        taps = max((v for spec in trained for k, v in spec.options if k == "kernel_size" and isinstance(v, int)),
+                   default=1)
+        self.shared = SharedWeights(seed, width=max(block.units for spec in trained for block in spec.blocks),
+                                    taps=taps)
+        self._version = self.shared.version
+
+    def _admissible(self, spec):
+        """`spec` if the space's design rules and the search's budgets let it be built, else None."""
+        rules = getattr(self.hypermodel, "rule_violation", None)
+        if rules is not None and rules(spec) is not None:
+            return None
+        if self.admit is not None and not self.admit(spec):
+            return None
+        return spec
+
+    def _sample(self, count: int, rng: random.Random) -> list:
+        drawn: dict[str, Any] = {}
+        for _ in range(count):
+            spec = self._admissible(spec_of(self.hypermodel, random_values(self.hypermodel, rng)))
+            if spec is not None:
+                drawn.setdefault(spec.to_json(), spec)
+        if not drawn:
+            raise ValueError("no sub-network of the space keeps its design rules and the search's budgets")
+        return list(drawn.values())
+
+    def _choose_shapes(self, samples: list, size: int) -> list[str]:
+        """`size` network shapes among the samples, each with the samples of that shape.
+
+        Shapes (which layers, which kinds) are chosen as many different skeletons (depth per stage,
+        block kinds) as there are first, the commonest first; every sub-network of a chosen shape,
+        whatever its widths, trains through that shape's one traced graph.
+        """
+        buckets: dict[str, list] = {}
+        for spec in samples:
+            buckets.setdefault(self._shape(spec)[0], []).append(spec)
+        ordered = sorted(buckets, key=lambda k: -len(buckets[k]))
+        chosen: list[str] = []
+        skeletons: set = set()
+        for key in ordered:  # one of each skeleton first, then the most common shapes
+            first = buckets[key][0]
+            skeleton = (first.connection, tuple((block.stage, block.kind) for block in first.blocks))
+            if skeleton not in skeletons and len(chosen) < size:
+                skeletons.add(skeleton)
+                chosen.append(key)
+        chosen += [key for key in ordered if key not in chosen][:size - len(chosen)]
+        self.variants = {key: buckets[key] for key in chosen}
+        for key in chosen:  # each shape computes at its variants' widest, layer by layer
+            for spec in buckets[key]:
+                self._cover(key, spec)
+        return chosen
+
+    def _cover(self, key: str, spec) -> bool:
+        """Widens shape `key`'s computed widths to cover `spec`'s; True if they grew."""
+        _, names, widths = self._shape(spec)
+        caps = self._caps.setdefault(key, {})
+        grew = False
+        for name, width in zip(names, widths.numpy().tolist()):
+            if width > caps.get(name, 0):
+                caps[name] = int(width)
+                grew = True
+        return grew
+
+    def _shape(self, spec) -> tuple[str, list[str], Any]:
+        """The spec's shape key, its masked layers' names, and their widths (cached by spec)."""
+        import tensorflow as tf
+
+        text = spec.to_json()
+        known = self._shapes.get(text)
+        if known is None:
+            key, widths = shape_of(spec)
+            names = sorted(widths)
+            known = self._shapes[text] = (key, names, tf.constant([widths[n] for n in names], tf.int32))
+        return known
+
+    # -- sub-networks ---------------------------------------------------------------------------
+
+    def forward(self, spec, x, mode: str = "train", statistics: dict | None = None, record: bool = False,
+                masks: dict | None = None, caps: dict | None = None):
+        from keras_structopt.space import family
+
+        builder = SharedBuilder(self.shared, spec, x, mode, statistics, record, masks, caps)
+        return family(spec.family).build(spec, builder), builder
+
+    def sandwich(self, rng: random.Random) -> list:
+        """The step's sub-networks: the largest (the teacher), the smallest, and random ones of the pool's shapes."""
+        specs = [rng.choice(self.tops) if self.teacher_drawn else
+                 spec_of(self.hypermodel, extreme_values(self.hypermodel, "max", rng)),
+                 rng.choice(self.bottoms) if self.smallest_drawn else
+                 spec_of(self.hypermodel, extreme_values(self.hypermodel, "min", rng))]
+        if self.pool:
+            specs += [rng.choice(self.variants[rng.choice(self.pool)]) for _ in range(self.random_subnets)]
+        return specs
+
+    def _step(self, spec, distill: bool, probe):
+        """The traced training step of one network shape and loss (any widths: masked)."""
+        import tensorflow as tf
+
+        if self.shared.version != self._version:  # a variable grew: the traced steps hold the old one
+            self._forget_traces()
+        shape, names, widths = self._shape(spec)
+        if self._cover(shape, spec):  # wider than this shape's graph computes: trace it again
+            self._steps.pop((shape, True), None)
+            self._steps.pop((shape, False), None)
+        known = self._steps.get((shape, distill))
+        if known is not None:
+            return known, widths
+        caps = dict(self._caps[shape])
+        masks = {name: widths[i] for i, name in enumerate(names)}
+        _, builder = self.forward(spec, probe, masks=masks, caps=caps)  # makes (or grows) its variables
+        if self.shared.version != self._version:
+            self._forget_traces()
+        keys = sorted(builder.used)
+        variables = [self.shared.variables[k] for k in keys]
+        sums = [self._sum(k) for k in keys]
+        loss_function = self.distill_loss if distill else self.loss
+
+        @tf.function(autograph=False, reduce_retracing=True)
+        def step(x, target, vector):
+            with tf.GradientTape() as tape:
+                outputs, _ = self.forward(spec, x, masks={name: vector[i] for i, name in enumerate(names)},
+                                          caps=caps)
+                loss = loss_function(target, outputs)
+            for total, gradient in zip(sums, tape.gradient(loss, variables)):
+                if gradient is not None:
+                    total.assign_add(tf.convert_to_tensor(gradient))
+            return loss, outputs
+
+        self._steps[(shape, distill)] = step
+        return step, widths
+
+    def _forget_traces(self) -> None:
+        self._steps.clear()
+        self._apply = None
+        self._version = self.shared.version
+
+    def _sum(self, key: str):
+        """The variable that sums a step's gradients of `key` over its sub-networks."""
+        import tensorflow as tf
+
+        variable = self.shared.variables[key]
+        total = self._sums.get(key)
+        if total is None or tuple(total.shape) != tuple(variable.shape):
+            total = self._sums[key] = tf.Variable(tf.zeros_like(variable), trainable=False)
+            self._apply = None
+        return total
+
+    def _apply_sums(self, learning_rate) -> None:
+        """One Adam step with the summed gradients of the step's sub-networks (BigNAS's sandwich), traced
+        once per set of variables."""
+        import tensorflow as tf
+
+        if self._apply is None:
+            keys = sorted(self._sums)
+            variables = [self.shared.variables[k] for k in keys]
+            sums = [self._sums[k] for k in keys]
+            slots = [self.optimizer.slots(k, v) for k, v in zip(keys, variables)]
+
+            @tf.function(autograph=False)
+            def apply(rate):
+                self.optimizer.update(variables, slots, [tf.convert_to_tensor(t) for t in sums], rate)
+                for total in sums:
+                    total.assign(tf.zeros_like(total))
+
+            self._apply = apply
+        self._apply(learning_rate)
+
+    def train_step(self, x, y, rng: random.Random, learning_rate: float) -> float:
+        """One sandwich step on a batch; returns the largest network's loss."""
+        import tensorflow as tf
+
+        x = tf.constant(x)
+        y = tf.constant(y)
+        teacher, first = None, 0.0
+        for i, spec in enumerate(self.sandwich(rng)):
+            distill = teacher is not None and self.distill
+            step, widths = self._step(spec, distill, x[:2])
+            loss, outputs = step(x, teacher if distill else y, widths)
+            if i == 0:
+                teacher, first = tf.stop_gradient(outputs), float(loss)
+        self._apply_sums(tf.constant(learning_rate, tf.float32))
+        return first
+
+    def train(self, x, y, *, epochs: int, batch_size: int = 64,
+              on_epoch_end: Callable[[Supernet], None] | None = None) -> list[dict]:
+        """Trains until `epochs` epochs are done (a resumed supernet goes on from `epochs_done`), the
+        learning rate decaying along a cosine over all of them. The last incomplete batch is dropped."""
+        import time
+
+        x, y = np.asarray(x, dtype="float32"), np.asarray(y)
+        batch_size = max(1, min(batch_size, len(x)))
+        steps_per_epoch = max(1, len(x) // batch_size)
+        total = max(1, epochs * steps_per_epoch)
+        while self.epochs_done < epochs:
+            epoch = self.epochs_done
+            rng = random.Random(self.seed * 100_003 + epoch)
+            order = np.random.default_rng(self.seed * 100_003 + epoch).permutation(len(x))
+            started, losses = time.perf_counter(), []
+            for step in range(steps_per_epoch):
+                index = order[step * batch_size:(step + 1) * batch_size]
+                done = epoch * steps_per_epoch + step
+                rate = self.learning_rate * 0.5 * (1 + math.cos(math.pi * done / total))
+                losses.append(self.train_step(x[index], y[index], rng, rate))
+            self.epochs_done += 1
+            self.history.append({"epoch": self.epochs_done, "largest_loss": float(np.mean(losses)),
+                                 "seconds": time.perf_counter() - started})
+            if on_epoch_end is not None:
+                on_epoch_end(self)
+        return self.history
+
+    # -- reading a sub-network off -------------------------------------------------------------------
+
+    def calibrate(self, spec, x, batch_size: int = 64, batches: int = 8) -> dict:
+        """Batch normalisation statistics of `spec` over a few batches of `x`."""
+        sums: dict = {}
+        for start in range(0, min(len(x), batch_size * batches), batch_size):
+            self.forward(spec, np.asarray(x[start:start + batch_size], "float32"), "calibrate", sums)
+        statistics = {}
+        for key, (count, total, squares) in sums.items():
+            mean = total / count
+            statistics[key] = (mean.astype("float32"), np.maximum(squares / count - mean**2, 0).astype("float32"))
+        return statistics
+
+    def weights_of(self, spec, calibration_x, batch_size: int = 64, batches: int = 8) -> dict[str, list]:
+        """Each Keras layer's weights for `spec`, sliced off the supernet, its statistics recalibrated."""
+        statistics = self.calibrate(spec, calibration_x, batch_size, batches)
+        _, builder = self.forward(spec, np.asarray(calibration_x[:2], "float32"), "infer", statistics, record=True)
+        return builder.weights
+
+    def load_into(self, model, spec, calibration_x, batch_size: int = 64, batches: int = 8) -> None:
+        """Sets a rendered model's weights (the family's ordinary Keras model of `spec`) from the supernet."""
+        weights = self.weights_of(spec, calibration_x, batch_size, batches)
+        for layer in model.layers:
+            if layer.name in weights:
+                layer.set_weights(weights[layer.name])
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Writes the supernet's state (weights, optimizer, epochs done) atomically to `path` (.npz)."""
+        import json
+        from pathlib import Path
+
+        path = Path(path)
+        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        arrays = {f"w|{k}": v for k, v in self.shared.state().items()}
+        arrays.update({f"o|{k}": v for k, v in self.optimizer.state().items()})
+        arrays["meta"] = np.asarray(json.dumps({"epochs_done": self.epochs_done, "history": self.history}))
+        with open(temporary, "wb") as file:
+            np.savez(file, **arrays)  # type: ignore[arg-type]
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+
+    def restore(self, path) -> None:
+        import json
+
+        with np.load(path, allow_pickle=False) as data:
+            self.shared.load({k[2:]: data[k] for k in data.files if k.startswith("w|")})
+            self.optimizer.load({k[2:]: data[k] for k in data.files if k.startswith("o|")})
+            meta = json.loads(str(data["meta"]))
+        self.epochs_done, self.history = int(meta["epochs_done"]), list(meta["history"])

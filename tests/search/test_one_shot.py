@@ -1,0 +1,151 @@
+"""One-shot search: one weight-sharing supernet, every trial read off it, the best few fine-tuned."""
+
+import json
+import random
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_structopt as kso
+from keras_structopt.search import structural_oracle
+from keras_structopt.search._one_shot import evaluate
+from keras_structopt.search._supernet import Supernet, random_values, shape_of, spec_of
+
+
+@pytest.fixture(scope="module")
+def images():
+    return kso.data.load_digits_split("image", seed=0)
+
+
+@pytest.fixture(scope="module")
+def flat():
+    return kso.data.load_digits_split("flat", seed=0)
+
+
+def _draws(hypermodel, count, seed=0):
+    rng = random.Random(seed)
+    return [spec_of(hypermodel, random_values(hypermodel, rng)) for _ in range(count)]
+
+
+@pytest.mark.parametrize("case", ["conv", "conv1d", "dense"])
+def test_a_sub_network_read_off_the_supernet_is_the_familys_own_model(case, images, flat):
+    # Every block kind and connection: the sub-network the supernet computes (sliced, and masked as
+    # it trains) is the family's ordinary Keras model with the weights read off, output for output
+    # (no dropout: training mode drops at random).
+    if case == "conv":
+        hypermodel = kso.ConvHyperModel(input_shape=(8, 8, 1), outputs=10, filters=(8, 24),
+                                        connection=["plain", "dense"], dropout=0.0, seed=0)
+        x = images.train[0][:64]
+    elif case == "conv1d":
+        hypermodel = kso.Conv1DHyperModel(input_shape=(64,), outputs=10, filters=(8, 24), pooling=["avg", "flatten"],
+                                          dropout=0.0, seed=0)
+        x = flat.train[0][:64]
+    else:
+        hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 3), units=(4, 32),
+                                         connection=["plain", "residual", "dense"], batch_norm=[False, True], dropout=0.0,
+                                         seed=0)
+        x = flat.train[0][:64]
+    supernet = Supernet(hypermodel, seed=0, pool=2)
+    kinds = set()
+    for spec in _draws(hypermodel, 6):
+        kinds.add((spec.blocks[0].kind, spec.connection))
+        _, names, widths = supernet._shape(spec)
+        masks = {name: widths[i] for i, name in enumerate(names)}
+        sliced = supernet.forward(spec, x, "train")[0].numpy()
+        masked = supernet.forward(spec, x, "train", masks=masks)[0].numpy()
+        np.testing.assert_allclose(masked, sliced, atol=1e-5)  # masked training computes the same network
+        model = kso.render(spec, keras)
+        supernet.load_into(model, spec, x)
+        expected = supernet.forward(spec, x, "infer", supernet.calibrate(spec, x))[0].numpy()
+        np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
+        assert kso.architecture_of(model) == spec
+    assert len(kinds) >= 2
+
+
+def test_networks_of_one_shape_share_a_traced_graph():
+    a = kso.space.Architecture("dense", (4,), [kso.Block("dense", 8), kso.Block("dense", 6)], outputs=3)
+    b = kso.space.Architecture("dense", (4,), [kso.Block("dense", 16), kso.Block("dense", 3)], outputs=3)
+    c = kso.space.Architecture("dense", (4,), [kso.Block("dense", 16)], outputs=3)
+    assert shape_of(a)[0] == shape_of(b)[0] != shape_of(c)[0]
+    assert shape_of(b)[1] == {"block_0_dense": 16, "block_1_dense": 3}
+
+
+def test_a_one_shot_search_trains_the_supernet_once_and_fine_tunes_the_best(tmp_path, flat):
+    hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 2), units=(8, 48), seed=0)
+    search = kso.search.OneShotSearch(hypermodel, objective="val_accuracy", max_trials=6, fine_tune=2,
+                                      max_params=3000, directory=tmp_path, project_name="one_shot", seed=1)
+    fixed = {p.name for p in search.oracle.hyperparameters.space if p.__class__.__name__ == "Fixed"}
+    assert "learning_rate" in fixed  # trials are not trained: the training settings are not searched
+    search.search(*flat.train, validation_data=flat.validation, epochs=6, verbose=0)
+    project = tmp_path / "one_shot"
+    record = json.loads((project / "one_shot.json").read_text())
+    assert record["supernet"]["epochs"] == 6 and (project / "supernet.npz").is_file()
+    trials = list(search.oracle.trials.values())
+    assert len(trials) == 6 and all(t.status == "COMPLETED" for t in trials)
+    assert all(hypermodel.architecture(t.hyperparameters).count_params() <= 3000 for t in trials)  # the budget
+    assert all(not (project / f"trial_{t.trial_id}" / "curves.json").exists() for t in trials)  # none trained
+    tuned = [row for row in record["trials"] if row["fine_tuned"] is not None]
+    assert len(tuned) == 2 and len(record["trials"]) == 6
+    best = search.oracle.get_best_trials(1)[0]
+    model = search.get_best_models(1)[0]
+    assert kso.architecture_of(model) == hypermodel.architecture(best.hyperparameters)
+    # The best trial's objective is what its saved model scores; the supernet's score is kept beside it.
+    score = evaluate(model, *flat.validation)["accuracy"]
+    assert best.metrics.get_best_value("val_accuracy") == pytest.approx(score, abs=1e-6)
+    assert best.metrics.exists("supernet_val_accuracy")
+    assert score >= 0.85  # a 3,000-parameter MLP, six epochs of fine-tuning
+    # A new search over the same project resumes: nothing is trained again.
+    again = kso.search.OneShotSearch(hypermodel, objective="val_accuracy", max_trials=6, fine_tune=2,
+                                     max_params=3000, directory=tmp_path, project_name="one_shot", seed=1)
+    stamp = (project / "supernet.npz").stat().st_mtime_ns
+    again.search(*flat.train, validation_data=flat.validation, epochs=6, verbose=0)
+    assert (project / "supernet.npz").stat().st_mtime_ns == stamp
+    assert json.loads((project / "one_shot.json").read_text())["trials"] == record["trials"]
+
+
+def test_any_structural_oracle_proposes_the_sub_networks(tmp_path, flat):
+    hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 2), units=(8, 32), seed=0)
+    oracle = structural_oracle(keras_tuner.oracles.BayesianOptimizationOracle)(
+        objective="val_loss", max_trials=4, num_initial_points=2, seed=1)
+    search = kso.search.OneShotSearch(hypermodel, oracle=oracle, fine_tune=1, cost="params",
+                                      directory=tmp_path, project_name="bayes")
+    search.search(*flat.train, validation_split=0.2, epochs=2, verbose=0)
+    assert type(search.oracle).__name__ == "StructuralBayesianOptimizationOracle"
+    assert len(search.oracle.trials) == 4
+    assert all(t.metrics.exists("params") for t in search.oracle.trials.values())  # the cost-aware score applies
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: kso.search.OneShotSearch(kso.RecurrentHyperModel(input_shape=(8, 8), outputs=10),
+                                            objective="val_accuracy", directory=d),
+         r"Expected a HyperModel of the dense, conv or conv1d family for a one-shot search"),
+        (lambda d: kso.search.OneShotSearch(kso.DenseHyperModel(input_shape=(4,), outputs=3), objective="accuracy",
+                                            directory=d),
+         r"Expected a validation objective \(val_\.\.\.\).*Received: objective='accuracy'"),
+        (lambda d: kso.search.OneShotSearch(kso.DenseHyperModel(input_shape=(4,), outputs=3), objective="val_loss",
+                                            folds=3, directory=d),
+         r"Expected no folds for a one-shot search"),
+        (lambda d: kso.search.OneShotSearch(kso.DenseHyperModel(input_shape=(4,), outputs=3), objective="val_loss",
+                                            fine_tune=0, directory=d),
+         r"Expected fine_tune to be an int >= 1\. Received: fine_tune=0\."),
+    ],
+)
+def test_bad_settings_fail_before_any_training(tmp_path, make, message):
+    with pytest.raises(kso.ConfigurationError, match=message):
+        make(tmp_path)
+
+
+def test_data_a_supernet_cannot_train_on_is_refused_before_training(tmp_path):
+    search = kso.search.OneShotSearch(kso.DenseHyperModel(input_shape=(4,), outputs=3), objective="val_loss",
+                                      directory=tmp_path, project_name="data")
+    x, y = np.zeros((20, 4), "float32"), np.arange(20) % 3
+    with pytest.raises(kso.ConfigurationError, match=r"Expected validation_data=\(x, y\) or a validation_split"):
+        search.search(x, y, epochs=1)
+    with pytest.raises(kso.ConfigurationError, match=r"Expected x to be a NumPy array.*Received: _\w*Dataset"):
+        search.search(tf.data.Dataset.from_tensor_slices((x, y)), validation_data=(x, y), epochs=1)
+    assert not (tmp_path / "data" / "supernet.npz").exists()
