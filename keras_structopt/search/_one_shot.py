@@ -4,7 +4,7 @@
 `results_summary`, `get_best_models`). Its `search` does three things:
 
 1. **Trains the supernet** (`keras_structopt.search._supernet.Supernet`): the HyperModel's
-   whole space as one network, once, with the sandwich rule and in-place distillation. It is
+   whole space as one network, once, with the sandwich rule. It is
    checkpointed after every epoch (`supernet.npz` in the project), so a killed search resumes
    without training it again.
 2. **Runs the trials** as any tuner does: the oracle (random by default; any
@@ -30,6 +30,7 @@ transformer, tabular and recommender families train every trial (use another tun
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import time
 from pathlib import Path
@@ -88,7 +89,8 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
         supernet_epochs: Epochs of supernet training (None: the `epochs` given to `search`).
         fine_tune: How many of the best trials are fine-tuned after the search (>= 1).
         fine_tune_epochs: Their most epochs (None: the `epochs` given to `search`), with early
-            stopping on the objective (patience: a tenth of them, at least 3).
+            stopping on the objective (patience: a sixth of them, at least 5; the best epoch's
+            weights kept).
         pool: How many network shapes (layers and block kinds; any widths) the supernet trains
             besides the largest and the smallest: each is traced into a graph once.
         random_subnets: Random sub-networks per training step, besides the largest and the smallest.
@@ -97,13 +99,17 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
             `search` if larger).
         calibration_examples: Training examples each sub-network's batch normalisation
             statistics are recalibrated on.
+        distill: In-place distillation: the sub-networks but the largest learn from its
+            predictions, not the labels (off by default: measured, it left the sub-networks
+            worse; see `keras_structopt.search._supernet`).
         oracle: A `StructuralOracle` (for example
             `structural_oracle(keras_tuner.oracles.BayesianOptimizationOracle)(objective=...,
             max_trials=...)`); None makes a random search's from `objective`, `max_trials`
             and `seed`.
         **kwargs: `keras_structopt.search.tuner`'s features (`cost`, `max_params`, ...) and
             Keras Tuner's arguments (`objective`, `max_trials`, `directory`, ...). Not
-            accepted: `folds`, `isolate_trials`, `median_stopping`, `donors` (a trial does not train).
+            accepted: `folds`, `isolate_trials`, `median_stopping`, `donors`, `prescreen` (a trial
+            does not train).
 
     Example:
         >>> import keras_structopt as kso
@@ -122,8 +128,9 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
     def __init__(self, hypermodel: keras_tuner.HyperModel | None = None, *, supernet_epochs: int | None = None,
                  fine_tune: int = 3, fine_tune_epochs: int | None = None, pool: int = 12,
                  random_subnets: int = 2, supernet_learning_rate: float = 3e-3,
-                 supernet_batch_size: int | None = None, calibration_examples: int = 512, **kwargs: Any):
-        for name in ("folds", "isolate_trials", "median_stopping", "donors"):
+                 supernet_batch_size: int | None = None, calibration_examples: int = 512, distill: bool = False,
+                 **kwargs: Any):
+        for name in ("folds", "isolate_trials", "median_stopping", "donors", "prescreen"):
             if kwargs.get(name) not in (None, False, ()):
                 raise _checks.error(
                     f"Expected no {name} for a one-shot search (its trials are read off the supernet, not "
@@ -154,6 +161,7 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
         self.pool, self.random_subnets = pool, random_subnets
         self.supernet_learning_rate, self.supernet_batch_size = supernet_learning_rate, supernet_batch_size
         self.calibration_examples = calibration_examples
+        self.distill = bool(distill)
         # The training settings (learning rate, optimizer) are not searched: trials are not trained, so
         # they could not tell them apart; the winner is fine-tuned with their defaults.
         if kwargs.get("oracle") is None:
@@ -198,9 +206,17 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
             return None
         kwargs = {k: v for k, v in fit_kwargs.items() if k not in ("validation_split", "x", "y")}
         kwargs["validation_data"] = validation
-        super().search(x, y, max_time=left, **kwargs)
-        left = None if seconds is None else seconds - (time.monotonic() - started)
-        self._fine_tune_best(self.fine_tune_epochs or epochs, fit_kwargs, left)
+        # The supernet's traced graphs are many long-lived objects: every garbage collection (Keras
+        # Tuner collects around each build) would walk them all, about 0.3 s each. Frozen, they are
+        # left out of collections until the search ends.
+        gc.collect()
+        gc.freeze()
+        try:
+            super().search(x, y, max_time=left, **kwargs)
+            left = None if seconds is None else seconds - (time.monotonic() - started)
+            self._fine_tune_best(self.fine_tune_epochs or epochs, fit_kwargs, left)
+        finally:
+            gc.unfreeze()
         self._write_record()
         return None
 
@@ -226,7 +242,8 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
     def _train_supernet(self, x, y, epochs: int, batch_size: int, seconds, started) -> Supernet:
         path = Path(self.project_dir) / SUPERNET_FILE
         supernet = Supernet(self.hypermodel, seed=self._seed(), learning_rate=self.supernet_learning_rate,
-                            random_subnets=self.random_subnets, pool=self.pool, admit=self._within_budgets)
+                            random_subnets=self.random_subnets, pool=self.pool, distill=self.distill,
+                            admit=self._within_budgets)
         if path.exists():
             supernet.restore(path)  # a resumed search: the epochs done are not trained again
 
@@ -276,7 +293,7 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
             if left is not None and time.monotonic() - started >= left:
                 break
             model = self.load_model(trial)
-            patience = max(3, epochs // 10)
+            patience = max(5, epochs // 6)
             stop = keras.callbacks.EarlyStopping(monitor=objective.name, mode=objective.direction, patience=patience,
                                                  restore_best_weights=True)
             callbacks = [stop] + [c for c in self.copy_callbacks(fit_kwargs.get("callbacks") or [])]

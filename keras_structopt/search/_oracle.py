@@ -6,7 +6,8 @@ grid, Bayesian optimisation, Hyperband, evolution, Optuna) through the documente
 * `populate_space`: a candidate over a parameter or MAC budget, the same network as an
   earlier trial, or one in the region of a trial that diverged is refused before
   anything is built (it is no trial, costs no training, and is recorded in `rejected`);
-  warm-start candidates (`queue`) are handed out first.
+  warm-start candidates (`queue`) are handed out first; with a zero-cost screen
+  (`prescreen=`), a new network is the best-scoring of several admissible draws.
 * `score_trial`: with a cost, the score is the metric traded against the network's cost,
   `metric -/+ cost_weight * log2(cost / reference)`, in the objective's own direction
   (Keras Tuner's: a lower error is better), so every strategy, Hyperband's brackets and
@@ -32,6 +33,7 @@ from keras_structopt import _checks, _keras_tuner
 from keras_structopt._trial_files import read_note, write_note
 from keras_structopt._types import Cost
 from keras_structopt.search._failures import diverged_trials, near_failure, trial_vector
+from keras_structopt.search._screen import SCREEN_NOTE
 from keras_structopt.search._stopping import STOPPED_METRIC
 
 COSTS = ("params", "macs")
@@ -86,6 +88,7 @@ class StructuralOracle(keras_tuner.Oracle):
 
     hypermodel: Any = None
     time_budget: Any = None  # a search's TimeBudget (max_time), set for the length of one search() call
+    screen: Any = None  # a search's Screen (prescreen=), set for the length of one search() call
     start_order: list[str]
     max_params: int | None = None
     max_macs: int | None = None
@@ -215,7 +218,27 @@ class StructuralOracle(keras_tuner.Oracle):
             # Keep the tuner's own bookkeeping (Hyperband's epochs and bracket) with the new values.
             replacement.update({k: v for k, v in values.items() if k.startswith("tuner/") and k not in replacement})
             values = replacement
+        if self.screen is not None and "tuner/trial_id" not in values:  # a new network: screen it among others
+            values = self._screened(trial_id, values, seen)
         return {"status": "RUNNING", "values": values}
+
+    def _screened(self, trial_id, first: dict, seen: set[str]) -> dict:
+        """The best of `screen.draws` admissible candidates (`first` and random others) by the screen's score."""
+        candidates, attempts = [first], 0
+        distinct = self.deduplicate and getattr(self, "describes", False)
+        while len(candidates) < self.screen.draws and attempts < ATTEMPTS:
+            attempts += 1
+            values = _keras_tuner.random_values(self)
+            if values is None:
+                break
+            values.update({k: v for k, v in first.items() if k.startswith("tuner/")})
+            drawn = {structure_key(self.hypermodel, c) for c in candidates} if distinct else set()
+            if not self._refused(values, seen | drawn):
+                candidates.append(values)
+        scores = self.screen.scores(candidates)
+        best = max(range(len(candidates)), key=lambda i: scores[i])
+        write_note(self.project_dir, trial_id, {SCREEN_NOTE: {"scores": scores, "trained": best}})
+        return candidates[best]
 
     def score_trial(self, trial):
         super().score_trial(trial)

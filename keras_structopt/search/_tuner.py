@@ -71,6 +71,7 @@ from keras_structopt.search._hparams import tensorboard_log_dir, write_hparams
 from keras_structopt.search._isolated import check_supported, run_isolated, save_data
 from keras_structopt.search._oracle import COSTS, DEFAULT_COST_WEIGHT, SCORE, StructuralOracle, costs, structural_oracle
 from keras_structopt.search._project import write_search_file
+from keras_structopt.search._screen import Screen, check_prescreen, screening_batch
 from keras_structopt.search._stopping import STOPPED_METRIC, MedianStopper, MedianStopping, stopped_note
 from keras_structopt.search._transfer import inherit_weights, load_donors
 
@@ -138,7 +139,7 @@ class StructuralTuner(_keras_tuner.TunerHooks):
                  cost: Cost | None = None,
                  cost_weight: float = DEFAULT_COST_WEIGHT, max_params: int | None = None,
                  max_macs: int | None = None, max_latency_ms: float | None = None, deduplicate: bool = True,
-                 median_stopping: MedianStopping | bool | None = None,
+                 median_stopping: MedianStopping | bool | None = None, prescreen: int | None = None,
                  donors: Sequence[Model | PathLike] | None = None, inherit_head: bool = False,
                  isolate_trials: bool = False, dtype_policy: str | None = None, jit_compile: bool | str = "auto",
                  oracle: StructuralOracle | None = None, **kwargs: Any):
@@ -197,6 +198,7 @@ class StructuralTuner(_keras_tuner.TunerHooks):
         # The tuner's own copy of the oracle's features: a distributed worker's oracle is a client of the chief's.
         self.cost, self.cost_weight, self.deduplicate = oracle.cost, oracle.cost_weight, oracle.deduplicate
         self.max_params, self.max_macs = oracle.max_params, oracle.max_macs
+        self.prescreen = check_prescreen(prescreen, oracle)
         self.fold_data: tuple | None = None  # (x, y, fit arguments) of a cross-validated search, for the refit
         self.isolate_trials = bool(isolate_trials)
         self._isolated_fit: dict = {}
@@ -252,6 +254,8 @@ class StructuralTuner(_keras_tuner.TunerHooks):
             return super().search(*fit_args, **fit_kwargs)
         write_search_file(self)  # what `Project` (and `keras-structopt report`) reads back
         self.oracle.time_budget = self._time_budget
+        if self.prescreen is not None:
+            self.oracle.screen = Screen(self.prescreen, self.hypermodel, screening_batch(fit_args, fit_kwargs))
         try:
             result = super().search(*fit_args, **fit_kwargs)
         except RuntimeError as error:  # Keras Tuner's max_consecutive_failed_trials
@@ -260,7 +264,7 @@ class StructuralTuner(_keras_tuner.TunerHooks):
                 raise
             raise failed from None
         finally:
-            self.oracle.time_budget = None
+            self.oracle.time_budget = self.oracle.screen = None
             if self._time_budget is not None:
                 self._time_budget.write(self.project_dir)
         check_completed(self.oracle, self.project_dir)
@@ -472,6 +476,10 @@ def tuner(base: type[keras_tuner.Tuner], hypermodel: keras_tuner.HyperModel | No
         deduplicate: Replace candidates that describe a network already tried.
         median_stopping: A `MedianStopping` rule (or True for its defaults): a trial
             below the median of the finished trials at the same epoch stops.
+        prescreen: None, or how many admissible candidates a random search (or Hyperband)
+            draws for each new trial: their untrained networks are scored by NASWOT's
+            zero-cost proxy on the first 64 training examples and only the best is trained
+            (see `keras_structopt.search._screen`; whether it helps is measured in the README).
         donors: Keras 3 models (or `.keras` paths) each candidate inherits weights from
             (see `keras_structopt.search.inherit_weights`).
         inherit_head: Also inherit the donor's output layer (default False: a fresh head,
