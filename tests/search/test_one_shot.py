@@ -158,7 +158,7 @@ def test_the_supernet_ranks_sub_networks_as_fine_tuning_does(tmp_path, flat):
     hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 3), units=(4, 64),
                                      connection=["plain", "residual"], dropout=0.0, seed=0)
     search = kso.search.OneShotSearch(hypermodel, objective="val_loss", max_trials=12, fine_tune=12,
-                                      fine_tune_epochs=5, supernet_epochs=40, directory=tmp_path,
+                                      fine_tune_epochs=20, supernet_epochs=30, supernet_batch_size=32, directory=tmp_path,
                                       project_name="ranking", seed=2)
     search.search(*flat.train, validation_data=flat.validation, epochs=5, verbose=0)
     record = json.loads((tmp_path / "ranking" / "one_shot.json").read_text())
