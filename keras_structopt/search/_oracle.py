@@ -33,7 +33,6 @@ from keras_structopt import _checks, _keras_tuner
 from keras_structopt._trial_files import read_note, write_note
 from keras_structopt._types import Cost
 from keras_structopt.search._failures import diverged_trials, near_failure, trial_vector
-from keras_structopt.search._screen import SCREEN_NOTE
 from keras_structopt.search._stopping import STOPPED_METRIC
 
 COSTS = ("params", "macs")
@@ -41,6 +40,7 @@ SCORE = "cost_aware_score"
 DEFAULT_COST_WEIGHT = 0.01  # halving the cost is worth one point of accuracy
 ATTEMPTS = 200  # replacement draws before a budget or duplicate check gives up
 WARM_NOTE = "warm_start"  # a trial's note: where its structure came from
+SCREEN_NOTE = "prescreen"  # a trial's note: the zero-cost scores of the candidates drawn with it
 
 
 def values_with(hypermodel, values: dict) -> keras_tuner.HyperParameters:

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt.search._oracle import SCREEN_NOTE, values_with
 
-SCREEN_NOTE = "prescreen"
+__all__ = ["SCREEN_NOTE", "Screen", "check_prescreen", "naswot_score", "screening_batch"]
+
 RECTIFIERS = ("relu", "relu6", "elu", "gelu", "swish", "silu")  # activations whose sign makes a pattern
 BATCH = 64  # examples in the scoring batch (the paper's 128 at most; K is BATCH x BATCH)
 
@@ -118,8 +120,6 @@ class Screen:
         self.draws, self.hypermodel, self.x = int(draws), hypermodel, x
 
     def scores(self, candidates: list[dict]) -> list[float]:
-        from keras_structopt.search._oracle import values_with
-
         found = []
         for values in candidates:
             model = self.hypermodel.build(values_with(self.hypermodel, values))
