@@ -219,6 +219,7 @@ def _run_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 JOB_SECTIONS = ("search", "compression", "export")
+RESERVED_NAMES = ("tuner", "tflite", "worker-logs", "report")  # folders of OUT that are not a model's
 # HyperModel arguments a job's [space] cannot set: the command sets them from the data.
 _SPACE_FIXED = ("input_shape", "outputs", "seed", "vocabulary_size", "name", "tunable")
 
@@ -456,8 +457,12 @@ def _validate(args) -> None:
     _checks.positive_int("--trials", args.trials)
     _checks.positive_int("--epochs", args.epochs)
     args.budget = parse_duration("--budget", args.budget)
-    if not _checks.is_int(args.workers) or args.workers < 0:
-        raise _checks.error(f"Expected --workers to be an int >= 0. Received: --workers={args.workers!r}.")
+    most = os.cpu_count() or 1
+    if not _checks.is_int(args.workers) or not 0 <= args.workers <= most:
+        raise _checks.error(
+            f"Expected --workers to be an int from 0 to {most} (this machine's CPU cores: each worker is a process "
+            f"that trains). Received: --workers={args.workers!r}."
+        )
     _validate_compression(args)
     _validate_output(args)
     project = Path(args.out) / "tuner"
@@ -549,11 +554,18 @@ def _validate_output(args) -> None:
 
     if args.name is None:
         args.name = args.default_name
-    if not isinstance(args.name, str) or not _NAME.match(args.name):
+    if not isinstance(args.name, str) or not _NAME.fullmatch(args.name):
         raise _checks.error(
             "Expected --name to be a model name of letters, digits, '.', '_' and '-' (no path separators). "
             f"Received: --name={args.name!r}."
         )
+    if args.name in RESERVED_NAMES:
+        raise _checks.error(
+            f"Expected --name to differ from the output directory's own folders {list(RESERVED_NAMES)} (the model's "
+            f"versions are written under OUT/NAME). Received: --name={args.name!r}."
+        )
+    if not str(args.out).strip():
+        raise _checks.error("Expected --out to name a directory. Received: --out='' (an empty path).")
     _checks.writable_directory("--out", args.out)
 
 

@@ -59,7 +59,11 @@ def write(relative, content):
 
 
 def cli(tmp, *flags):
-    raise SystemExit(main(["run", "--out", str(tmp / "out"), *flags]))
+    command("run", "--out", str(tmp / "out"), *flags)
+
+
+def command(*argv):
+    raise SystemExit(main(list(argv)))
 
 
 NAN_X = X.copy()
@@ -141,6 +145,11 @@ ROWS = [
     ("command: resume a corrupted search", write("out/tuner/oracle.json", "garbage"), lambda t: cli(t, "--resume"), r"Expected a project directory Keras Tuner can resume\. Received: .*oracle\.json', which cannot be read"),
     ("command: unknown view", None, lambda t: cli(t, "--view", "sideways"), r"Expected --view to be one of \['flat', 'rows', 'image', 'tokens'\]\. Received: --view='sideways'"),
     ("command: a model name with a path", None, lambda t: cli(t, "--name", "../digits"), r"Expected --name to be a model name of letters, digits, '\.', '_' and '-' \(no path separators\)\. Received: --name='\.\./digits'\."),
+    ("command: a model name ending in a newline", None, lambda t: cli(t, "--name", "digits\n"), r"Expected --name to be a model name of letters, digits.*Received: --name='digits\\n'\."),
+    ("command: a model name that is the tuner's folder", None, lambda t: cli(t, "--name", "tuner"), r"Expected --name to differ from the output directory's own folders \['tuner', 'tflite', 'worker-logs', 'report'\].*Received: --name='tuner'\."),
+    ("command: an empty --out", None, lambda t: command("run", "--out", ""), r"Expected --out to name a directory\. Received: --out='' \(an empty path\)\."),
+    ("command: more workers than cores", None, lambda t: cli(t, "--workers", "100000"), r"Expected --workers to be an int from 0 to \d+ \(this machine's CPU cores: each worker is a process that trains\)\. Received: --workers=100000\."),
+    ("export: a name ending in a newline", None, lambda t: kso.export_saved_model(tiny_model(), t / "models", "digits\n"), r"Expected name to be a model name of letters, digits.*Received: name='digits\\n'\."),
     ("command: prune epochs zero", None, lambda t: cli(t, "--max-accuracy-loss", "none", "--prune-epochs", "0"), r"Expected --prune-epochs to be an int >= 1\. Received: --prune-epochs=0"),
     ("command: sparsity above one", None, lambda t: cli(t, "--sparsity", "1.5"), r"Expected --sparsity to be a float with 0 <= --sparsity < 1\. Received: --sparsity=1\.5\."),
     ("command: one cluster", None, lambda t: cli(t, "--clusters", "1"), r"Expected --clusters to be an int in \[2, 256\]\. Received: --clusters=1\."),

@@ -164,6 +164,7 @@ class TabularSchema:
         for name, array in columns.items():
             is_categorical = name in categorical or (name not in numeric and _is_categorical_dtype(array))
             if is_categorical:
+                _check_present(array, f"x[{name!r}]")
                 kind = "integer" if array.dtype.kind in "iu" else "string"
                 values = array.astype(np.int64).tolist() if kind == "integer" else _as_strings(array).tolist()
                 counts = Counter(values)
@@ -261,6 +262,7 @@ class TabularSchema:
                     )
                 result[name] = array.astype(np.int64).reshape(-1, 1)
             else:
+                _check_present(array, f"{argument}[{name!r}]")
                 result[name] = tf.constant(_as_strings(array).astype(str).reshape(-1, 1))
         return result
 
@@ -292,6 +294,28 @@ def category_indices(feature: dict[str, Any], values) -> np.ndarray:
     else:
         keys = [int(value) for value in array.tolist()]
     return np.asarray([position.get(key, 0) for key in keys], dtype=np.int64).reshape(-1, 1)
+
+
+def _is_missing(value) -> bool:
+    """None, a float NaN, pandas' NA or NaT: a value that is not there."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(value, (float, np.floating)) and value != value
+
+
+def _check_present(array: np.ndarray, name: str) -> None:
+    """Refuses missing values in a categorical column (they would become categories such as 'nan')."""
+    if array.dtype.kind == "f":
+        count = int(np.isnan(array).sum())
+    elif array.dtype.kind == "O":
+        count = sum(1 for value in array if _is_missing(value))
+    else:
+        count = 0
+    if count:
+        raise _checks.error(
+            f"Expected categorical column {name} to have no missing values (None, NaN, pd.NA); fill them first, for "
+            f"example with a 'missing' category of your own. Received: {count} missing of {len(array)} rows."
+        )
 
 
 def _check_finite(values: np.ndarray, name: str) -> None:

@@ -12,7 +12,7 @@ from keras_structopt import _checks
 from keras_structopt._types import Model, PathLike
 from keras_structopt.export._signature import write_saved_model
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # matched whole (fullmatch): no trailing newline slips through
 
 
 def existing_versions(directory, name) -> list[int]:
@@ -55,7 +55,7 @@ def export_saved_model(model: Model, directory: PathLike, name: str, version: in
         >>> kso.export_saved_model(model, base, "digits").name
         '2'
     """
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise _checks.error(
             "Expected name to be a model name of letters, digits, '.', '_' and '-' "
             f"(no path separators). Received: name={name!r}."

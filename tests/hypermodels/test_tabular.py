@@ -82,6 +82,18 @@ def test_the_schema_is_read_from_the_table():
     "call, message",
     [
         (lambda: TabularSchema.from_data({"a": [1.0, np.nan]}), r"Expected x\['a'\] to hold finite numbers"),
+        # Missing categories are refused, never turned into categories named "None", "nan" or "<NA>".
+        (lambda: TabularSchema.from_data({"c": np.array(["a", None, "b"], dtype=object)}),
+         r"Expected categorical column x\['c'\] to have no missing values \(None, NaN, pd\.NA\).*Received: 1 missing "
+         r"of 3 rows\."),
+        (lambda: TabularSchema.from_data({"c": np.array(["a", np.nan, np.nan, "b"], dtype=object)}),
+         r"Received: 2 missing of 4 rows\."),
+        (lambda: TabularSchema.from_data(pd.DataFrame({"c": pd.array(["a", pd.NA, "b"], dtype="string")})),
+         r"Expected categorical column x\['c'\] to have no missing values.*Received: 1 missing of 3 rows\."),
+        (lambda: TabularSchema.from_data({"c": [1.5, np.nan]}, categorical=["c"]), r"Received: 1 missing of 2 rows\."),
+        (lambda: TabularSchema.from_data({"c": ["a", "b"]}).inputs({"c": np.array(["a", None], dtype=object)},
+                                                                   "validation_data[0]"),
+         r"Expected categorical column validation_data\[0\]\['c'\] to have no missing values.*Received: 1 missing"),
         (lambda: TabularSchema.from_data({"a": [1.0]}, categorical=["b"]),
          r"Expected categorical to name columns of x \['a'\]\. Received: categorical=\['b'\]"),
         (lambda: TabularSchema.from_data({"a": [1.0]}, categorical=["a"], numeric=["a"]), "not both"),
