@@ -302,20 +302,23 @@ def main(argv=None) -> int:
     print("  ".join(name.ljust(width) for name, width in COLUMNS))
     directory = Path(tempfile.mkdtemp(prefix="structopt-search-cost-"))
     rows: list[dict] = []
+
+    def write(finished: bool) -> None:  # after every part: a long run cut short keeps what it measured
+        result = {"epochs": args.epochs, "trials": args.trials, "patience": PATIENCE, "parts": parts,
+                  "finished": finished, "rows": rows}
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+
     try:
-        if "mnist1d" in parts:
-            rows += run_mnist1d(args, directory)
-        if "digits" in parts:
-            rows += run_digits(args, directory)
-        if "prescreen" in parts:
-            rows += run_prescreen(args, directory)
+        for part, run in (("mnist1d", run_mnist1d), ("digits", run_digits), ("prescreen", run_prescreen)):
+            if part in parts:
+                rows += run(args, directory)
+                write(finished=False)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     print()
     print(table(rows))
-    result = {"epochs": args.epochs, "trials": args.trials, "patience": PATIENCE, "rows": rows}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    write(finished=True)
     print(f"\nwrote {args.output}")
     return 0
 

@@ -94,7 +94,8 @@ def naswot_score(model, x) -> float:
     layers = _activations(model)
     if not layers:
         return float("-inf")
-    probe = keras.Model(model.inputs, layers)
+    single = len(model.inputs) == 1  # called with one array: the probe takes one input, not a list of one
+    probe = keras.Model(model.inputs[0] if single else model.inputs, layers)
     outputs = probe(np.asarray(x, "float32"), training=True)
     if not isinstance(outputs, (list, tuple)):
         outputs = [outputs]
