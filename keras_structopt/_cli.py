@@ -10,10 +10,13 @@ plots of an existing search. `python -m keras_structopt` is the same command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -67,6 +70,9 @@ def _add_verbosity_flags(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     parser.add_argument(
         "--verbose", action="store_true", help="let TensorFlow's own log lines through (hidden by default)"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error (one line by default)"
     )
 
 
@@ -382,33 +388,110 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     end_quiet = (lambda: None) if args.verbose else quiet_tensorflow()
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM ends the run as Ctrl-C does
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return _dispatch(args, argv)
+    except (KeyboardInterrupt, Terminated) as stop:
+        # Every process the command started has been ended on the way out (the launcher's `finally`);
+        # what finished is on disk. One line, no traceback; a launched chief or worker says nothing.
+        if not is_worker() and "KERASTUNER_TUNER_ID" not in os.environ:
+            print(f"keras-structopt {args.command}: {_interrupted(args)}", file=sys.stderr, flush=True)
+        return 143 if isinstance(stop, Terminated) else 130
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         end_quiet()
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the command's main thread so that every `finally` runs (as for Ctrl-C)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _interrupted(args) -> str:
+    """The one line an interrupted command prints: what finished, and how to go on."""
+    if args.command != "run":
+        return "interrupted; nothing was written in place of an earlier file: run the same command again"
+    project = Path(args.out) / "tuner"
+    finished = 0
+    for path in project.glob("trial_*/trial.json"):
+        try:
+            finished += json.loads(path.read_text()).get("status") == "COMPLETED"
+        except (OSError, ValueError, AttributeError):
+            continue
+    total = "?" if getattr(args, "tuner", None) == "hyperband" else getattr(args, "trials", "?")
+    return (f"interrupted after {finished} of {total} trials; run the same command with --resume to continue "
+            "(finished trials are kept)")
+
+
 def _dispatch(args, argv) -> int:
+    out = getattr(args, "out", None)
+    fresh = Path(out) if out and not Path(out).exists() else None
+    status = _dispatch_command(args, argv)
+    if status != 0 and fresh is not None:  # refused (or failed) before writing anything: no empty --out left
+        with contextlib.suppress(OSError):
+            fresh.rmdir()
+    return status
+
+
+def _dispatch_command(args, argv) -> int:
     from keras_structopt.errors import ConfigurationError
 
     try:
         if args.command == "run":
             args = parse_run(argv)
-            if args.workers and "KERASTUNER_TUNER_ID" not in os.environ:
-                return run_distributed(args, argv)
-            return run(args)
+            with _writer_lock(args.out, "run"):
+                _check_fresh(args)  # again, under the lock: no other run began the search since
+                if args.workers and "KERASTUNER_TUNER_ID" not in os.environ:
+                    return run_distributed(args, argv)
+                return run(args)
         if args.command == "compress":
             _validate_compression(args)
             _validate_output(args)
-            return compress_command(args)
+            with _writer_lock(args.out, "compress"):
+                return compress_command(args)
         if args.command == "export":
             _checks.one_of("--quantization", args.quantization, ("dynamic", "float16", "none"))
             _validate_output(args)
-            return export_command(args)
+            with _writer_lock(args.out, "export"):
+                return export_command(args)
         return report_command(args)
     except ConfigurationError as error:  # bad flags, a job file, a model or a project that cannot be read
         print(f"keras-structopt {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # anything else: one line, the traceback only with --debug
+        if getattr(args, "debug", False):
+            raise
+        print(f"keras-structopt {args.command}: error: {type(error).__name__}: {error} (run again with --debug "
+              "for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _writer_lock(out, what: str):
+    """The output directory's lock for this command (none in a distributed worker, or in a process
+    whose launcher holds it)."""
+    from keras_structopt._lock import ProjectLock, held_by_launcher
+
+    if is_worker() or held_by_launcher():
+        return contextlib.nullcontext()
+    return ProjectLock(out, what)
+
+
+def _check_fresh(args) -> None:
+    """Refuses a run (not `--resume`) into an `--out` that holds a search."""
+    project = Path(args.out) / "tuner"
+    begun = project.is_dir() and ((project / "oracle.json").exists() or any(project.glob("trial_*")))
+    if begun and not args.resume and not is_worker():  # a worker joins the chief's search; a run refused
+        # before its first trial left an empty project behind, which blocks nothing
+        raise _checks.error(
+            f"Expected --out to hold no earlier search. Received: --out={args.out!r}, whose "
+            f"{str(project)!r} exists; pass --resume to continue that search, or choose another --out."
+        )
 
 
 def parse_duration(name: str, text) -> float | None:
@@ -465,12 +548,11 @@ def _validate(args) -> None:
         )
     _validate_compression(args)
     _validate_output(args)
-    project = Path(args.out) / "tuner"
-    if project.exists() and not args.resume and not is_worker():  # a worker joins the chief's search
-        raise _checks.error(
-            f"Expected --out to hold no earlier search. Received: --out={args.out!r}, whose "
-            f"{str(project)!r} exists; pass --resume to continue that search, or choose another --out."
-        )
+    from keras_structopt._lock import check_free, held_by_launcher
+
+    if not is_worker() and not held_by_launcher():
+        check_free(args.out, "run")  # another run writes there now: said first, with its PID
+    _check_fresh(args)
     if args.dataset != "digits" or args.space is not None:
         # The tfds dataset must be there (offline), and the job's [space] fit the HyperModel: before any work.
         _hypermodel(args, *_data_shape(args))
@@ -881,8 +963,10 @@ def run_distributed(args, argv: list[str]) -> int:
     children = [a for i, a in enumerate(argv) if a != "--workers" and not a.startswith("--workers=")
                 and not (i and argv[i - 1] == "--workers")]
     script = Path(__file__).with_name("__main__.py")
+    from keras_structopt._lock import HELD_ENV
+
     result = launch(script, *children, workers=args.workers, log_dir=Path(args.out) / "worker-logs",
-                    chief_output="inherit")
+                    chief_output="inherit", env={HELD_ENV: str(os.getpid())})
     if result.ok:
         return 0
     print(f"keras-structopt run: error: the distributed search ended early ({result.status}; exit codes "
@@ -1054,10 +1138,20 @@ def report_command(args) -> int:
     directory = Path(args.directory)
     project = directory / "tuner" if (directory / "tuner" / "oracle.json").is_file() else directory
     out = Path(args.out) if args.out else directory / "report"
-    written = write_search_report(project, out)
     run_report = directory / "report.json"
-    if run_report.is_file():  # the OUT of `keras-structopt run`: its compression report again
-        report = json.loads(run_report.read_text())
+    report = None
+    if run_report.is_file():  # the OUT of `keras-structopt run`: read (and refused) before anything is written
+        try:
+            report = json.loads(run_report.read_text())
+            if not isinstance(report, dict):
+                raise ValueError(f"a JSON {type(report).__name__}, not an object")
+        except (ValueError, UnicodeDecodeError) as error:
+            raise _checks.error(
+                f"Expected {str(run_report)!r} to be the run's report as keras-structopt wrote it. Received: a file "
+                f"that cannot be read ({error}); run the job again with --resume to write it anew."
+            ) from None
+    written = write_search_report(project, out)
+    if report is not None:  # its compression report again
         (out / "report.md").write_text(render_markdown(report))
         written.append(out / "report.md")
         if report.get("compression"):

@@ -3,6 +3,7 @@
     python tests/fault_driver.py search|compress|export|tflite RUN-FLAGS...
 
 `search`: at the end of an epoch once one trial has finished (a trial is running);
+`search:int` and `search:term` send SIGINT or SIGTERM there instead of SIGKILL;
 `compress`: when the pruning stage starts; `export`: after the SavedModel is written into
 its temporary directory, before it is renamed into place; `tflite`: after the SavedModel
 version is in place, before the TFLite file is written. The crash tests resume each.
@@ -14,13 +15,19 @@ import signal
 import sys
 from pathlib import Path
 
+SIGNAL = signal.SIGKILL  # `search:int` / `search:term` interrupt instead (Ctrl-C, a polite kill)
+
 
 def die(*_, **__):
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), SIGNAL)
 
 
 def main(point, flags):
     import importlib
+
+    global SIGNAL
+    point, _, how = point.partition(":")
+    SIGNAL = {"": signal.SIGKILL, "int": signal.SIGINT, "term": signal.SIGTERM}[how]
 
     import keras
 

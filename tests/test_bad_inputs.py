@@ -40,6 +40,18 @@ def search(tmp, *fit_args, tuner_kwargs=None, **fit_kwargs):
     tuner.search(*fit_args, **fit_kwargs)
 
 
+def search_regression(tmp, x, y):
+    tuner = kso.search.tuner(keras_tuner.RandomSearch, kso.DenseHyperModel(input_shape=(64,), outputs=1, task="regression"),
+                             objective="val_loss", max_trials=1, directory=tmp / "search", project_name="p")
+    tuner.search(x, y, validation_data=(x, y), epochs=1)
+
+
+def search_binary(tmp, x, y):
+    tuner = kso.search.tuner(keras_tuner.RandomSearch, kso.DenseHyperModel(input_shape=(64,), outputs=1, task="binary"),
+                             objective="val_loss", max_trials=1, directory=tmp / "search", project_name="p")
+    tuner.search(x, y, validation_data=(x, y), epochs=1)
+
+
 def make_tuner(tmp, **kwargs):
     return kso.search.tuner(keras_tuner.RandomSearch, kso.DenseHyperModel(**DENSE), objective="val_accuracy",
                             max_trials=1, directory=tmp / "search", project_name="p", **kwargs)
@@ -124,6 +136,25 @@ ROWS = [
     ("fine-tuning as a dict", None, lambda t: compress(t, fine_tuning={"prune_epochs": 2}), r"Expected fine_tuning to be a keras_structopt\.compress\.FineTuning\. Received: fine_tuning=\{'prune_epochs': 2\}"),
     ("training data of the wrong shape", None, lambda t: kso.compress(tiny_model(), (X[:, :8], Y), validation_data=(X, Y)), r"Expected train_data\[0\] of shape \(batch, 64\) to match the model's input\. Received: train_data\[0\]\.shape=\(64, 8\)"),
     ("compress labels out of range", None, lambda t: kso.compress(tiny_model(), (X, Y + 5), validation_data=(X, Y)), r"Expected train_data\[1\] to hold class ids in \[0, 9\] for the model's 10 outputs\. Received: labels from 5 to 14"),
+    ("a width that cannot fit in memory", None, lambda t: kso.search.tuner(keras_tuner.RandomSearch, kso.DenseHyperModel(**DENSE, units=10**9), objective="val_accuracy", max_trials=1, max_params=10**6, directory=t / "search", project_name="p"), r"Expected a network whose training fits in this machine's memory \(.* GiB\)\. Received: a network of [\d,]+ parameters"),
+    # Projects read back: resumed with their own settings, records that cannot be read named
+    ("resume with another family", write("search/p/structopt-search.json", json.dumps({"hypermodel": {"class": "ConvHyperModel", "config": {}}})), lambda t: make_tuner(t), r"Expected the search's own settings to resume it\. Received: a search in .*p' started with HyperModel ConvHyperModel \(now DenseHyperModel\)"),
+    ("resume with another space", write("search/p/structopt-search.json", json.dumps({"hypermodel": {"class": "DenseHyperModel", "config": {**kso.DenseHyperModel(**DENSE).get_config(), "units": 48}}})), lambda t: make_tuner(t), r"Expected the search's own settings to resume it\. Received: .* started with units=48 \(now \{'range': \[16, 256\]\}\)"),
+    ("a search record that is not JSON", write("search/p/structopt-search.json", "{oops"), lambda t: make_tuner(t), r"Expected '.*structopt-search\.json' to hold the search's settings as keras-structopt wrote them\. Received: a file that cannot be read \(JSONDecodeError"),
+    ("command: resume with another family", write("out/tuner/structopt-search.json", json.dumps({"hypermodel": {"class": "DenseHyperModel", "config": {}}})), lambda t: cli(t, "--resume", "--family", "conv", "--view", "image"), r"Expected the search's own settings to resume it\. Received: .* started with HyperModel DenseHyperModel \(now ConvHyperModel\)"),
+    ("command: report of a report that is not JSON", write("out/report.json", "{half"), lambda t: command("report", str(t / "out"), "--out", str(t / "r")), r"Expected '.*report\.json' to be the run's report as keras-structopt wrote it\. Received: a file that cannot be read"),
+    # Labels, checked for the task and the loss (search and compress)
+    ("float labels for classes", None, lambda t: search(t, X, Y + 0.5, validation_data=(X, Y)), r"Expected y to hold integer class ids in \[0, 9\] for a 10-class model\. Received: float labels with fractional values \(for example 0\.5\)"),
+    ("a regression target of three columns for one output", None, lambda t: search_regression(t, X, np.zeros((64, 3))), r"Expected y of shape \(n,\) or \(n, 1\) for a regression model with 1 output\. Received: y\.shape=\(64, 3\)"),
+    ("NaN labels", None, lambda t: search(t, X, np.where(Y == 3, np.nan, Y), validation_data=(X, Y)), r"Expected y to hold finite labels\. Received: 7 NaN or inf labels of 64, the first at index \(3,\)"),
+    ("one-hot labels for a sparse loss", None, lambda t: search(t, X, np.eye(10)[Y], validation_data=(X, Y)), r"Expected y to hold class ids \(one per example\) for a 10-class model\. Received: one-hot rows of shape \(64, 10\); pass y\.argmax\(axis=1\)"),
+    ("string labels", None, lambda t: search(t, X, np.array(["cat", "dog"] * 32), validation_data=(X, Y)), r"Expected y to hold numeric labels for task='multiclass'\. Received: string labels \(for example 'cat'\)"),
+    ("binary labels beyond one", None, lambda t: search_binary(t, X, Y), r"Expected y to hold class ids in \[0, 1\] for task='binary' with outputs=1\. Received: labels from 0 to 9"),
+    ("validation labels of fractions", None, lambda t: search(t, X, Y, validation_data=(X, Y / 2)), r"Expected validation_data\[1\] to hold integer class ids in \[0, 9\].*float labels with fractional values"),
+    ("compress float labels", None, lambda t: kso.compress(tiny_model(), (X, Y + 0.25), validation_data=(X, Y)), r"Expected train_data\[1\] to hold integer class ids in \[0, 9\] for a 10-class model\. Received: float labels"),
+    ("compress NaN labels", None, lambda t: kso.compress(tiny_model(), (X, Y), validation_data=(X, np.where(Y == 0, np.nan, Y))), r"Expected validation_data\[1\] to hold finite labels\. Received: 7 NaN or inf labels of 64"),
+    ("compress string labels", None, lambda t: kso.compress(tiny_model(), (X, np.array(["a", "b"] * 32)), validation_data=(X, Y)), r"Expected train_data\[1\] to hold numeric labels for task='multiclass'\. Received: string labels"),
+    ("compress one-hot labels for a sparse loss", None, lambda t: kso.compress(tiny_model(), (X, np.eye(10)[Y]), validation_data=(X, Y)), r"Expected train_data\[1\] to hold class ids \(one per example\) for a 10-class model\. Received: one-hot rows"),
     ("a Lambda layer", None, lambda t: kso.compress(lambda_model(), (X, Y), validation_data=(X, Y)), r"Expected a Keras 3 Sequential or functional model of standard layers\. Received: model .* 1 layer\(s\) the bridge cannot carry into tf_keras:(.|\n)*Lambda"),
     # Exports
     ("an existing SavedModel version", write("models/digits/1/saved_model.pb", "mine"), lambda t: kso.export_saved_model(tiny_model(), t / "models", "digits", version=1), r"Expected a new version\. Received: version=1, but .* exists"),
@@ -181,6 +212,7 @@ def test_bad_input_is_rejected_before_any_training_and_leaves_no_file(tmp_path, 
     if setup is not None:
         setup(tmp_path)
     before = _files(tmp_path)
+    folders = sorted(tmp_path.rglob("*"))
     with pytest.raises((kso.ConfigurationError, kso.UnsupportedModelError, FileExistsError, SystemExit)) as caught:
         call(tmp_path)
     text = str(caught.value)
@@ -189,6 +221,9 @@ def test_bad_input_is_rejected_before_any_training_and_leaves_no_file(tmp_path, 
         text = capsys.readouterr().err
     assert re.search(message, text), text
     assert _files(tmp_path) == before  # no file appeared, none of the user's changed
+    if name.startswith("command"):  # the command leaves no empty --out behind either
+        assert sorted(tmp_path.rglob("*")) == folders, sorted(set(tmp_path.rglob("*")) - set(folders))
+        assert "Traceback" not in text
 
 
 # The command's job files: the rows above cover flags; these cover `--job`.

@@ -190,6 +190,29 @@ def test_killed_anywhere_and_resumed_a_job_ends_as_an_uninterrupted_one(tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("how, status", [("int", 130), ("term", 143)])
+def test_ctrl_c_or_sigterm_mid_search_ends_with_one_line_and_resumes(tmp_path, how, status):
+    """Ctrl-C (SIGINT) or SIGTERM while a trial trains: exit 130 / 143, one line saying how to go on,
+    no traceback, the lock released; --resume then loses and re-runs no finished trial."""
+    from keras_structopt._lock import holder
+
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, DRIVER, f"search:{how}", *FAULT_FLAGS, "--out", str(out)],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == status, result.stderr[-3000:]
+    # (the driver imports Keras before the command quiets TensorFlow's start-up lines: left out here)
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not TENSORFLOW_LOG_LINE.match(line)]
+    assert lines == ["keras-structopt run: interrupted after 1 of 3 trials; run the same command with --resume to "
+                     "continue (finished trials are kept)"], result.stderr[-3000:]
+    assert holder(out) is None and holder(out / "tuner") is None
+    before = _finished_trials(out)
+    assert len(before) == 1
+    run_cli(*FAULT_FLAGS, "--out", str(out), "--resume", "--trials", "2")  # fewer trials: the search ends sooner
+    after = _finished_trials(out)
+    assert len(after) == 2 and all(after[name] == before[name] for name in before)
+
+
+@pytest.mark.slow
 def test_a_fixed_sparsity_is_kept_and_the_other_stages_are_searched(tmp_path):
     out = tmp_path / "out"
     run_cli("--trials", "1", "--epochs", "2", "--sparsity", "0.9", "--prune-epochs", "1", "--cluster-epochs", "1",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._labels import check_labels, task_of_loss
 from keras_structopt.bridge import architecture_of
 from keras_structopt.data._datasets import dataset_arrays, is_batched, is_dataset, model_input_rank
 from keras_structopt.data._tabular import TabularSchema, is_table
@@ -105,6 +106,19 @@ def check_against_model(model, data, argument: str) -> None:
                 f"Expected {argument}[1] to hold class ids in [0, {width - 1}] for the model's {width} outputs. "
                 f"Received: labels from {labels.min()} to {labels.max()}."
             )
+
+
+def check_labels_for_loss(model, loss, data) -> None:
+    """Raises before any training if a one-output model's labels do not fit the loss it fine-tunes with
+    (class ids, one-hot rows, 0/1, or targets shaped as the output: see `keras_structopt._labels`)."""
+    known = task_of_loss(loss)
+    if known is None or len(model.outputs) != 1:
+        return
+    task, one_hot = known
+    width = model.outputs[0].shape[-1] or 1
+    for argument, pair in data:
+        if pair is not None:
+            check_labels(pair[1], task=task, outputs=int(width), name=f"{argument}[1]", one_hot=one_hot)
 
 
 def head(x, count: int):

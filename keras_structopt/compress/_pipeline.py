@@ -21,7 +21,7 @@ from keras_structopt._types import Data, Model, TFLiteQuantization
 from keras_structopt.bridge import architecture_of, carry_back
 from keras_structopt.bridge._bridge import check_bridgeable, is_tf_keras, tf_keras_copy
 from keras_structopt.compress._cluster import cluster, max_unique_kernel_values
-from keras_structopt.compress._data import as_arrays, check_against_model, head
+from keras_structopt.compress._data import as_arrays, check_against_model, check_labels_for_loss, head
 from keras_structopt.compress._fine_tune import CompileSettings, FineTuning
 from keras_structopt.compress._measure import count_model_macs, entropy_bits, keras_latency, tflite_latency
 from keras_structopt.compress._prune import check_plan, check_reached, plan, prune
@@ -187,6 +187,8 @@ def compress(
         )
     spec = architecture_of(model)
     settings = CompileSettings.resolve(model, options, task=spec.task if spec else None)
+    check_labels_for_loss(model, settings.loss, (("train_data", train), ("validation_data", validation),
+                                                 ("test_data", test)))
     distill = options.distill if options.distill is not None else (guarded or fixed is None)
     quantize = (applied or fixed or Recipe()).quantize or (None if applied is not None else PRESETS[preset].quantize)
     job = _Job(model, train, validation, test, settings, options, verbose=verbose, measure_latency=measure_latency,

@@ -23,6 +23,7 @@ import numpy as np
 
 from keras_structopt import _checks
 from keras_structopt._keras_tuner import checkpoint_directory
+from keras_structopt._labels import check_labels, task_of_loss
 from keras_structopt._trial_files import CurveRecorder
 from keras_structopt._types import FloatSpace, Loss, Metrics, OptimizerSpace, Shape, Task
 from keras_structopt.data._datasets import check_dataset, is_dataset, with_batches
@@ -206,6 +207,7 @@ class StructuralHyperModel(keras_tuner.HyperModel):
             raise keras_tuner.errors.FailedTrialError(
                 f"Not built: {reason} (the space's design rules; design_rules=False builds it)."
             )
+        check_fits_memory(spec, hp)  # before Keras makes a weight (Keras Tuner builds a default network first)
         learning_rate = None if self._learning_rate is None else self._learning_rate.declare(hp)
         if self._optimizer is None:  # an object
             optimizer = self.optimizer
@@ -252,13 +254,13 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         if is_dataset(x):
             check_dataset(x, self._shape, "x")
         else:
-            check_data(self._shape, self.task, self._outputs, x, y, "x", "y")
+            check_data(self._shape, self.task, self._outputs, x, y, "x", "y", self.loss)
         if is_dataset(validation):
             check_dataset(validation, self._shape, "validation_data")
         elif isinstance(validation, (tuple, list)) and len(validation) >= 2:
             check_data(
                 self._shape, self.task, self._outputs, validation[0], validation[1],
-                "validation_data[0]", "validation_data[1]",
+                "validation_data[0]", "validation_data[1]", self.loss,
             )
 
     def fit(self, hp, model, *args, **kwargs):
@@ -376,8 +378,44 @@ def trial_seed(seed: int, values: dict) -> int:
     return zlib.crc32(f"{seed}:{text}".encode()) % (2**31 - 1)
 
 
-def check_data(shape, task, outputs, x, y, x_name, y_name) -> None:
-    """Raises a `ConfigurationError` if numpy data does not fit the space."""
+def _memory_bytes() -> int | None:
+    """This machine's physical memory in bytes, where the system says."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_memory(spec: Architecture, hp=None) -> None:
+    """Raises a `ConfigurationError` when training `spec` cannot fit in this machine's memory: its
+    float32 weights, gradients and two optimizer slots (16 bytes a parameter) above the physical memory.
+
+    Example:
+        >>> from keras_structopt.space import Architecture, Block
+        >>> check_fits_memory(Architecture("dense", (64,), [Block("dense", 32)]))  # fits
+        >>> try:
+        ...     check_fits_memory(Architecture("dense", (64,), [Block("dense", 10**9)]))
+        ... except Exception as error:
+        ...     print(str(error).split(" (")[0])
+        Expected a network whose training fits in this machine's memory
+    """
+    total = _memory_bytes()
+    params = spec.count_params()
+    if total is None or params * 16 <= total:
+        return
+    chosen = "" if hp is None else f" (hyperparameters {dict(hp.values)})"
+    raise _checks.error(
+        f"Expected a network whose training fits in this machine's memory ({total / 2**30:.1f} GiB). Received: a "
+        f"network of {params:,} parameters{chosen}, about {params * 16 / 2**30:,.0f} GiB for its float32 weights, "
+        "gradients and optimizer slots; lower the widths (units, filters) or their ranges."
+    )
+
+
+def check_data(shape, task, outputs, x, y, x_name, y_name, loss=None) -> None:
+    """Raises a `ConfigurationError` if numpy data does not fit the space (the labels, for the task and
+    `loss`: a loss of the user's own that Keras does not name is trusted with any labels)."""
     if isinstance(x, np.ndarray) and len(x) == 0:
         raise _checks.error(f"Expected {x_name} to hold at least one example. Received: {x_name}.shape={x.shape}.")
     if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and len(x) != len(y):
@@ -398,10 +436,11 @@ def check_data(shape, task, outputs, x, y, x_name, y_name) -> None:
             f"Expected {x_name} of shape (batch, {', '.join(map(str, shape))}) to match "
             f"input_shape={tuple(shape)}. Received: {x_name}.shape={x.shape}."
         )
-    if isinstance(y, np.ndarray) and y.size and task in ("multiclass", "binary"):
-        limit = outputs if task == "multiclass" else 2
-        if np.issubdtype(y.dtype, np.number) and (y.min() < 0 or y.max() >= limit):
-            raise _checks.error(
-                f"Expected {y_name} to hold class ids in [0, {limit - 1}] for task={task!r} "
-                f"with outputs={outputs}. Received: labels from {y.min()} to {y.max()}."
-            )
+    if y is None or is_dataset(y):
+        return
+    if loss is None:  # the task's own loss: class ids, 0/1, or targets shaped as the outputs
+        check_labels(y, task=task, outputs=outputs, name=y_name)
+        return
+    known = task_of_loss(loss)
+    if known is not None:  # a loss Keras has: the labels it takes
+        check_labels(y, task=task, outputs=outputs, name=y_name, one_hot=known[1])

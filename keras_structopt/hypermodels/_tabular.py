@@ -225,7 +225,7 @@ class TabularHyperModel(StructuralHyperModel):
                     f"Expected as many labels as examples. Received: {x_name} with {rows} rows and {y_name} with "
                     f"{len(labels)}."
                 )
-            check_data((rows,), self.task, self._outputs, None, labels, x_name, y_name)
+            check_data((rows,), self.task, self._outputs, None, labels, x_name, y_name, self.loss)
 
     def fit(self, hp, model, *args, **kwargs):
         """Converts tables to the model's named inputs, then trains as Keras Tuner does."""

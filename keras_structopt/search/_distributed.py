@@ -187,8 +187,22 @@ def launch(script: PathLike, *args: str, workers: int = 2, host: str = "127.0.0.
             base_env, KERASTUNER_TUNER_ID=tuner_id), stdout=out, stderr=None if out is None else subprocess.STDOUT,
             start_new_session=True)
 
-    started = time.monotonic()
     processes: dict[str, subprocess.Popen] = {}
+    try:
+        return _supervise(start, processes, opened, join, host, port, workers, respawns, deadline_s, grace_s,
+                          start_timeout_s)
+    except BaseException:  # Ctrl-C, SIGTERM (as the command raises it), or an error here: no process is left
+        for process in processes.values():
+            _end(process)
+        for file in opened:
+            file.close()
+        raise
+
+
+def _supervise(start, processes, opened, join, host, port, workers, respawns, deadline_s, grace_s,
+               start_timeout_s) -> LaunchResult:
+    """Starts the chief and the workers and watches them until the search ends (`launch`'s loop)."""
+    started = time.monotonic()
     chief = None if join is not None else start("chief")
     if chief is not None:
         processes["chief"] = chief

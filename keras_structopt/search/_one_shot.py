@@ -42,6 +42,7 @@ import keras_tuner
 import numpy as np
 
 from keras_structopt import _checks, _keras_tuner
+from keras_structopt._lock import ProjectLock
 from keras_structopt._trial_files import read_json, read_note, write_json, write_note
 from keras_structopt.search._budget import check_max_time
 from keras_structopt.search._supernet import Supernet, supports
@@ -209,11 +210,15 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
                       "fit_batch_size": fit_kwargs.get("batch_size")}
         if self._worker:
             raise _checks.error("Expected a one-shot search in one process (no distributed workers).")
+        with ProjectLock(self.project_dir, "one-shot search"):  # one writer, the supernet's training included
+            self._one_shot(x, y, validation, epochs, batch_size, seconds, started, fit_kwargs)
+
+    def _one_shot(self, x, y, validation, epochs, batch_size, seconds, started, fit_kwargs) -> None:
         self.supernet = self._train_supernet(x, y, self.supernet_epochs or epochs, batch_size, seconds, started)
         left = None if seconds is None else seconds - (time.monotonic() - started)
         if left is not None and left <= 0:
             self._write_record()
-            return None
+            return
         kwargs = {k: v for k, v in fit_kwargs.items() if k not in ("validation_split", "x", "y")}
         kwargs["validation_data"] = validation
         # The supernet's traced graphs are many long-lived objects: every garbage collection (Keras
@@ -228,7 +233,6 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
         finally:
             gc.unfreeze()
         self._write_record()
-        return None
 
     def _split(self, fit_args, fit_kwargs):
         args = list(fit_args)

@@ -25,6 +25,58 @@ from keras_structopt.search._budget import CUT_NOTE, read_budget
 SEARCH_FILE = "structopt-search.json"
 
 
+def check_same_search(project: Path, hypermodel) -> None:
+    """Raises a `ConfigurationError` before a tuner resumes `project` with another HyperModel (another
+    family, another space) than the one its search was started with, listing the differences; or when
+    the project's search record cannot be read.
+
+    Example:
+        >>> import keras_structopt as kso
+        >>> project = getfixture("tmp_path")
+        >>> _ = (project / SEARCH_FILE).write_text('{"hypermodel": {"class": "ConvHyperModel", "config": {}}}')
+        >>> try:
+        ...     check_same_search(project, kso.DenseHyperModel(input_shape=(4,), outputs=2))
+        ... except kso.ConfigurationError as error:
+        ...     print(str(error).split(" Received")[0])
+        Expected the search's own settings to resume it.
+    """
+    from keras_structopt.hypermodels import hypermodel_class
+
+    path = Path(project) / SEARCH_FILE
+    if hypermodel is None or not path.exists():
+        return
+    try:
+        recorded = json.loads(path.read_text())
+        recorded_class, recorded_config = recorded["hypermodel"]["class"], recorded["hypermodel"]["config"]
+        if not isinstance(recorded_config, dict):
+            raise TypeError("its config is not an object")
+    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise _checks.error(
+            f"Expected {str(path)!r} to hold the search's settings as keras-structopt wrote them. Received: a file "
+            f"that cannot be read ({type(error).__name__}: {error}); move the project away (or pass overwrite=True "
+            "to delete it) to start a new search."
+        ) from None
+    name = type(hypermodel).__name__
+    if hypermodel_class(name) is not type(hypermodel):
+        return
+    try:
+        config = json.loads(json.dumps(hypermodel.get_config()))
+    except (TypeError, ValueError):
+        return
+    if recorded_class != name:
+        differences = [f"HyperModel {recorded_class} (now {name})"]
+    else:
+        differences = [f"{key}={recorded_config.get(key)!r} (now {config.get(key)!r})"
+                       for key in sorted(set(recorded_config) | set(config))
+                       if recorded_config.get(key) != config.get(key)]
+    if differences:
+        raise _checks.error(
+            f"Expected the search's own settings to resume it. Received: a search in {str(project)!r} started with "
+            f"{'; '.join(differences)}. Resume with its settings, or start a new search in another directory (or "
+            "with overwrite=True)."
+        )
+
+
 def write_search_file(tuner) -> Path | None:
     """Records the tuner's HyperModel and objective in its project (once; never rewritten).
 

@@ -53,6 +53,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -61,6 +62,7 @@ import numpy as np
 
 from keras_structopt import _checks, _keras_tuner
 from keras_structopt._env import is_worker
+from keras_structopt._lock import ProjectLock, holder
 from keras_structopt._trial_files import CurveRecorder, read_note, write_note
 from keras_structopt._types import Cost, Model, PathLike, Refit
 from keras_structopt.search._budget import TimeBudget, check_max_time
@@ -70,7 +72,7 @@ from keras_structopt.search._folds import check_folds, length, run_folds
 from keras_structopt.search._hparams import tensorboard_log_dir, write_hparams
 from keras_structopt.search._isolated import check_supported, run_isolated, save_data
 from keras_structopt.search._oracle import COSTS, DEFAULT_COST_WEIGHT, SCORE, StructuralOracle, costs, structural_oracle
-from keras_structopt.search._project import write_search_file
+from keras_structopt.search._project import check_same_search, write_search_file
 from keras_structopt.search._screen import Screen, check_prescreen, screening_batch
 from keras_structopt.search._stopping import STOPPED_METRIC, MedianStopper, MedianStopping, stopped_note
 from keras_structopt.search._transfer import inherit_weights, load_donors
@@ -180,6 +182,9 @@ class StructuralTuner(_keras_tuner.TunerHooks):
             kwargs["overwrite"] = False
         else:
             _check_project(kwargs)
+            if not kwargs.get("overwrite"):
+                check_same_search(Path(os.fspath(kwargs.get("directory") or ".")) /
+                                  (kwargs.get("project_name") or "untitled_project"), hypermodel)
         self.donors = load_donors(donors)
         if not isinstance(inherit_head, bool):
             raise _checks.error(f"Expected inherit_head to be True or False. Received: inherit_head={inherit_head!r}.")
@@ -252,6 +257,10 @@ class StructuralTuner(_keras_tuner.TunerHooks):
         self._time_budget = None if seconds is None else TimeBudget(seconds)
         if self._worker:  # trains the chief's trials; the chief checks and reports the search
             return super().search(*fit_args, **fit_kwargs)
+        with ProjectLock(self.project_dir, "search"):  # one writer per project, for the whole search
+            return self._search(fit_args, fit_kwargs)
+
+    def _search(self, fit_args, fit_kwargs):
         write_search_file(self)  # what `Project` (and `keras-structopt report`) reads back
         self.oracle.time_budget = self._time_budget
         if self.prescreen is not None:
@@ -436,6 +445,13 @@ def _check_project(kwargs) -> None:
     directory = kwargs.get("directory") or "."
     _checks.writable_directory("directory", directory)
     project = Path(os.fspath(directory)) / (kwargs.get("project_name") or "untitled_project")
+    owner = holder(project) if project.is_dir() else None
+    if owner is not None and owner.get("pid") != os.getpid():
+        raise _checks.error(
+            f"Expected one writer at a time in {str(project)!r}. Received: a tuner on it while another process "
+            f"searches it (PID {owner.get('pid', '?')} on {owner.get('host', '?')}); wait for it to finish, or use "
+            "another project_name."
+        )
     if kwargs.get("overwrite") or not project.is_dir():
         return
     for path in [project / "oracle.json", *sorted(project.glob("trial_*/trial.json"))]:
