@@ -522,6 +522,14 @@ def _validate(args) -> None:
     if args.dataset == "digits":
         if args.view is not None:
             _checks.one_of("--view", args.view, FAMILY_VIEWS[args.family])
+        given = {"--split": args.split if args.split != ",".join(DEFAULT_SPLITS) else None, "--label": args.label,
+                 "--features": args.features, "--data-dir": args.data_dir}
+        for flag, value in given.items():
+            if value is not None:  # tfds flags: the bundled digits are split 60/20/20, stratified, by --seed
+                raise _checks.error(
+                    f"Expected no {flag} with --dataset='digits' (it is for tensorflow-datasets data; the bundled "
+                    f"digits are split 60/20/20, stratified, by --seed). Received: {flag}={value!r}."
+                )
     else:
         if args.view is not None:
             raise _checks.error(

@@ -13,8 +13,11 @@ Written against Keras Tuner 1.4.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import io
+import json
+import os
 from typing import Any
 
 import keras_tuner
@@ -246,6 +249,68 @@ class TunerHooks(keras_tuner.Tuner):
 
     def copy_callbacks(self, callbacks) -> list:
         return list(_member(self, "_deepcopy_callbacks")(callbacks))
+
+    def save(self):
+        """Saves the oracle and the tuner's state, each file written atomically (Keras Tuner writes in place)."""
+        from keras_structopt._trial_files import write_atomically
+
+        if not _member(self, "_is_worker")():
+            self.oracle.save()
+        write_atomically(_member(self, "_get_tuner_fname")(), json.dumps(self.get_state()).encode())
+
+    def _build_and_fit_model(self, trial, *args, **kwargs):
+        # Keras Tuner's best-epoch checkpoint writes the weights file in place: made atomic here
+        # (the same callback object, so its best value still spans the trial's executions).
+        for callback in kwargs.get("callbacks") or ():
+            if type(callback) is _save_best_epoch_class():
+                callback.__class__ = _atomic_save_best_epoch_class()
+        return super()._build_and_fit_model(trial, *args, **kwargs)
+
+
+@functools.lru_cache(maxsize=1)
+def _save_best_epoch_class() -> type:
+    from keras_tuner.src.engine import tuner_utils
+
+    return _member(tuner_utils, "SaveBestEpoch")
+
+
+@functools.lru_cache(maxsize=1)
+def _atomic_save_best_epoch_class() -> type:
+    class AtomicSaveBestEpoch(_save_best_epoch_class()):  # type: ignore[misc]
+        """Keras Tuner's best-epoch checkpoint, written to a temporary file renamed into place."""
+
+        def _save_model(self):
+            directory, name = os.path.split(str(self.filepath))
+            temporary = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
+            try:
+                self.model.save_weights(temporary)
+                os.replace(temporary, self.filepath)
+            except OSError as error:
+                if os.path.exists(temporary):
+                    os.remove(temporary)
+                if error.errno == errno.ENOSPC:
+                    from keras_structopt._trial_files import no_space
+
+                    raise no_space(self.filepath, 0) from None
+                raise
+
+    return AtomicSaveBestEpoch
+
+
+class AtomicOracleFiles:
+    """Writes an oracle's `oracle.json` and each `trial.json` atomically (mixed in front of an oracle)."""
+
+    def save(self):
+        from keras_structopt._trial_files import write_atomically
+
+        state = self.get_state()  # type: ignore[attr-defined]
+        write_atomically(_member(self, "_get_oracle_fname")(), json.dumps(state).encode())
+
+    def _save_trial(self, trial):
+        from keras_structopt._trial_files import write_atomically
+
+        directory = _member(self, "_get_trial_dir")(trial.trial_id)
+        write_atomically(os.path.join(directory, "trial.json"), json.dumps(trial.get_state()).encode())
 
 
 # -- distributed mode ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ registers its Keras classes, on import).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -96,3 +97,57 @@ def quiet_tensorflow():
         return lambda: None
     _ACTIVE = _Filter()
     return _ACTIVE.close
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, prefixes: tuple[str, ...]):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.prefixes)
+
+
+# What TFMOT's wrappers make tf_keras's optimizer log on every step of a fine-tuning: the wrappers'
+# own copies of the kernels get no gradient, by design.
+FINE_TUNING_NOISE = ("Gradients do not exist for variables",)
+
+
+@contextlib.contextmanager
+def library_noise(*, stdout: bool = False, messages: tuple[str, ...] = FINE_TUNING_NOISE):
+    """Silences what TensorFlow's internals print during one of the library's own calls, and nothing else.
+
+    With `stdout`, file descriptors 1 and 2 go to /dev/null for the call (TFLite's converter
+    prints `fully_quantize: 0, inference_type: 6, ...` from C++, past Python's streams; its
+    errors still arrive, as the exception it raises); the
+    `messages` (prefixes) are dropped from the "tensorflow" logger. The user's own logging and
+    loggers are untouched, and everything is restored when the call ends, however it ends.
+
+    Example:
+        >>> with library_noise():
+        ...     logging.getLogger("tensorflow").warning("Gradients do not exist for variables ['kernel']")
+        >>> print("still printed")
+        still printed
+    """
+    logger = logging.getLogger("tensorflow")
+    dropping = _DropMessages(messages)
+    logger.addFilter(dropping)
+    saved: dict[int, int] = {}
+    if stdout:
+        for descriptor, stream in ((1, sys.stdout), (2, sys.stderr)):
+            try:
+                stream.flush()
+                saved[descriptor] = os.dup(descriptor)
+            except (AttributeError, OSError, ValueError):  # no real stream (a notebook's)
+                continue
+        null = os.open(os.devnull, os.O_WRONLY)
+        for descriptor in saved:
+            os.dup2(null, descriptor)
+        os.close(null)
+    try:
+        yield
+    finally:
+        for descriptor, original in saved.items():
+            os.dup2(original, descriptor)
+            os.close(original)
+        logger.removeFilter(dropping)

@@ -35,14 +35,50 @@ def read_json(path: Path) -> dict:
 
 def write_json(path: Path, data) -> None:
     """Writes `data` as JSON atomically: a temporary file, flushed to disk, then renamed into place."""
+    write_atomically(path, json.dumps(data).encode())
+
+
+def write_atomically(path, content: bytes) -> None:
+    """Writes `content` to `path` atomically (a temporary file beside it, fsynced, renamed into place):
+    a kill or a full disk leaves the old file whole, never half of the new one. A full disk raises
+    `OSError(ENOSPC)` naming the path and the bytes it needed.
+
+    Example:
+        >>> path = getfixture("tmp_path") / "state.json"
+        >>> write_atomically(path, b"{}")
+        >>> path.read_bytes()
+        b'{}'
+    """
+    import errno
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "w") as file:
-        file.write(json.dumps(data))
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.errno != errno.ENOSPC:
+            raise
+        raise no_space(path, len(content)) from None
+
+
+def no_space(path, needed: int) -> OSError:
+    """The `OSError(ENOSPC)` keras-structopt raises for a full disk: the path, the bytes needed, the bytes free."""
+    import errno
+    import shutil
+
+    try:
+        free = f"{shutil.disk_usage(Path(path).parent).free:,} bytes free"
+    except OSError:
+        free = "free space unknown"
+    return OSError(errno.ENOSPC, f"No space left on the device to write {str(path)!r} ({needed:,} bytes needed, "
+                                 f"{free}); free some space and run the same search again to resume it (every "
+                                 "finished trial is kept)")
 
 
 def read_note(project_dir, trial_id: str) -> dict:

@@ -186,6 +186,8 @@ ROWS = [
     ("command: one cluster", None, lambda t: cli(t, "--clusters", "1"), r"Expected --clusters to be an int in \[2, 256\]\. Received: --clusters=1\."),
     ("command: unknown quantization", None, lambda t: cli(t, "--quantization", "int4"), r"Expected --quantization to be one of \['none', 'dynamic', 'float16', 'int8', 'qat'\]\. Received: --quantization='int4'\."),
     ("command: a tolerance that is no number", None, lambda t: cli(t, "--max-accuracy-loss", "abc"), r"Expected --max-accuracy-loss to be a number in \[0, 1\) or 'none'\. Received: --max-accuracy-loss='abc'\."),
+    ("command: a tfds split for the digits", None, lambda t: cli(t, "--split", "train,test,test"), r"Expected no --split with --dataset='digits' \(it is for tensorflow-datasets data; .*Received: --split='train,test,test'\."),
+    ("command: a tfds label for the digits", None, lambda t: cli(t, "--label", "y"), r"Expected no --label with --dataset='digits' .*Received: --label='y'\."),
     ("command: slim everything", None, lambda t: cli(t, "--slim", "1"), r"Expected --slim to be a float with 0 <= --slim < 1\. Received: --slim=1\.0\."),
 ]
 

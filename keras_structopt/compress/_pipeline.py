@@ -17,6 +17,7 @@ from typing import Any, Literal, cast
 
 from keras_structopt import _checks
 from keras_structopt._keras_tuner import metric_direction
+from keras_structopt._quiet import library_noise
 from keras_structopt._types import Data, Model, TFLiteQuantization
 from keras_structopt.bridge import architecture_of, carry_back
 from keras_structopt.bridge._bridge import check_bridgeable, is_tf_keras, tf_keras_copy
@@ -196,9 +197,12 @@ def compress(
     job.warnings += notes
     if applied is not None:
         job.check(applied, strict=True)  # before any training
-        return job.result(*job.run(applied))
-    job.check(fixed or Recipe(), strict=True)
-    return job.result(*job.search(preset, fixed or Recipe(), cast(float, max_accuracy_loss)))
+    else:
+        job.check(fixed or Recipe(), strict=True)
+    with library_noise():  # TFMOT's wrappers make tf_keras warn on every fine-tuning step
+        if applied is not None:
+            return job.result(*job.run(applied))
+        return job.result(*job.search(preset, fixed or Recipe(), cast(float, max_accuracy_loss)))
 
 
 class _Tolerance:

@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._quiet import library_noise
 from keras_structopt._types import Inputs, Model, PathLike, TFLiteQuantization
 from keras_structopt.bridge._graph import iter_layers
 from keras_structopt.export._runtime import TABULAR_METADATA, _indexed_inputs
@@ -396,7 +397,8 @@ def to_tflite_bytes(
                 converter.inference_input_type = tf.int8
                 converter.inference_output_type = tf.int8
         try:
-            data = converter.convert()
+            with library_noise(stdout=True):  # the converter's C++ prints, not the user's output
+                data = converter.convert()
         except Exception as error:  # the converter raises many types; name the cause
             if quantization != "int8":
                 raise

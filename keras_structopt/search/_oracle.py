@@ -69,7 +69,7 @@ def costs(hypermodel, values: dict) -> dict[str, int]:
     return {"params": spec.count_params(), "macs": spec.count_macs()}
 
 
-class StructuralOracle(keras_tuner.Oracle):
+class StructuralOracle(_keras_tuner.AtomicOracleFiles, keras_tuner.Oracle):
     """The keras-structopt features of an oracle, mixed in front of a Keras Tuner oracle class.
 
     Made by `keras_structopt.search.tuner` (or `structural_oracle`); `configure` gives it

@@ -384,7 +384,9 @@ def _ray_search(hypermodel, x, y, validation_data, epochs, num_samples, metric, 
             from ray.tune.search import BasicVariantGenerator
 
             # Its own random state: building a seeded HyperModel re-seeds numpy's global one.
-            searcher: Any = BasicVariantGenerator(random_state=seed)
+            # `max_concurrent` given to the generator itself: Ray's TuneConfig limit alone did not hold
+            # the random search's trials back.
+            searcher: Any = BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent_trials)
             param_space = ray_space(space)
             if search_alg == "optuna":
                 from ray.tune.search.optuna import OptunaSearch

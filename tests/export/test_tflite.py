@@ -157,3 +157,16 @@ def test_full_integer_conversion_of_recurrent_layers_is_refused_before_the_calib
                        rf"Received: a model with {cell}\. Use quantization=\"dynamic\""):
         to_tflite_bytes(model, "int8", representative_data=x)
     assert to_tflite_bytes(model, "dynamic")[4:8] == b"TFL3"
+
+
+def test_the_converter_prints_nothing_and_the_users_output_is_kept(model, tmp_path, digits, capfd, caplog):
+    import logging
+
+    print("before")
+    kso.export_tflite(model, tmp_path / "m.tflite", quantization="int8", representative_data=digits.train[0][:64])
+    logging.getLogger("tensorflow").warning("Gradients do not exist for variables, said by the user")
+    print("after")
+    out, err = capfd.readouterr()
+    assert "before" in out and "after" in out
+    assert "inference_type" not in out + err  # TFLite's C++ prints, silenced
+    assert "said by the user" in caplog.text  # outside the library's calls, the user's logging is untouched
