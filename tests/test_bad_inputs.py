@@ -197,8 +197,8 @@ def _files(directory):
             for p in directory.rglob("*") if p.is_file()}
 
 
-def test_the_table_has_at_least_forty_rows():
-    assert len(ROWS) >= 40 and len({row[0] for row in ROWS}) == len(ROWS)
+def test_the_tables_hold_at_least_a_hundred_bad_inputs():
+    assert len(ROWS) + len(JOB_ROWS) >= 100 and len({row[0] for row in ROWS + JOB_ROWS}) == len(ROWS) + len(JOB_ROWS)
 
 
 @pytest.mark.parametrize("name, setup, call, message", ROWS, ids=[row[0] for row in ROWS])
