@@ -255,3 +255,44 @@ def test_other_families_run_end_to_end(tmp_path, family, view):
     assert report["compression"]["stages"][-1]["max_unique_kernel_values"] <= 16
     assert (out / report["export"]["saved_model"] / "saved_model.pb").is_file()
     assert (out / report["export"]["tflite"]).stat().st_size > 0
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """PIDs of live processes whose command line holds `text` (Linux's /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as file:
+                    if text.encode() in file.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads live processes from /proc")
+def test_ctrl_c_on_a_distributed_run_ends_the_chief_and_the_workers(tmp_path):
+    """`run --workers 1` runs a chief and a worker in their own sessions: Ctrl-C on the command (SIGINT to
+    the launcher) ends both, prints one line and exits 130, and the lock is released."""
+    import time
+
+    from keras_structopt._lock import holder
+
+    out = tmp_path / "out"
+    process = subprocess.Popen([COMMAND, "run", *FAULT_FLAGS, "--workers", "1", "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list((out / "tuner").glob("trial_*")) and time.monotonic() < deadline:  # a trial has started
+        time.sleep(0.5)
+    assert len(_processes_mentioning(str(out))) >= 3  # the launcher, the chief and the worker
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.strip() and not TENSORFLOW_LOG_LINE.match(line)]
+    assert len(lines) == 1 and "interrupted after" in lines[0] and "--resume" in lines[0], stderr[-3000:]
+    assert "Traceback" not in stderr
+    time.sleep(1)
+    assert _processes_mentioning(str(out)) == []  # no chief or worker left training
+    assert holder(out) is None
