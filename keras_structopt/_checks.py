@@ -139,3 +139,28 @@ def writable_directory(name: str, value: Any) -> None:
             f"Expected {name} to be a directory that can be written (or created). Received: {name}={str(value)!r}; "
             f"{problem}."
         )
+
+
+def json_object(path: Any, expected: str, remedy: str) -> dict:
+    """The JSON object a file holds; a `ConfigurationError` naming the file (and `remedy`) when it is not one.
+
+    Example:
+        >>> path = getfixture("tmp_path") / "state.json"
+        >>> _ = path.write_text("[1, 2]")
+        >>> try:
+        ...     json_object(path, "a state file", "write it again")
+        ... except Exception as caught:
+        ...     print(str(caught).split(" Received")[0], str(caught).endswith("write it again."))
+        Expected a state file. True
+    """
+    import json
+    from pathlib import Path
+
+    try:
+        state = json.loads(Path(path).read_text())
+        if not isinstance(state, dict):
+            raise ValueError(f"a JSON {type(state).__name__}, not an object")
+    except (ValueError, UnicodeDecodeError) as problem:
+        message = f"Expected {expected}. Received: {str(path)!r}, which cannot be read ({problem}); {remedy}."
+        raise error(message) from None
+    return state

@@ -1149,15 +1149,8 @@ def report_command(args) -> int:
     run_report = directory / "report.json"
     report = None
     if run_report.is_file():  # the OUT of `keras-structopt run`: read (and refused) before anything is written
-        try:
-            report = json.loads(run_report.read_text())
-            if not isinstance(report, dict):
-                raise ValueError(f"a JSON {type(report).__name__}, not an object")
-        except (ValueError, UnicodeDecodeError) as error:
-            raise _checks.error(
-                f"Expected {str(run_report)!r} to be the run's report as keras-structopt wrote it. Received: a file "
-                f"that cannot be read ({error}); run the job again with --resume to write it anew."
-            ) from None
+        report = _checks.json_object(run_report, "the run's report as keras-structopt wrote it",
+                                     "run the job again with --resume to write it anew")
     written = write_search_report(project, out)
     if report is not None:  # its compression report again
         (out / "report.md").write_text(render_markdown(report))

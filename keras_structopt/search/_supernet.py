@@ -9,15 +9,18 @@ into that rendering without translation.
 Sharing. A weight belongs to a layer *position*, not to a layer name: block `i` of a spec is
 stage `s`, position `p` in its stage, of kind `k`, so it shares with the block at the same
 `(s, p, k)` of every other sub-network (depth is elastic by dropping the last blocks of a
-stage). A layer's output channels are its first `units` channels of the shared kernel
-(elastic width); a kernel wider than asked is cropped around its centre (elastic kernel size).
-A layer reads its input per *segment*: the channels a concatenation brings in from different
-layers have kernel rows of their own, kept per (layer, source), so dense connections and
-inception branches share exactly. Weights grow when a sub-network asks for more than any
-before it; the new part starts as a fresh initialisation.
+stage; in training, a stage shallower than the space's deepest runs through the deepest's
+traced graph, its missing blocks passing their input on). A layer's output channels are its
+first `units` channels of the shared kernel (elastic width); a kernel wider than asked is
+cropped around its centre (elastic kernel size). A layer reads its input per *segment*: the
+channels a concatenation brings in from different layers have kernel rows of their own, kept
+per (layer, source), so dense connections and inception branches share exactly. Weights grow
+when a sub-network asks for more than any before it; the new part starts as a fresh
+initialisation.
 
 Training uses the sandwich rule (Yu et al., "BigNAS", 2020): the largest, the smallest and
-random sub-networks each step, their gradients summed into one update. In-place distillation
+random sub-networks of one kind each step (the kind drawn as often as the space holds it),
+their gradients summed into one update. In-place distillation
 (the others learning from the largest's predictions, not the labels) is an option,
 `distill=True`: measured on MNIST-1D (a 1-D conv space under a 10k-parameter budget, 30
 epochs), sub-networks outside the trained shapes read 0.10-0.47 validation accuracy with it
@@ -348,6 +351,18 @@ class SharedBuilder:
             mask = tf.maximum(mask, x.full_mask())
         return mask
 
+    def gate(self, before, after, name):
+        """Elastic depth in masked training: block `name`'s output, or its input where the sub-network
+        has no such block (`masks[name]` is 0, the stage shallower than the traced graph's)."""
+        import tensorflow as tf
+
+        if self.masks is None or name not in self.masks:
+            return after
+        if before.shape != after.shape:
+            raise ValueError(f"block {name!r} cannot be skipped: its input {before.shape} and output "
+                             f"{after.shape} differ")
+        return _T(tf.where(self.masks[name] > 0, after.value, before.value), after.segments, after.mask, after.real)
+
     def add(self, xs, name):
         import tensorflow as tf
 
@@ -455,6 +470,22 @@ def shape_of(spec) -> tuple[str, dict[str, int]]:
     return key, recorder.widths
 
 
+def _normalised(spec) -> bool:
+    """Whether every block of `spec` has a batch normalisation."""
+    from keras_structopt.space import family
+
+    recorder = _Recorder()
+    family(spec.family).build(spec, recorder)
+    normalised = {int(m.group(1)) for method, name in recorder.calls if method == "batch_norm"
+                  for m in [_BLOCK.match(name)] if m}
+    return normalised == set(range(len(spec.blocks)))
+
+
+def _kind_of(spec) -> tuple:
+    """A network's kind: its connection and block kinds (networks of different kinds share no block weights)."""
+    return spec.connection, tuple(sorted({block.kind for block in spec.blocks}))
+
+
 def supports(spec) -> str | None:
     """Why a spec's family cannot be rendered by the supernet, or None when it can."""
     from keras_structopt.space import family
@@ -473,10 +504,17 @@ class _ShapeProbe:
     _FOLLOWED = ("width", "input", "dense", "conv", "separable", "batch_norm", "activation", "dropout", "add",
                  "multiply", "concat", "pool", "global_pool", "flatten", "reshape", "normalization", "model")
 
+    def __init__(self):
+        self.gated: set[str] = set()
+
     def __getattr__(self, name):
         if name not in self._FOLLOWED:
             raise AttributeError(name)
         return lambda *args, **kwargs: 0 if name == "width" else None
+
+    def gate(self, before, after, name):
+        self.gated.add(name)
+        return after
 
 
 def extreme_values(hypermodel, which: str, rng: random.Random) -> dict:
@@ -622,11 +660,10 @@ class Supernet:
         (1, 1)
     """
 
-    def __init__(self, hypermodel, *, seed: int = 0, learning_rate: float = 3e-3, random_subnets: int = 2,
+    def __init__(self, hypermodel, *, seed: int = 0, learning_rate: float | None = None, random_subnets: int = 2,
                  pool: int = 12, distill: bool = False, admit: Callable[[Any], bool] | None = None):
         self.hypermodel = hypermodel
         self.seed = int(seed)
-        self.learning_rate = float(learning_rate)
         self.random_subnets = int(random_subnets)
         self.distill = bool(distill)
         self.admit = admit
@@ -642,6 +679,11 @@ class Supernet:
         self.variants: dict[str, list] = {}
         rng = random.Random(seed)
         samples = self._sample(40 * max(int(pool), 4), rng)
+        self._depths: dict[int, int] = {}  # each stage's most blocks: the depth each traced graph renders
+        for spec in samples:
+            for block in spec.blocks:
+                depth = sum(1 for other in spec.blocks if other.stage == block.stage)
+                self._depths[block.stage] = max(self._depths.get(block.stage, 0), depth)
         self.pool = self._choose_shapes(samples, int(pool))
         largest = spec_of(hypermodel, extreme_values(hypermodel, "max", rng))
         smallest = spec_of(hypermodel, extreme_values(hypermodel, "min", rng))
@@ -652,13 +694,31 @@ class Supernet:
         # sub-networks at 0.10-0.47 validation accuracy; the largest within it, at 0.29-0.96).
         self.teacher_drawn = self._admissible(largest) is None
         self.smallest_drawn = self._admissible(smallest) is None
+        # Drawn ends are kept per kind of network (its connection and block kinds, which share no
+        # weights): each step trains one kind's largest, smallest and random networks, the kind drawn
+        # as often as the search's own draws hold it (under a 10k-parameter budget on MNIST-1D, 65 of
+        # 66 admissible networks are separable). One global largest and smallest would be one kind
+        # only, and the random networks of a step another: each kind's weights would learn from
+        # networks of other sizes than its own.
         by_size = sorted(samples, key=lambda spec: spec.count_params())
-        self.tops, self.bottoms = by_size[-3:], by_size[:3]
+        groups: dict[tuple, list] = {}
+        for spec in by_size:
+            groups.setdefault(_kind_of(spec), []).append(spec)
+        self.kinds = sorted(groups)
+        self.kind_weights = [len(groups[kind]) for kind in self.kinds]  # as often as the search draws them
+        self.tops = {kind: specs[-3:] for kind, specs in groups.items()}
+        self.bottoms = {kind: specs[:3] for kind, specs in groups.items()}
+        self.pool_of = {kind: [key for key in self.pool if _kind_of(self.variants[key][0]) == kind]
+                        for kind in self.kinds}
         trained = [largest, *by_size] + [v for k in self.pool for v in self.variants[k]]
         taps = max((v for spec in trained for k, v in spec.options if k == "kernel_size" and isinstance(v, int)),
                    default=1)
         self.shared = SharedWeights(seed, width=max(block.units for spec in trained for block in spec.blocks),
                                     taps=taps)
+        # None: large steps where every block normalises (its output does not depend on its weights'
+        # scale), small ones otherwise (see OneShotSearch's supernet_learning_rate for what was measured).
+        self.learning_rate = float(learning_rate) if learning_rate is not None else (
+            0.03 if _normalised(by_size[-1]) else 3e-3)
         self._version = self.shared.version
 
     def _admissible(self, spec):
@@ -694,7 +754,7 @@ class Supernet:
         chosen: list[str] = []
         skeletons: set = set()
         for key in ordered:  # one of each skeleton first, then the most common shapes
-            first = buckets[key][0]
+            first = self._shape(buckets[key][0])[3]
             skeleton = (first.connection, tuple((block.stage, block.kind) for block in first.blocks))
             if skeleton not in skeletons and len(chosen) < size:
                 skeletons.add(skeleton)
@@ -708,26 +768,57 @@ class Supernet:
 
     def _cover(self, key: str, spec) -> bool:
         """Widens shape `key`'s computed widths to cover `spec`'s; True if they grew."""
-        _, names, widths = self._shape(spec)
+        _, names, widths, _ = self._shape(spec)
         caps = self._caps.setdefault(key, {})
         grew = False
         for name, width in zip(names, widths.numpy().tolist()):
-            if width > caps.get(name, 0):
+            if _BLOCK.match(name) and width > caps.get(name, 0):  # a layer's width, not a block's gate
                 caps[name] = int(width)
                 grew = True
         return grew
 
-    def _shape(self, spec) -> tuple[str, list[str], Any]:
-        """The spec's shape key, its masked layers' names, and their widths (cached by spec)."""
+    def _shape(self, spec) -> tuple[str, list[str], Any, Any]:
+        """The spec's shape key, its traced graph's masked layers' and gated blocks' names, their widths
+        and gates (1: the block is the spec's own, 0: skipped), and the spec the graph renders (cached by spec).
+
+        Depth is elastic inside one graph: where the family lets a block be skipped (it calls
+        `gate`), the graph renders every stage as deep as the space's deepest, the spec's last
+        block of the stage repeated, and the blocks past the spec's own pass their input on. So
+        one graph per skeleton (stages, block kinds and options) trains every depth of it.
+        """
         import tensorflow as tf
 
         text = spec.to_json()
         known = self._shapes.get(text)
         if known is None:
-            key, widths = shape_of(spec)
-            names = sorted(widths)
-            known = self._shapes[text] = (key, names, tf.constant([widths[n] for n in names], tf.int32))
+            deep, gates = self._deep(spec)
+            key, widths = shape_of(deep)
+            names = sorted(widths) + sorted(gates)
+            values = {**widths, **gates}
+            known = self._shapes[text] = (key, names, tf.constant([values[n] for n in names], tf.int32), deep)
         return known
+
+    def _deep(self, spec) -> tuple[Any, dict[str, int]]:
+        """`spec` with each stage padded to the space's deepest, and the gate of each skippable block."""
+        import dataclasses
+
+        from keras_structopt.space import family
+
+        groups: dict[int, list] = {}
+        for block in spec.blocks:
+            groups.setdefault(block.stage, []).append(block)
+        blocks: list = []
+        own: dict[str, int] = {}
+        for stage, group in groups.items():
+            for position in range(max(len(group), self._depths.get(stage, 0))):
+                own[f"block_{len(blocks)}"] = int(position < len(group))
+                blocks.append(group[min(position, len(group) - 1)])
+        deep = dataclasses.replace(spec, blocks=tuple(blocks)) if len(blocks) > len(spec.blocks) else spec
+        probe = _ShapeProbe()
+        family(deep.family).build(deep, probe)
+        if any(not value and name not in probe.gated for name, value in own.items()):
+            return spec, {}  # a padded block the family cannot skip: this spec's depth is its own graph
+        return deep, {name: value for name, value in own.items() if name in probe.gated}
 
     # -- sub-networks ---------------------------------------------------------------------------
 
@@ -739,13 +830,16 @@ class Supernet:
         return family(spec.family).build(spec, builder), builder
 
     def sandwich(self, rng: random.Random) -> list:
-        """The step's sub-networks: the largest (the teacher), the smallest, and random ones of the pool's shapes."""
-        specs = [rng.choice(self.tops) if self.teacher_drawn else
+        """The step's sub-networks, of one kind drawn as often as the space holds it: its largest (the
+        teacher), its smallest, and random ones of the pool's shapes of that kind."""
+        kind = rng.choices(self.kinds, weights=self.kind_weights)[0]
+        specs = [rng.choice(self.tops[kind]) if self.teacher_drawn else
                  spec_of(self.hypermodel, extreme_values(self.hypermodel, "max", rng)),
-                 rng.choice(self.bottoms) if self.smallest_drawn else
+                 rng.choice(self.bottoms[kind]) if self.smallest_drawn else
                  spec_of(self.hypermodel, extreme_values(self.hypermodel, "min", rng))]
-        if self.pool:
-            specs += [rng.choice(self.variants[rng.choice(self.pool)]) for _ in range(self.random_subnets)]
+        shapes = self.pool_of[kind] if self.teacher_drawn and self.pool_of[kind] else self.pool
+        if shapes:
+            specs += [rng.choice(self.variants[rng.choice(shapes)]) for _ in range(self.random_subnets)]
         return specs
 
     def _step(self, spec, distill: bool, probe):
@@ -754,7 +848,7 @@ class Supernet:
 
         if self.shared.version != self._version:  # a variable grew: the traced steps hold the old one
             self._forget_traces()
-        shape, names, widths = self._shape(spec)
+        shape, names, widths, deep = self._shape(spec)
         if self._cover(shape, spec):  # wider than this shape's graph computes: trace it again
             self._steps.pop((shape, True), None)
             self._steps.pop((shape, False), None)
@@ -763,7 +857,7 @@ class Supernet:
             return known, widths
         caps = dict(self._caps[shape])
         masks = {name: widths[i] for i, name in enumerate(names)}
-        _, builder = self.forward(spec, probe, masks=masks, caps=caps)  # makes (or grows) its variables
+        _, builder = self.forward(deep, probe, masks=masks, caps=caps)  # makes (or grows) its variables
         if self.shared.version != self._version:
             self._forget_traces()
         keys = sorted(builder.used)
@@ -774,7 +868,7 @@ class Supernet:
         @tf.function(autograph=False, reduce_retracing=True)
         def step(x, target, vector):
             with tf.GradientTape() as tape:
-                outputs, _ = self.forward(spec, x, masks={name: vector[i] for i, name in enumerate(names)},
+                outputs, _ = self.forward(deep, x, masks={name: vector[i] for i, name in enumerate(names)},
                                           caps=caps)
                 loss = loss_function(target, outputs)
             for total, gradient in zip(sums, tape.gradient(loss, variables)):

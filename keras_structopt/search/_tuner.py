@@ -49,7 +49,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -455,17 +454,9 @@ def _check_project(kwargs) -> None:
     if kwargs.get("overwrite") or not project.is_dir():
         return
     for path in [project / "oracle.json", *sorted(project.glob("trial_*/trial.json"))]:
-        if not path.exists():
-            continue
-        try:
-            state = json.loads(path.read_text())
-            if not isinstance(state, dict):
-                raise ValueError(f"a JSON {type(state).__name__}, not an object")
-        except (ValueError, UnicodeDecodeError) as error:
-            raise _checks.error(
-                f"Expected a project directory Keras Tuner can resume. Received: {str(path)!r}, which cannot be read "
-                f"({error}); move the project away (or pass overwrite=True to delete it) to start a new search."
-            ) from None
+        if path.exists():
+            _checks.json_object(path, "a project directory Keras Tuner can resume",
+                                "move the project away (or pass overwrite=True to delete it) to start a new search")
 
 
 _CLASSES: dict[type, type] = {}  # one structural class per base class

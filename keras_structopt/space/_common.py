@@ -10,6 +10,17 @@ if TYPE_CHECKING:
     from keras_structopt.space._architecture import Architecture
 
 
+def skippable(b, before, after, name: str):
+    """Block `name`'s output `after`, which a builder training elastic depth may replace with the block's
+    input `before` (the block skipped: an identity, as input and output have one width and resolution).
+
+    A family calls it for the blocks after the first of a stage whose widths are the stage's;
+    rendering and counting builders have no `gate` and take `after` as it is.
+    """
+    gate = getattr(b, "gate", None)
+    return after if gate is None else gate(before, after, name)
+
+
 def head(spec: Architecture, b, x):
     activation = {"multiclass": "softmax", "binary": "sigmoid", "regression": None}[spec.task]
     bias = dict(spec.options).get("head_bias")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from keras_structopt import _checks
-from keras_structopt.space._common import head
+from keras_structopt.space._common import head, skippable
 from keras_structopt.space._family import Family
 
 if TYPE_CHECKING:
@@ -69,7 +69,8 @@ def _conv_family(spec: Architecture, b):
         h = x
         if spec.connection == "dense" and len(stage_features) > 1:
             h = b.concat(stage_features, f"{prefix}_concat")
-        x = _conv_block(spec, b, h, block, prefix)
+        y = _conv_block(spec, b, h, block, prefix)
+        x = skippable(b, x, y, prefix) if spec.connection == "plain" and len(stage_features) > 1 else y
         stage_features.append(x)
     if spec.connection == "dense" and len(stage_features) > 2:
         x = b.concat(stage_features, "features_concat")

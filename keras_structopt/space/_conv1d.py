@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from keras_structopt import _checks
-from keras_structopt.space._common import head
+from keras_structopt.space._common import head, skippable
 from keras_structopt.space._family import Family
 
 if TYPE_CHECKING:
@@ -58,7 +58,8 @@ def _build(spec: Architecture, b):
                 kind = "max" if downsample == "max_pool" else "avg"
                 x = b.pool(x, f"stage_{block.stage}_downsample", kind, pool_size=factor, strides=factor)
             previous, position = block.stage, 0
-        x = _block(spec, b, x, block, f"block_{i}", position)
+        y = _block(spec, b, x, block, f"block_{i}", position)
+        x = skippable(b, x, y, f"block_{i}") if position else y
         position += 1
     if spec.option("pooling") == "flatten":
         x = b.flatten(x, "flatten")
