@@ -393,10 +393,12 @@ def _ray_search(hypermodel, x, y, validation_data, epochs, num_samples, metric, 
 
                 searcher = OptunaSearch(space=_DefineByRun(space), metric=metric, mode=mode, seed=seed)
                 param_space = {}
+            limit = max_concurrent_trials if search_alg == "optuna" else None
             tuner = tune.Tuner(
                 trainable, param_space=param_space,
                 tune_config=tune.TuneConfig(metric=metric, mode=mode, num_samples=num_samples, scheduler=chosen,
-                                            search_alg=searcher, max_concurrent_trials=max_concurrent_trials,
+                                            search_alg=searcher,  # the random generator limits itself:
+                                            max_concurrent_trials=limit,  # Ray ignores this for it
                                             reuse_actors=True),
                 run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0),
             )

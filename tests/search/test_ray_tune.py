@@ -70,7 +70,7 @@ def test_an_asha_search_runs_on_loopback_and_its_curves_are_the_projects(tmp_pat
     # and the project's Pareto front reads it: the trials no other beats on accuracy and parameters
     front = kso.search.pareto_front(result)
     assert front and max(t.score for t in front) == best.score  # the most accurate is on it (or a cheaper tie)
-    deadline = time.time() + 30
+    deadline = time.time() + 90  # under a loaded machine (the whole suite on 2 cores) Ray takes longer to stop
     while _raylets() and time.time() < deadline:  # the cluster this search started is gone
         time.sleep(1)
     assert _raylets() == []
