@@ -76,10 +76,8 @@ def metrics_tracker():
 
 
 def save_best_epoch(objective, path):
-    """Keras Tuner's callback that saves a model's weights at its best epoch for `objective`."""
-    from keras_tuner.src.engine import tuner_utils
-
-    return _member(tuner_utils, "SaveBestEpoch")(objective=objective, filepath=path)
+    """Keras Tuner's callback that saves a model's weights at its best epoch for `objective` (atomically)."""
+    return _atomic_save_best_epoch_class()(objective=objective, filepath=path)
 
 
 def checkpoint_directory(callbacks) -> str | None:
