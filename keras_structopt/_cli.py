@@ -834,9 +834,9 @@ def _read_job(out: Path) -> dict:
 
 
 def _write_job(out: Path, job: dict) -> None:
-    temporary = out / f".{JOB_FILE}.tmp-{os.getpid()}"
-    temporary.write_text(json.dumps(job) + "\n")
-    os.replace(temporary, out / JOB_FILE)
+    from keras_structopt._trial_files import write_atomically
+
+    write_atomically(out / JOB_FILE, (json.dumps(job) + "\n").encode())
 
 
 def _remove_temporaries(out: Path, name: str) -> list[Path]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_structopt import _checks
-from keras_structopt._trial_files import CURVES_FILE, read_json, read_note, trial_folder
+from keras_structopt._trial_files import CURVES_FILE, read_json, read_note, trial_folder, write_atomically
 from keras_structopt._types import PathLike
 from keras_structopt.search._budget import CUT_NOTE, read_budget
 
@@ -101,10 +101,7 @@ def write_search_file(tuner) -> Path | None:
         }, indent=1)
     except (TypeError, ValueError):
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{SEARCH_FILE}.tmp-{os.getpid()}")
-    temporary.write_text(text + "\n")
-    os.replace(temporary, path)
+    write_atomically(path, (text + "\n").encode())
     return path
 
 
