@@ -220,7 +220,7 @@ def test_guarded_search_judges_on_validation_only(mlp, digits):
     kept = {t["stage"]: t["setting"] for t in tries if t["kept"]}
     recipe = report.recipe
     assert recipe.slim.ratio == kept.get("slim") and recipe.cluster.clusters == kept.get("cluster")
-    assert report.distilled and report.size_ratio() > 1
+    assert report.distilled and report.size_ratio() >= 5  # measured 9.6x: a search that keeps nothing fails
     assert report.stages[0].name == "baseline" and report.final.tflite_gzip_bytes < report.baseline.tflite_gzip_bytes
     # The cpu preset scales a clustered model's int8 kernels per tensor: the file measured is that file.
     assert recipe.quantize.per_channel == "auto" and recipe.quantize.mode == "dynamic"
