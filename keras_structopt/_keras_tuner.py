@@ -16,7 +16,6 @@ import contextlib
 import errno
 import functools
 import io
-import json
 import os
 from typing import Any
 
@@ -250,11 +249,11 @@ class TunerHooks(keras_tuner.Tuner):
 
     def save(self):
         """Saves the oracle and the tuner's state, each file written atomically (Keras Tuner writes in place)."""
-        from keras_structopt._trial_files import write_atomically
+        from keras_structopt._trial_files import write_json
 
         if not _member(self, "_is_worker")():
             self.oracle.save()
-        write_atomically(_member(self, "_get_tuner_fname")(), json.dumps(self.get_state()).encode())
+        write_json(_member(self, "_get_tuner_fname")(), self.get_state())
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
         # Keras Tuner's best-epoch checkpoint writes the weights file in place: made atomic here
@@ -289,7 +288,8 @@ def _atomic_save_best_epoch_class() -> type:
                 if error.errno == errno.ENOSPC:
                     from keras_structopt._trial_files import no_space
 
-                    raise no_space(self.filepath, 0) from None
+                    known = os.path.getsize(self.filepath) if os.path.exists(self.filepath) else None
+                    raise no_space(self.filepath, known) from None
                 raise
 
     return AtomicSaveBestEpoch
@@ -299,16 +299,14 @@ class AtomicOracleFiles:
     """Writes an oracle's `oracle.json` and each `trial.json` atomically (mixed in front of an oracle)."""
 
     def save(self):
-        from keras_structopt._trial_files import write_atomically
+        from keras_structopt._trial_files import write_json
 
-        state = self.get_state()  # type: ignore[attr-defined]
-        write_atomically(_member(self, "_get_oracle_fname")(), json.dumps(state).encode())
+        write_json(_member(self, "_get_oracle_fname")(), self.get_state())  # type: ignore[attr-defined]
 
     def _save_trial(self, trial):
-        from keras_structopt._trial_files import write_atomically
+        from keras_structopt._trial_files import write_json
 
-        directory = _member(self, "_get_trial_dir")(trial.trial_id)
-        write_atomically(os.path.join(directory, "trial.json"), json.dumps(trial.get_state()).encode())
+        write_json(os.path.join(_member(self, "_get_trial_dir")(trial.trial_id), "trial.json"), trial.get_state())
 
 
 # -- distributed mode ----------------------------------------------------------------------------

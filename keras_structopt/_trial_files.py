@@ -33,7 +33,7 @@ def read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def write_json(path: Path, data) -> None:
+def write_json(path: str | os.PathLike, data) -> None:
     """Writes `data` as JSON atomically: a temporary file, flushed to disk, then renamed into place."""
     write_atomically(path, json.dumps(data).encode())
 
@@ -67,8 +67,9 @@ def write_atomically(path, content: bytes) -> None:
         raise no_space(path, len(content)) from None
 
 
-def no_space(path, needed: int) -> OSError:
-    """The `OSError(ENOSPC)` keras-structopt raises for a full disk: the path, the bytes needed, the bytes free."""
+def no_space(path, needed: int | None) -> OSError:
+    """The `OSError(ENOSPC)` keras-structopt raises for a full disk: the path, the bytes needed (about, for
+    a checkpoint: the size of the one it replaces; None when not known), the bytes free."""
     import errno
     import shutil
 
@@ -76,9 +77,10 @@ def no_space(path, needed: int) -> OSError:
         free = f"{shutil.disk_usage(Path(path).parent).free:,} bytes free"
     except OSError:
         free = "free space unknown"
-    return OSError(errno.ENOSPC, f"No space left on the device to write {str(path)!r} ({needed:,} bytes needed, "
-                                 f"{free}); free some space and run the same search again to resume it (every "
-                                 "finished trial is kept)")
+    size = "size unknown" if needed is None else f"{needed:,} bytes needed"
+    return OSError(errno.ENOSPC, f"No space left on the device to write {str(path)!r} ({size}, {free}); free "
+                                 "some space and run the same search again to resume it (every finished trial is "
+                                 "kept)")
 
 
 def read_note(project_dir, trial_id: str) -> dict:
