@@ -14,6 +14,12 @@ trains in its own process (`isolate_trials=True`) and the search process stays f
     python bench/memory.py                 # 50 trials x 1 epoch (a few minutes on 2 cores)
     python bench/memory.py --trials 12     # a quick look
     python bench/memory.py --isolate       # one process per trial (isolate_trials=True)
+    python bench/memory.py --baseline keras-tuner --trials 20   # Keras Tuner's own RandomSearch
+    python bench/memory.py --baseline keras --trials 20         # a bare build/fit/clear_session loop
+
+The two baselines show where the growth comes from: Keras Tuner's RandomSearch over the same
+HyperModel without keras-structopt's tuner class, and a loop of `build`, `fit`,
+`keras.backend.clear_session()` and `gc.collect()` with no tuner at all.
 """
 
 from __future__ import annotations
@@ -69,25 +75,60 @@ def growth_per_trial(rss: list[float], skip: int = 5) -> float:
     return float(np.polyfit(np.arange(len(tail)), tail, 1)[0])
 
 
+def bare_keras_loop(data, models: int, epochs: int) -> list[float]:
+    """RSS after each of `models` build/fit/clear_session/collect rounds, no tuner involved."""
+    import gc
+
+    import keras
+
+    hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, seed=0)
+    rss = []
+    for _ in range(models):
+        keras.backend.clear_session()
+        model = hypermodel.build(keras_tuner.HyperParameters())  # the space's default architecture
+        model.fit(*data.train, validation_data=data.validation, epochs=epochs, batch_size=32, verbose=0)
+        del model
+        gc.collect()
+        rss.append(rss_mib())
+    return rss
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--isolate", action="store_true", help="one process per trial (isolate_trials=True)")
-    parser.add_argument("--out", default=None, help="JSON path (default: bench/results/memory[-isolated].json)")
+    parser.add_argument("--baseline", choices=("keras-tuner", "keras"), default=None,
+                        help="Keras Tuner's RandomSearch without keras-structopt's tuner, or a bare Keras loop")
+    parser.add_argument("--out", default=None,
+                        help="JSON path (default: bench/results/memory[-isolated|-keras-tuner|-keras].json)")
     args = parser.parse_args(argv)
+    if args.baseline and args.isolate:
+        parser.error("--isolate is keras-structopt's tuner option: not with --baseline")
     data = load_digits_split("flat", seed=0)
     workdir = Path(tempfile.mkdtemp(prefix="structopt-bench-memory-"))
     started = time.perf_counter()
+    completed = args.trials
     try:
-        tuner = kso.search.tuner(Recording, kso.DenseHyperModel(input_shape=(64,), outputs=10, seed=0),
-                                 objective="val_accuracy", max_trials=args.trials, seed=1, directory=workdir,
-                                 project_name="memory", isolate_trials=args.isolate)
+        hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, seed=0)
         before = rss_mib()
-        tuner.search(*data.train, validation_data=data.validation, epochs=args.epochs, batch_size=32, verbose=0)
+        if args.baseline == "keras":
+            rss = bare_keras_loop(data, args.trials, args.epochs)
+        else:
+            if args.baseline == "keras-tuner":
+                tuner = Recording(hypermodel, objective="val_accuracy", max_trials=args.trials, seed=1,
+                                  directory=workdir, project_name="memory")
+            else:
+                tuner = kso.search.tuner(Recording, hypermodel, objective="val_accuracy", max_trials=args.trials,
+                                         seed=1, directory=workdir, project_name="memory",
+                                         isolate_trials=args.isolate)
+            before = rss_mib()
+            tuner.search(*data.train, validation_data=data.validation, epochs=args.epochs, batch_size=32,
+                         verbose=0)
+            rss = tuner.rss
+            completed = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    rss = tuner.rss
     slope = growth_per_trial(rss)
     print("| trial | RSS (MiB) |\n|---:|---:|")
     for index, value in enumerate(rss, start=1):
@@ -95,11 +136,12 @@ def main(argv=None) -> int:
     print(f"\nRSS before the search {before:.1f} MiB, after trial 5 {rss[min(4, len(rss) - 1)]:.1f} MiB, after "
           f"trial {len(rss)} {rss[-1]:.1f} MiB; growth per trial after the first five: {slope:.2f} MiB "
           f"({len(rss)} trials, {time.perf_counter() - started:.0f} s)")
-    out = Path(args.out or f"bench/results/memory{'-isolated' if args.isolate else ''}.json")
+    suffix = f"-{args.baseline}" if args.baseline else ("-isolated" if args.isolate else "")
+    out = Path(args.out or f"bench/results/memory{suffix}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"settings": vars(args), "rss_before_mib": before, "rss_mib": rss,
                                "growth_mib_per_trial_after_5": slope,
-                               "completed": sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())},
+                               "completed": completed},
                               indent=2) + "\n")
     print(f"Wrote {out}")
     return 0

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -391,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = None
     if threading.current_thread() is threading.main_thread():  # SIGTERM ends the run as Ctrl-C does
         previous = signal.signal(signal.SIGTERM, _terminate)
+    _PHASE.clear()
     try:
         return _dispatch(args, argv)
     except (KeyboardInterrupt, Terminated) as stop:
@@ -413,6 +415,9 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+_PHASE: dict[str, str] = {}  # where this process's `run` is once its search is over (for `_interrupted`)
+
+
 def _interrupted(args) -> str:
     """The one line an interrupted command prints: what finished, and how to go on."""
     if args.command != "run":
@@ -425,6 +430,10 @@ def _interrupted(args) -> str:
         except (OSError, ValueError, AttributeError):
             continue
     total = "?" if getattr(args, "tuner", None) == "hyperband" else getattr(args, "trials", "?")
+    phase = _PHASE.get("run")
+    if phase is not None:  # the search is over: compressing, or exporting a version
+        return (f"interrupted while {phase} ({finished} of {total} trials finished); run the same command with "
+                "--resume to continue (the finished search is kept)")
     return (f"interrupted after {finished} of {total} trials; run the same command with --resume to continue "
             "(finished trials are kept)")
 
@@ -978,8 +987,24 @@ def run_distributed(args, argv: list[str]) -> int:
     if result.ok:
         return 0
     print(f"keras-structopt run: error: the distributed search ended early ({result.status}; exit codes "
-          f"{result.returncodes}); run the same command with --resume to continue it", file=sys.stderr)
+          f"{result.returncodes}){_full_disk(Path(args.out))}; run the same command with --resume to continue it",
+          file=sys.stderr)
     return 1
+
+
+FULL_DISK_BYTES = 16 * 2**20  # below this much free space, a process that died most likely died of a full disk
+
+
+def _full_disk(out: Path) -> str:
+    """`"; the disk holding OUT is full (N bytes free): free some space first"` when it nearly is, else `""`:
+    a worker that ran out of space wrote its one-line error into its log on that same disk, maybe not at all."""
+    try:
+        free = shutil.disk_usage(out).free
+    except OSError:
+        return ""
+    if free >= FULL_DISK_BYTES:
+        return ""
+    return f"; the disk holding {str(out)!r} is full ({free:,} bytes free): free some space first"
 
 
 def _compress_and_export(model, data, args, out: Path, say, job: dict, report: dict) -> int:
@@ -993,6 +1018,7 @@ def _compress_and_export(model, data, args, out: Path, say, job: dict, report: d
     from keras_structopt.export._saved_model import existing_versions
 
     target = args.target or DEFAULT_TARGET
+    _PHASE["run"] = "compressing"  # what an interrupt's one line says (`_interrupted`)
     if args.max_accuracy_loss is not None:
         fixed = f" ({args.recipe.describe()} fixed)" if len(args.recipe) else ""
         say(f"Compressing: the smallest {target} model whose validation metric stays within "
@@ -1019,6 +1045,7 @@ def _compress_and_export(model, data, args, out: Path, say, job: dict, report: d
     pending = job.get("version") if job.get("status") == "exporting" else None
     version = pending or (existing_versions(out, args.name) or [0])[-1] + 1
     _write_job(out, {"status": "exporting", "version": version})
+    _PHASE["run"] = f"exporting version {version}"
     saved_model = out / args.name / str(version)
     if pending is None or not (saved_model / "saved_model.pb").is_file():
         saved_model = kso.export_saved_model(compressed, out, args.name, version=version)
@@ -1116,7 +1143,10 @@ def compress_command(args) -> int:
     say(f"Compressing {args.model} on digits ({view})")
     record = {"model": str(args.model),
               "data": {"dataset": "digits", "view": view, "split": "stratified 60/20/20", "seed": args.seed}}
-    return _compress_and_export(model, data, args, out, say, {}, record)
+    from keras_structopt.export import isolated_conversion
+
+    with isolated_conversion("int8"):  # a model file from outside: a calibrator crash must not end the command
+        return _compress_and_export(model, data, args, out, say, {}, record)
 
 
 def export_command(args) -> int:
@@ -1129,8 +1159,9 @@ def export_command(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     version = (existing_versions(out, args.name) or [0])[-1] + 1
     saved_model = kso.export_saved_model(model, out, args.name, version=version)
-    tflite = kso.export_tflite(model, out / "tflite" / f"{args.name}-{version}.tflite",
-                               quantization=args.quantization)
+    with kso.export.isolated_conversion():  # a model file from outside: a converter crash must not end the command
+        tflite = kso.export_tflite(model, out / "tflite" / f"{args.name}-{version}.tflite",
+                                   quantization=args.quantization)
     if args.quiet:
         print(json.dumps({"saved_model": str(saved_model), "tflite": str(tflite)}))
     else:

@@ -88,15 +88,29 @@ def quiet_tensorflow():
     if _ACTIVE is not None:  # already filtering (the package did it when the command started)
         return _ACTIVE.close
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    for name in ("tensorflow", "absl", "keras_tuner"):
+    names = ("tensorflow", "absl", "keras_tuner")
+    levels = {name: logging.getLogger(name).level for name in names}
+    filters = list(warnings.filters)
+    for name in names:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=_PYTHON_MODULES)
+
+    def restore() -> None:  # the command called in a user's process leaves their logging as it was
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        warnings.filters[:] = filters  # type: ignore[index]
+
     try:
         sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # not a real file (a notebook, a captured stream)
-        return lambda: None
-    _ACTIVE = _Filter()
-    return _ACTIVE.close
+        return restore
+    active = _ACTIVE = _Filter()
+
+    def end() -> None:
+        active.close()
+        restore()
+
+    return end
 
 
 class _DropMessages(logging.Filter):

@@ -1,9 +1,11 @@
 import gzip
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,27 +191,51 @@ def test_killed_anywhere_and_resumed_a_job_ends_as_an_uninterrupted_one(tmp_path
     assert [s["test_accuracy"] for s in reports[0]] == [s["test_accuracy"] for s in reports[1]]
 
 
+def _one_line(stderr: str) -> list[str]:
+    """stderr's lines without TensorFlow's own log lines (the driver imports Keras before the command
+    quiets TensorFlow's start-up lines)."""
+    return [line for line in stderr.splitlines() if line.strip() and not TENSORFLOW_LOG_LINE.match(line)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("how, status", [("int", 130), ("term", 143)])
-def test_ctrl_c_or_sigterm_mid_search_ends_with_one_line_and_resumes(tmp_path, how, status):
-    """Ctrl-C (SIGINT) or SIGTERM while a trial trains: exit 130 / 143, one line saying how to go on,
-    no traceback, the lock released; --resume then loses and re-runs no finished trial."""
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads live processes from /proc")
+@pytest.mark.parametrize("how, status, later", [("int", 130, "compress"), ("term", 143, "export")])
+def test_ctrl_c_or_sigterm_in_every_phase_ends_with_one_line_and_resumes(tmp_path, how, status, later):
+    """Ctrl-C (SIGINT) or SIGTERM while a trial trains, then again while the resumed job compresses
+    (SIGINT) or exports (SIGTERM): exit 130 / 143 each time, one line saying where it stopped and how to
+    go on, no traceback, no process left, the lock released; the last --resume finishes the job with no
+    finished trial lost or re-run and one exported version."""
     from keras_structopt._lock import holder
 
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, DRIVER, f"search:{how}", *FAULT_FLAGS, "--out", str(out)],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == status, result.stderr[-3000:]
-    # (the driver imports Keras before the command quiets TensorFlow's start-up lines: left out here)
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not TENSORFLOW_LOG_LINE.match(line)]
-    assert lines == ["keras-structopt run: interrupted after 1 of 3 trials; run the same command with --resume to "
-                     "continue (finished trials are kept)"], result.stderr[-3000:]
+    assert _one_line(result.stderr) == ["keras-structopt run: interrupted after 1 of 3 trials; run the same command "
+                                        "with --resume to continue (finished trials are kept)"], result.stderr[-3000:]
     assert holder(out) is None and holder(out / "tuner") is None
     before = _finished_trials(out)
     assert len(before) == 1
-    run_cli(*FAULT_FLAGS, "--out", str(out), "--resume", "--trials", "2")  # fewer trials: the search ends sooner
+
+    fewer = ["--resume", "--trials", "2"]  # fewer trials: the search ends sooner
+    result = subprocess.run([sys.executable, DRIVER, f"{later}:{how}", *FAULT_FLAGS, "--out", str(out), *fewer],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == status, result.stderr[-3000:]
+    where = "compressing" if later == "compress" else "exporting version 1"
+    assert _one_line(result.stderr) == [f"keras-structopt run: interrupted while {where} (2 of 2 trials finished); "
+                                        "run the same command with --resume to continue (the finished search is "
+                                        "kept)"], result.stderr[-3000:]
+    assert holder(out) is None and _processes_mentioning(str(out)) == []
     after = _finished_trials(out)
     assert len(after) == 2 and all(after[name] == before[name] for name in before)
+    assert not (out / "digits" / "1").exists()  # an interrupted export leaves no version behind
+
+    run_cli(*FAULT_FLAGS, "--out", str(out), *fewer)
+    assert _finished_trials(out) == after  # nothing lost, nothing re-run
+    assert sorted(p.name for p in (out / "digits").iterdir()) == ["1"]
+    assert json.loads((out / "job.json").read_text()) == {"status": "done", "version": 1}
+    assert (out / "tflite" / "digits-1.tflite").stat().st_size > 0
+    assert holder(out) is None and _processes_mentioning(str(out)) == []
 
 
 @pytest.mark.slow
@@ -296,3 +322,73 @@ def test_ctrl_c_on_a_distributed_run_ends_the_chief_and_the_workers(tmp_path):
     time.sleep(1)
     assert _processes_mentioning(str(out)) == []  # no chief or worker left training
     assert holder(out) is None
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 MiB tmpfs of its own (a disk that can really fill up), or a skip where mounting is not allowed:
+    tests/search/test_atomic_files.py simulates ENOSPC in one process everywhere."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)], capture_output=True,
+                             text=True) if shutil.which("mount") else None
+    if mounted is None or mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (it needs root); the simulated full disk is tested in one process")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def _fill(disk) -> Path:
+    """Writes a file into `disk` until the disk is full; returns it (delete it to free the space)."""
+    import errno
+
+    filler = disk / "filler"
+    with open(filler, "wb") as file:
+        try:
+            while True:
+                file.write(b"\0" * 2**20)
+                file.flush()
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+    return filler
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads live processes from /proc")
+def test_a_full_disk_during_a_distributed_search_loses_nothing_and_resumes(small_disk):
+    """`run --workers 2` on a real disk that fills up once a trial has finished: a second writer is
+    refused while it runs; the run ends non-zero with no traceback, saying the disk is full; no chief
+    or worker is left; after space is freed, --resume (distributed again) completes with no finished
+    trial lost or re-run."""
+    import time
+
+    out = small_disk / "out"
+    flags = [*FAULT_FLAGS, "--workers", "2", "--out", str(out)]
+    process = subprocess.Popen([COMMAND, "run", *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not _finished_trials(out) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    second = subprocess.run([COMMAND, "run", *flags, "--resume"], capture_output=True, text=True, timeout=300)
+    filler = _fill(small_disk)
+    before = _finished_trials(out)
+    assert len(before) >= 1
+
+    assert second.returncode != 0 and f"PID {process.pid}" in second.stderr, second.stderr[-2000:]
+    assert "Traceback" not in second.stderr
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode not in (0, None), stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-5000:]
+    assert "disk" in stderr and "full" in stderr, stderr[-3000:]
+    time.sleep(1)
+    assert _processes_mentioning(str(out)) == []
+    finished = _finished_trials(out)
+    assert all(finished[name] == before[name] for name in before)  # what had finished is whole
+
+    filler.unlink()
+    run_cli(*flags, "--resume")
+    after = _finished_trials(out)
+    assert len(after) == 3 and all(after[name] == finished[name] for name in finished)
+    assert sorted(p.name for p in (out / "digits").iterdir()) == ["1"]
+    assert _processes_mentioning(str(out)) == []

@@ -36,8 +36,8 @@ PUBLIC = {
         "compress", "slim",
     ],
     "keras_structopt.export": [
-        "TFLiteRunner", "export_saved_model", "export_tflite", "tensor_types", "tflite_predict", "tflite_vocabularies",
-        "to_tflite_bytes", "towers",
+        "TFLiteRunner", "export_saved_model", "export_tflite", "isolated_conversion", "tensor_types", "tflite_predict",
+        "tflite_vocabularies", "to_tflite_bytes", "towers",
     ],
     "keras_structopt.data": ["DIGITS_VIEWS", "Split", "TabularSchema", "load_digits_split", "load_movielens",
                              "load_tfds"],

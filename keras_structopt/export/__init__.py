@@ -8,13 +8,14 @@ Example:
 
 from keras_structopt.export._runtime import TFLiteRunner, tensor_types, tflite_predict, tflite_vocabularies
 from keras_structopt.export._saved_model import export_saved_model
-from keras_structopt.export._tflite import export_tflite, to_tflite_bytes
+from keras_structopt.export._tflite import export_tflite, isolated_conversion, to_tflite_bytes
 from keras_structopt.export._towers import towers
 
 __all__ = [
     "TFLiteRunner",
     "export_saved_model",
     "export_tflite",
+    "isolated_conversion",
     "tensor_types",
     "tflite_predict",
     "tflite_vocabularies",

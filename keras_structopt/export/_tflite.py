@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -370,46 +373,153 @@ def to_tflite_bytes(
         model = _indexed_model(model, lookups)
         if representative_data is not None:
             representative_data = _indexed_inputs(categorical, representative_data)
+    if quantization in ("dynamic", "int8") and per_channel == "auto":
+        per_channel = not few_valued(model)
+    options = {
+        "quantization": quantization,
+        "per_channel": bool(per_channel),
+        "integer_io": quantization == "int8" and all(tf.as_dtype(t.dtype).is_floating for t in model.inputs),
+    }
+    examples = _representative(model, representative_data) if quantization == "int8" else None
     with tempfile.TemporaryDirectory(prefix="structopt-tflite-") as directory:
+        saved = os.path.join(directory, "saved_model")
+        module = None
         if _is_keras3(model):
-            write_saved_model(model, directory)
-            converter = tf.lite.TFLiteConverter.from_saved_model(
-                directory, signature_keys=["serving_default"]
-            )
+            write_saved_model(model, saved)
         else:
             module = _serving_module(model, _input_specs(model, 1 if recurrent else None))
-            converter = tf.lite.TFLiteConverter.from_concrete_functions(
-                [module.serve.get_concrete_function()], module
-            )
-        if quantization != "none":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantization in ("dynamic", "int8") and per_channel == "auto":
-            per_channel = not few_valued(model)
-        if quantization in ("dynamic", "int8") and not per_channel:
-            converter._experimental_disable_per_channel = True
-            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-        if quantization == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        if quantization == "int8":
-            converter.representative_dataset = _representative(model, representative_data)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            if all(tf.as_dtype(t.dtype).is_floating for t in model.inputs):
-                converter.inference_input_type = tf.int8
-                converter.inference_output_type = tf.int8
-        try:
-            with library_noise(stdout=True):  # the converter's C++ prints, not the user's output
-                data = converter.convert()
-        except Exception as error:  # the converter raises many types; name the cause
-            if quantization != "int8":
-                raise
-            raise _checks.error(
-                'Expected a model whose every operation has a full-integer TFLite kernel for quantization="int8". '
-                f"Received: a model the converter could not make fully int8 ({str(error).splitlines()[0][:300]}). "
-                'Use quantization="dynamic" for it.'
-            ) from error
+        if quantization in _ISOLATED.get():  # untrusted input: a converter crash must not end this process
+            if module is not None:
+                tf.saved_model.save(module, saved, signatures={"serving_default": module.serve.get_concrete_function()})
+            data = _convert_in_child(directory, options, examples)
+        else:
+            if module is None:
+                converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serving_default"])
+            else:
+                converter = tf.lite.TFLiteConverter.from_concrete_functions(
+                    [module.serve.get_concrete_function()], module
+                )
+            configure_converter(converter, options, examples)
+            try:
+                with library_noise(stdout=True):  # the converter's C++ prints, not the user's output
+                    data = converter.convert()
+            except Exception as error:  # the converter raises many types; name the cause
+                if quantization != "int8":
+                    raise
+                raise _not_integer(str(error)) from error
     if categorical:
         data = _with_vocabularies(data, categorical)
     return strip_tflite(data) if strip else data
+
+
+def configure_converter(converter, options: dict, examples) -> None:
+    """Sets a `tf.lite.TFLiteConverter` up for `options` (quantization, per-channel scales, int8
+    inputs and outputs) and the representative `examples` (a generator function) for int8."""
+    import tensorflow as tf
+
+    quantization = options["quantization"]
+    if quantization != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization in ("dynamic", "int8") and not options["per_channel"]:
+        converter._experimental_disable_per_channel = True
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantization == "int8":
+        converter.representative_dataset = examples
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if options["integer_io"]:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+
+
+def _not_integer(reason: str):
+    first = reason.splitlines()[0][:300] if reason else "?"
+    return _checks.error(
+        'Expected a model whose every operation has a full-integer TFLite kernel for quantization="int8". '
+        f"Received: a model the converter could not make fully int8 ({first}). "
+        'Use quantization="dynamic" for it.'
+    )
+
+
+# The quantizations whose conversions run in a child process (`isolated_conversion`); () outside it.
+_ISOLATED: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("structopt_isolated_conversion",
+                                                                             default=())
+
+
+@contextlib.contextmanager
+def isolated_conversion(quantizations: Sequence[str] | str = QUANTIZATIONS) -> Iterator[None]:
+    """TFLite conversions inside run in a child process: for a model or data you do not trust.
+
+    TensorFlow Lite's converter and its int8 calibrator are C++; on some inputs they end the
+    process with a segmentation fault rather than raise. Inside this context
+    `to_tflite_bytes`, `export_tflite` and `compress` write the model as a SavedModel
+    (and int8's calibration examples as `.npz`) into a temporary directory and convert it
+    in a fresh Python process; a crash there is raised here as a `ConfigurationError` that
+    names the signal, and this process goes on. It costs one process start (a TensorFlow
+    import, seconds) per conversion.
+
+    Args:
+        quantizations: The conversions to isolate, by quantization (default: all four);
+            `"int8"` alone isolates only the calibrated ones, where TensorFlow Lite's
+            crashes have been seen (the calibrator runs the model on the data in C++).
+
+    The `keras-structopt export` command converts the model file it is given this way;
+    `keras-structopt compress` isolates its int8 calibrations (a guarded compression
+    converts every stage it measures: isolating them all would cost seconds each).
+
+    Example:
+        >>> import keras_tuner, keras_structopt as kso
+        >>> from keras_structopt.export import isolated_conversion, to_tflite_bytes
+        >>> model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1,
+        ...                             units=8).build(keras_tuner.HyperParameters())
+        >>> with isolated_conversion():
+        ...     data = to_tflite_bytes(model, "dynamic")
+        >>> data[4:8]
+        b'TFL3'
+    """
+    chosen = (quantizations,) if isinstance(quantizations, str) else tuple(quantizations)
+    for quantization in chosen:
+        _checks.one_of("quantizations", quantization, QUANTIZATIONS)
+    token = _ISOLATED.set(chosen)
+    try:
+        yield
+    finally:
+        _ISOLATED.reset(token)
+
+
+def _convert_in_child(directory: str, options: dict, examples) -> bytes:
+    """Converts `directory`/saved_model in a fresh Python process (`_convert_child`); its bytes."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    folder = Path(directory)
+    if examples is not None:  # the calibration inputs, materialised once: the child reads them back
+        rows = list(examples())
+        named = isinstance(rows[0], dict)
+        keys = list(rows[0]) if named else list(range(len(rows[0])))
+        arrays = {f"input_{i}": np.concatenate([row[k] for row in rows]) for i, k in enumerate(keys)}
+        np.savez(str(folder / "examples.npz"), **arrays)  # type: ignore[arg-type]
+        options = dict(options, example_names=[str(k) for k in keys] if named else None)
+    (folder / "options.json").write_text(json.dumps(options))
+    child = subprocess.run([sys.executable, "-m", "keras_structopt.export._convert_child", str(folder)],
+                           capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    if child.returncode == 0 and (folder / "model.tflite").is_file():
+        return (folder / "model.tflite").read_bytes()
+    reason = (folder / "error.txt").read_text() if (folder / "error.txt").is_file() else ""
+    if reason and options["quantization"] == "int8":
+        raise _not_integer(reason)
+    if reason:
+        raise _checks.error(f"Expected a model TFLite's converter can convert. Received: {reason[:500]}")
+    how = (f"was killed by {signal.Signals(-child.returncode).name}" if child.returncode < 0
+           else f"exited with status {child.returncode}")
+    raise _checks.error(
+        "Expected a model and representative_data that TFLite's converter converts. Received: its conversion, run "
+        f"in a child process for untrusted input, {how} (a crash in TensorFlow Lite's C++ code; this process and "
+        "its files are untouched). Try another quantization (\"dynamic\" calibrates nothing)."
+    )
 
 
 # The attribute on a model `compress` returns: the conversion its final stage was measured with.

@@ -170,3 +170,43 @@ def test_the_converter_prints_nothing_and_the_users_output_is_kept(model, tmp_pa
     assert "before" in out and "after" in out
     assert "inference_type" not in out + err  # TFLite's C++ prints, silenced
     assert "said by the user" in caplog.text  # outside the library's calls, the user's logging is untouched
+
+
+def test_an_isolated_conversion_gives_the_same_file_and_a_crash_is_an_error_not_the_end(model, digits, tmp_path):
+    """`isolated_conversion()`: the conversion runs in a child process. A Keras 3 model converts to the same
+    graph and weights as in this process; a tf_keras model converts to int8 with its calibration inputs carried over; and
+    a converter that really crashes (TFLite's calibrator on an inf, the checks bypassed) is raised here as
+    a ConfigurationError naming the signal, with this process alive."""
+    import numpy as np
+
+    from keras_structopt.export import isolated_conversion, to_tflite_bytes
+    from keras_structopt.export._signature import write_saved_model
+    from keras_structopt.export._tflite import _convert_in_child, strip_tflite
+
+    x = digits.test[0]
+    with isolated_conversion():
+        isolated = to_tflite_bytes(model, "dynamic")
+        integer = to_tflite_bytes(kso.to_tf_keras(model), "int8", representative_data=digits.train[0])
+    # The same graph and weights, byte for byte; only the converter's metadata note of the source differs
+    # (a SavedModel read in a fresh process is not recognised as Keras-made).
+    assert strip_tflite(isolated) == strip_tflite(to_tflite_bytes(model, "dynamic"))
+    from keras_structopt.export import tensor_types
+
+    assert "float32" not in tensor_types(integer)  # fully integer, inputs and outputs included
+    agreement = (tflite_predict(integer, x).argmax(1) == model.predict(x, verbose=0).argmax(1)).mean()
+    assert agreement >= 0.95
+
+    folder = tmp_path / "convert"
+    folder.mkdir()
+    write_saved_model(model, str(folder / "saved_model"))
+    poisoned = np.array(x[:8], dtype="float32")
+    poisoned[3, 5] = np.inf
+
+    def examples():
+        for row in poisoned:
+            yield [row[None]]
+
+    options = {"quantization": "int8", "per_channel": True, "integer_io": True}
+    with pytest.raises(kso.ConfigurationError, match=r"run in a child process for untrusted input, was killed by "
+                                                     r"SIG[A-Z]+ .*this process and its files are untouched"):
+        _convert_in_child(str(folder), options, examples)
