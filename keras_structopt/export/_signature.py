@@ -85,8 +85,10 @@ def _serve_function(model):
     several = len(model.inputs) > 1
 
     def serve(*flat):
-        if several:
-            arguments = tf.nest.pack_sequence_as(inputs, list(flat)) if isinstance(inputs, dict) else list(flat)
+        if isinstance(inputs, dict):  # by name, one input as several (a tower of one feature is a dict too)
+            arguments = tf.nest.pack_sequence_as(inputs, list(flat))
+        elif several:
+            arguments = list(flat)
         else:
             arguments = flat[0]
         outputs = tf.nest.flatten(model(arguments, training=False))

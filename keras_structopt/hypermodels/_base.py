@@ -267,7 +267,8 @@ class StructuralHyperModel(keras_tuner.HyperModel):
         """Checks the training data against the space, then trains as Keras Tuner does.
 
         A `tf.data.Dataset` given unbatched (for `x` or `validation_data`) is batched here,
-        by `batch_size` (default 32), as Keras needs. Inside any Keras Tuner tuner, the
+        by `batch_size` (default 32), as Keras needs; Keras does not shuffle a dataset
+        (shuffle it in its pipeline). Inside any Keras Tuner tuner, the
         trial's per-epoch metrics are kept in its folder (`curves.json`, which Keras Tuner
         itself does not keep), so `kso.search.learning_curves` and the selection helpers
         read a plain `keras_tuner.RandomSearch`'s project too.
@@ -283,6 +284,9 @@ class StructuralHyperModel(keras_tuner.HyperModel):
             else:
                 arguments[0] = with_batches(x, rank, size)
             kwargs["validation_data"] = with_batches(kwargs.get("validation_data"), rank, size)
+            # Keras ignores `shuffle` for a dataset (it is shuffled in its pipeline, or not) and warns
+            # about its default True on every fit: not asked for, it is not passed.
+            kwargs.setdefault("shuffle", False)
         return model.fit(*arguments, **kwargs)
 
     def get_config(self) -> dict[str, Any]:

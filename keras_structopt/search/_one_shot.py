@@ -23,9 +23,10 @@
 and, for the fine-tuned ones, their score after fine-tuning, with the rank correlation
 between the two (Spearman): whether the supernet's ranking can be trusted.
 
-Families: dense, conv, conv1d (any family whose rendering uses dense, convolution,
-separable convolution, batch normalisation, pooling and merge layers). The recurrent,
-transformer, tabular and recommender families train every trial (use another tuner).
+Families: dense, conv, conv1d and recurrent (any family whose rendering uses dense,
+convolution, separable convolution, LSTM and GRU layers (bidirectional or not), embeddings,
+batch normalisation, pooling and merge layers). The transformer, tabular and recommender
+families train every trial (use another tuner).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
     """A structure search that trains one weight-sharing supernet, not every candidate.
 
     Args:
-        hypermodel: A keras-structopt HyperModel of the dense, conv or conv1d family.
+        hypermodel: A keras-structopt HyperModel of the dense, conv, conv1d or recurrent family.
         supernet_epochs: Epochs of supernet training (None: the `epochs` given to `search`).
         fine_tune: How many of the best trials are trained after the search (>= 1).
         fine_tune_from: Where their training starts: `"supernet"` (the weights read off the
@@ -173,8 +174,8 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
         reason = supports(hypermodel.architecture())  # type: ignore[union-attr]
         if reason is not None:
             raise _checks.error(
-                f"Expected a HyperModel of the dense, conv or conv1d family for a one-shot search. Received: "
-                f"{type(hypermodel).__name__}: {reason}. Search it with another tuner (every trial trains)."
+                "Expected a HyperModel of the dense, conv, conv1d or recurrent family for a one-shot search. "
+                f"Received: {type(hypermodel).__name__}: {reason}. Search it with another tuner (every trial trains)."
             )
         _checks.one_of("fine_tune_from", fine_tune_from, FINE_TUNE_FROM)
         self.supernet_epochs, self.fine_tune, self.fine_tune_epochs = supernet_epochs, fine_tune, fine_tune_epochs

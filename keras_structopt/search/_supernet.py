@@ -293,6 +293,106 @@ class SharedBuilder:
         weights = [tf.concat(depthwise, axis=-2), tf.concat(pointwise, axis=-2)]
         return self._finish(name, key, y, weights, use_bias, out, filters, activation)
 
+    def embedding(self, x, name, vocabulary_size, units):
+        import tensorflow as tf
+
+        key = self.key(name)
+        table = self._get(f"{key}|table", (int(vocabulary_size), int(units)),
+                          lambda shape: np.asarray(self.shared.rng.uniform(-0.05, 0.05, size=shape), "float32"),
+                          exact=(0,))[:, :units]
+        self._keep(name, [table])
+        return _T(tf.gather(table, tf.cast(x.value, tf.int32)), [(key, int(units))])
+
+    def _gated(self, key, name, x, units, gates: int, recurrent_bias: bool):
+        """A recurrent cell's weights at `units`, in Keras's layout: the kernel (one piece per input
+        segment, stacked), the recurrent kernel and the bias, each gate-major (`gates` blocks of `units`)."""
+        import tensorflow as tf
+
+        rng = self.shared.rng
+
+        def orthogonal(shape):  # each gate's recurrent block orthogonal, as Keras initialises it
+            blocks = [np.linalg.qr(rng.normal(size=(shape[0], shape[0])))[0][:, :shape[2]] for _ in range(shape[1])]
+            return np.stack(blocks, axis=1).astype("float32")
+
+        pieces = []
+        for source, width in x.segments:
+            full = self._get(f"{key}|kernel|{self.source(source, name)}", (width, gates, units),
+                             lambda shape: _glorot(shape, x.real, gates * units, rng),
+                             exact=(0, 1) if source == "input" else (1,))
+            pieces.append(tf.reshape(full[:width, :, :units], (width, gates * units)))
+        kernel = tf.concat(pieces, axis=0)
+        recurrent = tf.reshape(self._get(f"{key}|recurrent", (units, gates, units), orthogonal,
+                                         exact=(1,))[:units, :, :units], (units, gates * units))
+
+        def bias_initial(shape):
+            value = np.zeros(shape, "float32")
+            if gates == 4:  # an LSTM's forget gate starts open (Keras's unit_forget_bias)
+                value[1] = 1.0
+            return value
+
+        if recurrent_bias:  # a GRU (reset_after): an input bias and a recurrent bias
+            bias = tf.reshape(self._get(f"{key}|bias", (2, gates, units), lambda shape: np.zeros(shape, "float32"),
+                                        exact=(0, 1))[:, :, :units], (2, gates * units))
+        else:
+            bias = tf.reshape(self._get(f"{key}|bias", (gates, units), bias_initial, exact=(0,))[:, :units],
+                              (gates * units,))
+        return kernel, recurrent, bias
+
+    @staticmethod
+    def _run_cell(cell: str, inputs, kernel, recurrent, bias, units: int, mask, return_sequences: bool):
+        """Runs an LSTM or GRU (Keras's equations, sigmoid gates, GRU with reset_after) over `inputs`
+        (batch, steps, features); channels past `mask` are held at zero, so a cell computed wider
+        than its network's width gives that network's outputs, padded with zeros."""
+        import tensorflow as tf
+
+        batch = tf.shape(inputs)[0]
+        projected = tf.einsum("btf,fg->btg", inputs, kernel) + (bias if cell == "lstm" else bias[0])
+        keep = 1.0 if mask is None else mask
+        zeros = tf.zeros((batch, units), inputs.dtype)
+
+        if cell == "lstm":
+            def step(state, z):
+                h, c = state
+                z = z + tf.matmul(h, recurrent)
+                i, f, g, o = tf.split(z, 4, axis=-1)
+                c = (tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)) * keep
+                return tf.sigmoid(o) * tf.tanh(c) * keep, c
+
+            hs, _ = tf.scan(step, tf.transpose(projected, (1, 0, 2)), initializer=(zeros, zeros))
+        else:
+            def step(h, z):
+                inner = tf.matmul(h, recurrent) + bias[1]
+                x_z, x_r, x_h = tf.split(z, 3, axis=-1)
+                r_z, r_r, r_h = tf.split(inner, 3, axis=-1)
+                gate = tf.sigmoid(x_z + r_z)
+                candidate = tf.tanh(x_h + tf.sigmoid(x_r + r_r) * r_h)
+                return (gate * h + (1 - gate) * candidate) * keep
+
+            hs = tf.scan(step, tf.transpose(projected, (1, 0, 2)), initializer=zeros)
+        return tf.transpose(hs, (1, 0, 2)) if return_sequences else hs[-1]
+
+    def rnn(self, x, name, cell, units, return_sequences, bidirectional):
+        import tensorflow as tf
+
+        key, out = self.key(name), self._computed(name, units)
+        mask = None
+        if self.masks is not None and name in self.masks:
+            mask = tf.cast(tf.range(out) < self.masks[name], x.value.dtype)
+        gates, outputs, weights, segments = (4 if cell == "lstm" else 3), [], [], []
+        for direction in ("forward", "backward") if bidirectional else ("forward",):
+            kernel, recurrent, bias = self._gated(f"{key}|{direction}", name, x, out, gates, cell == "gru")
+            inputs = x.value if direction == "forward" else tf.reverse(x.value, axis=[1])
+            y = self._run_cell(cell, inputs, kernel, recurrent, bias, out, mask, return_sequences)
+            if direction == "backward" and return_sequences:
+                y = tf.reverse(y, axis=[1])  # aligned with the forward outputs, as Keras's Bidirectional does
+            outputs.append(y)
+            weights += [kernel, recurrent, bias]
+            segments.append((f"{key}|{direction}", out))
+        self._keep(name, weights)
+        joined = None if mask is None else tf.concat([mask] * len(outputs), 0)
+        return _T(outputs[0] if len(outputs) == 1 else tf.concat(outputs, -1), segments, joined,
+                  units * len(outputs))
+
     def batch_norm(self, x, name, momentum):
         import tensorflow as tf
 
@@ -363,18 +463,46 @@ class SharedBuilder:
                              f"{after.shape} differ")
         return _T(tf.where(self.masks[name] > 0, after.value, before.value), after.segments, after.mask, after.real)
 
+    def _merged(self, xs, name) -> list:
+        """The segments of an elementwise merge: one, named after it; or, where its inputs are joined
+        parts (a bidirectional layer's two directions), one per part, so that a network computed wider
+        than its widths (masked) reads each part's channels with the rows its sliced network does."""
+        key = self.key(name)
+        parts = [w for _, w in xs[0].segments]
+        if len(parts) > 1 and all([w for _, w in x.segments] == parts for x in xs):
+            return [(f"{key}#{j}", w) for j, w in enumerate(parts)]
+        return [(key, sum(parts))]
+
+    @staticmethod
+    def _padded(xs) -> list:
+        """Masked training: tensors of one width in the network, some computed wider (their channels
+        past the width zero), padded to the widest (a residual add of a block's input, which is not
+        masked, to its output, which is)."""
+        import tensorflow as tf
+
+        widest = max(int(x.value.shape[-1]) for x in xs)
+        padded = []
+        for x in xs:
+            extra = widest - int(x.value.shape[-1])
+            if extra:
+                value = tf.pad(x.value, [[0, 0]] * (len(x.shape) - 1) + [[0, extra]])
+                mask = tf.concat([x.full_mask(), tf.zeros((extra,))], 0)
+                x = _T(value, x.segments[:-1] + ((x.segments[-1][0], x.segments[-1][1] + extra),), mask, x.real)
+            padded.append(x)
+        return padded
+
     def add(self, xs, name):
         import tensorflow as tf
 
-        return _T(tf.add_n([x.value for x in xs]), [(self.key(name), sum(w for _, w in xs[0].segments))],
-                  self._joined_mask(xs), xs[0].real)
+        xs = self._padded(xs)
+        return _T(tf.add_n([x.value for x in xs]), self._merged(xs, name), self._joined_mask(xs), xs[0].real)
 
     def multiply(self, xs, name):
+        xs = self._padded(xs)
         value = xs[0].value
         for x in xs[1:]:
             value = value * x.value
-        return _T(value, [(self.key(name), sum(w for _, w in xs[0].segments))], self._joined_mask(xs),
-                  xs[0].real)
+        return _T(value, self._merged(xs, name), self._joined_mask(xs), xs[0].real)
 
     def concat(self, xs, name):
         import tensorflow as tf
@@ -423,7 +551,7 @@ class _Recorder:
     """Follows a family's rendering by shapes (the counting builder) and notes its calls: the layers a
     network has, in order, and each width-bearing block layer's width."""
 
-    _WIDTHS = {"dense": "units", "conv": "filters", "separable": "filters"}
+    _WIDTHS = {"dense": "units", "conv": "filters", "separable": "filters", "rnn": "units"}
 
     def __init__(self):
         from keras_structopt.space._counting import _CountingBuilder
@@ -502,7 +630,8 @@ class _ShapeProbe:
     """Follows a family's rendering without computing, to see which operations it needs."""
 
     _FOLLOWED = ("width", "input", "dense", "conv", "separable", "batch_norm", "activation", "dropout", "add",
-                 "multiply", "concat", "pool", "global_pool", "flatten", "reshape", "normalization", "model")
+                 "multiply", "concat", "pool", "global_pool", "flatten", "reshape", "normalization", "model",
+                 "rnn", "embedding")
 
     def __init__(self):
         self.gated: set[str] = set()

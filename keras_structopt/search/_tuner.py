@@ -51,6 +51,7 @@ import gc
 import inspect
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -413,6 +414,13 @@ class StructuralTuner(_keras_tuner.TunerHooks):
     # -- best models ------------------------------------------------------------------------
 
     def load_model(self, trial):
+        with warnings.catch_warnings():
+            # A trial's checkpoint holds its optimizer's state too, and a model built to read it has none
+            # yet: Keras warns that it skips those variables. The weights are all read.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer", category=UserWarning)
+            return self._load_model(trial)
+
+    def _load_model(self, trial):
         if self.folds is None or self.refit == "best_fold":
             return super().load_model(trial)
         refit = trial_directory(self, trial.trial_id) / "refit.weights.h5"

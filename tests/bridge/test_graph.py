@@ -99,6 +99,8 @@ def test_subclassed_models_and_unbuilt_sequentials_are_refused():
         kso.to_tf_keras("model.keras")
 
 
+# The test builds a LayerNormalization with rms_scaling, an option Keras deprecates (and tf_keras lacks).
+@pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`:UserWarning")
 def test_options_tf_keras_lacks_are_refused_not_dropped():
     inputs = keras.Input((6,))
     model = keras.Model(inputs, keras.layers.LayerNormalization(rms_scaling=True, name="rms")(inputs))

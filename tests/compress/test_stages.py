@@ -127,9 +127,9 @@ def test_quantization_aware_training_keeps_pruning_and_clustering(name, mlp, cnn
     lite = result.tflite  # the measured file: quantization-aware, fully int8
     assert "float32" not in tensor_types(lite)
     assert "float32" not in tensor_types(to_tflite_bytes(result.tf_keras_model, "int8", representative_data=train[0][:200]))
-    import tensorflow as tf
+    from keras_structopt.export._runtime import tflite_interpreter
 
-    interpreter = tf.lite.Interpreter(model_content=lite)
+    interpreter, _ = tflite_interpreter(lite, without_default_delegates=False)
     kernels = [interpreter.get_tensor(d["index"]) for d in interpreter.get_tensor_details()
                if d["dtype"] == np.int8 and len(d["shape"]) >= 2 and d["shape"][0] == 10]
     head = max(kernels, key=lambda k: k.size)  # the head's int8 kernel: zeros kept, eight values at most

@@ -30,7 +30,7 @@ def _draws(hypermodel, count, seed=0):
     return [spec_of(hypermodel, random_values(hypermodel, rng)) for _ in range(count)]
 
 
-@pytest.mark.parametrize("case", ["conv", "conv1d", "dense"])
+@pytest.mark.parametrize("case", ["conv", "conv1d", "dense", "recurrent", "recurrent tokens"])
 def test_a_sub_network_read_off_the_supernet_is_the_familys_own_model(case, images, flat):
     # Every block kind and connection: the sub-network the supernet computes (sliced, and masked as
     # it trains) is the family's ordinary Keras model with the weights read off, output for output
@@ -43,6 +43,16 @@ def test_a_sub_network_read_off_the_supernet_is_the_familys_own_model(case, imag
         hypermodel = kso.Conv1DHyperModel(input_shape=(64,), outputs=10, filters=(8, 24), pooling=["avg", "flatten"],
                                           dropout=0.0, seed=0)
         x = flat.train[0][:64]
+    elif case.startswith("recurrent"):
+        # LSTM and GRU, one or both directions, residual or not, over rows of the digit images or
+        # over token ids (their pixel values, embedded)
+        tokens = case.endswith("tokens")
+        hypermodel = kso.RecurrentHyperModel(
+            input_shape=(8,) if tokens else (8, 8), outputs=10, vocabulary_size=17 if tokens else None,
+            num_layers=(1, 3), units=(4, 16), cell=["lstm", "gru"], connection=["plain", "residual"],
+            bidirectional=[False, True], reduce=["last", "mean"], dropout=0.0, seed=0)
+        x = flat.train[0][:64].reshape(64, 8, 8)
+        x = np.round(x[:, :, 3] * 16).astype("float32") if tokens else x  # pixel values 0..16 as ids
     else:
         hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 3), units=(4, 32),
                                          connection=["plain", "residual", "dense"], batch_norm=[False, True], dropout=0.0,
@@ -50,7 +60,7 @@ def test_a_sub_network_read_off_the_supernet_is_the_familys_own_model(case, imag
         x = flat.train[0][:64]
     supernet = Supernet(hypermodel, seed=0, pool=2)
     kinds, padded = set(), 0
-    for spec in _draws(hypermodel, 6):
+    for spec in _draws(hypermodel, 8 if case.startswith("recurrent") else 6):
         kinds.add((spec.blocks[0].kind, spec.connection))
         _, names, widths, deep = supernet._shape(spec)
         padded += len(deep.blocks) > len(spec.blocks)
@@ -66,7 +76,8 @@ def test_a_sub_network_read_off_the_supernet_is_the_familys_own_model(case, imag
         np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
         assert kso.architecture_of(model) == spec
     assert len(kinds) >= 2
-    assert padded >= 1 if case != "dense" else padded == 0  # depth is elastic in the conv families' graphs
+    # depth is elastic in the conv families' graphs
+    assert padded >= 1 if case.startswith("conv") else padded == 0
 
 
 def test_networks_of_one_shape_share_a_traced_graph():
@@ -126,9 +137,9 @@ def test_any_structural_oracle_proposes_the_sub_networks(tmp_path, flat):
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda d: kso.search.OneShotSearch(kso.RecurrentHyperModel(input_shape=(8, 8), outputs=10),
+        (lambda d: kso.search.OneShotSearch(kso.TransformerHyperModel(input_shape=(8, 8), outputs=10),
                                             objective="val_accuracy", directory=d),
-         r"Expected a HyperModel of the dense, conv or conv1d family for a one-shot search"),
+         r"Expected a HyperModel of the dense, conv, conv1d or recurrent family for a one-shot search"),
         (lambda d: kso.search.OneShotSearch(kso.DenseHyperModel(input_shape=(4,), outputs=3), objective="accuracy",
                                             directory=d),
          r"Expected a validation objective \(val_\.\.\.\).*Received: objective='accuracy'"),
