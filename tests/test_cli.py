@@ -299,9 +299,10 @@ def _processes_mentioning(text: str) -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads live processes from /proc")
-def test_ctrl_c_on_a_distributed_run_ends_the_chief_and_the_workers(tmp_path):
+@pytest.mark.parametrize("sent, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_on_a_distributed_run_ends_the_chief_and_the_workers(tmp_path, sent, status):
     """`run --workers 1` runs a chief and a worker in their own sessions: Ctrl-C on the command (SIGINT to
-    the launcher) ends both, prints one line and exits 130, and the lock is released."""
+    the launcher) or SIGTERM ends both, prints one line and exits 130 / 143, and the lock is released."""
     import time
 
     from keras_structopt._lock import holder
@@ -313,9 +314,9 @@ def test_ctrl_c_on_a_distributed_run_ends_the_chief_and_the_workers(tmp_path):
     while not list((out / "tuner").glob("trial_*")) and time.monotonic() < deadline:  # a trial has started
         time.sleep(0.5)
     assert len(_processes_mentioning(str(out))) >= 3  # the launcher, the chief and the worker
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sent)
     stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr[-3000:]
+    assert process.returncode == status, stderr[-3000:]
     lines = [line for line in stderr.splitlines() if line.strip() and not TENSORFLOW_LOG_LINE.match(line)]
     assert len(lines) == 1 and "interrupted after" in lines[0] and "--resume" in lines[0], stderr[-3000:]
     assert "Traceback" not in stderr

@@ -24,12 +24,12 @@ def small_space(**overrides):
 
 
 @pytest.mark.parametrize("kind", sorted(TUNERS))
-def test_every_keras_tuner_runs_the_space(kind, tmp_path, small_digits, capsys):
-    train, validation, test = small_digits
+def test_every_keras_tuner_runs_the_space(kind, tmp_path, digits, capsys):
+    train, validation, test = digits.train, digits.validation, digits.test
     tuner = TUNERS[kind](
         small_space(), objective="val_accuracy", seed=7, directory=tmp_path, project_name=kind
     )
-    tuner.search(*train, validation_data=validation, epochs=2, verbose=0)
+    tuner.search(*train, validation_data=validation, epochs=3, verbose=0)
     assert_all_completed(tuner)
     best_model = tuner.get_best_models(1)[0]
     best_hp = tuner.get_best_hyperparameters(1)[0]
@@ -37,7 +37,10 @@ def test_every_keras_tuner_runs_the_space(kind, tmp_path, small_digits, capsys):
     assert spec == small_space().architecture(best_hp)
     assert best_model.count_params() == spec.count_params()
     accuracy = best_model.evaluate(*test, verbose=0)[1]
-    assert accuracy > 0.3  # 2 epochs on 300 digits: far above chance (0.1)
+    # The trained winner, not a fresh build (0.1): 3 epochs on 1,078 digits train even the smallest
+    # network of the space (8 units) past 0.8, and the test agrees with the trial's validation score.
+    best_validation = tuner.oracle.get_best_trials(1)[0].metrics.get_best_value("val_accuracy")
+    assert accuracy >= 0.8 and abs(accuracy - best_validation) <= 0.08, (accuracy, best_validation)
     tuner.results_summary(1)
     assert "Results summary" in capsys.readouterr().out
 
