@@ -17,6 +17,9 @@ Arms, each scored once on the test split that no choice ever saw:
 * `random` and `hyperband` (MNIST-1D): Keras Tuner's `RandomSearch` and `Hyperband` over the
   same space and budget, given the one-shot search's wall time (`max_time`);
 * `random 20` (digits): a 20-trial `RandomSearch` over the conv space;
+* `recurrent` (MNIST-1D as sequences of 40 steps of one value; not in the default parts): a
+  hand-written GRU of 64 units trained once, and `OneShotSearch` over the recurrent family's
+  default space (`max_params=50_000`);
 * `prescreen` (MNIST-1D): the same random search, `--screen-trials` trials, with and without
   the zero-cost screen (`prescreen=4`: four admissible draws per trial scored untrained by
   NASWOT, the best trained), over `--seeds` seeds; and the rank correlation between NASWOT's
@@ -227,6 +230,26 @@ def run_digits(args, directory: Path) -> list[dict]:
     return rows
 
 
+def hand_gru(outputs: int = 10) -> keras.Model:
+    """One GRU layer of 64 units over the signal as 40 steps of one value, as one writes it by hand."""
+    inputs = keras.Input((40, 1))
+    h = keras.layers.GRU(64)(inputs)
+    return keras.Model(inputs, keras.layers.Dense(outputs, activation="softmax")(h), name="hand_gru")
+
+
+def run_recurrent(args, directory: Path) -> list[dict]:
+    """MNIST-1D as sequences (40 steps, one value each): a hand-written GRU trained once, and the one-shot
+    search over the recurrent family's default space (LSTM or GRU, 1-2 layers, either direction)."""
+    train, validation, test = ((x[..., None], y) for x, y in mnist1d_split())
+    rows = [hand_row("mnist1d", hand_gru(), train, validation, test, args.epochs)]
+    print_rows(rows)
+    row, _ = one_shot("mnist1d", kso.RecurrentHyperModel(input_shape=(40, 1), outputs=10, seed=0), train,
+                      validation, test, args.epochs, args.trials, directory, max_params=50_000)
+    rows.append(dict(row, arm="one-shot (recurrent)"))
+    print_rows(rows[-1:])
+    return rows
+
+
 def run_prescreen(args, directory: Path) -> list[dict]:
     """Random search on MNIST-1D with and without the zero-cost screen (4 draws per trial, the best trained),
     the same number of trials; and how NASWOT's score of the unscreened trials ranks their validation accuracy."""
@@ -287,7 +310,8 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="mnist1d,digits,prescreen", help="mnist1d, digits and/or prescreen")
+    parser.add_argument("--parts", default="mnist1d,digits,prescreen",
+                        help="mnist1d, digits, prescreen and/or recurrent")
     parser.add_argument("--seeds", type=int, default=2, help="seeds of the prescreen comparison")
     parser.add_argument("--screen-trials", type=int, default=12, help="trials of each prescreen arm")
     parser.add_argument("--epochs", type=int, default=60, help="most epochs of one training (and of the supernet)")
@@ -296,9 +320,9 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "search_cost.json"))
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(parts) - {"mnist1d", "digits", "prescreen"})
+    unknown = sorted(set(parts) - {"mnist1d", "digits", "prescreen", "recurrent"})
     if unknown:
-        parser.error(f"--parts: unknown {unknown}; accepted: mnist1d, digits, prescreen")
+        parser.error(f"--parts: unknown {unknown}; accepted: mnist1d, digits, prescreen, recurrent")
     print("  ".join(name.ljust(width) for name, width in COLUMNS))
     directory = Path(tempfile.mkdtemp(prefix="structopt-search-cost-"))
     rows: list[dict] = []
@@ -310,7 +334,8 @@ def main(argv=None) -> int:
         Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
 
     try:
-        for part, run in (("mnist1d", run_mnist1d), ("digits", run_digits), ("prescreen", run_prescreen)):
+        for part, run in (("mnist1d", run_mnist1d), ("digits", run_digits), ("prescreen", run_prescreen),
+                          ("recurrent", run_recurrent)):
             if part in parts:
                 rows += run(args, directory)
                 write(finished=False)

@@ -245,6 +245,8 @@ class TabularHyperModel(StructuralHyperModel):
         if isinstance(validation, (tuple, list)) and len(validation) >= 2:
             kwargs["validation_data"] = (self.inputs(validation[0], "validation_data[0]"),
                                          _labels(validation[1]), *validation[2:])
+        if is_dataset(kwargs.get("x", arguments[0] if arguments else None)):
+            kwargs.setdefault("shuffle", False)  # Keras ignores it for a dataset, and warns about its default
         return model.fit(*arguments, **kwargs)
 
 

@@ -316,9 +316,14 @@ def ray_search(hypermodel: keras_tuner.HyperModel, x: Inputs, y: Any = None, *, 
         storage_path: Where Ray keeps the experiment (default: `./ray_results`).
         name: The experiment's name (its folder under `storage_path`).
         seed: Seeds the searcher and each trial's weights (via the HyperModel's seed).
-        restore: Continue the experiment in `storage_path/name` (after a kill).
+        restore: Continue the experiment in `storage_path/name` (after a kill or an interrupt).
         cpus_per_trial: CPUs each trial holds.
         num_cpus: CPUs the local Ray node offers (default: all).
+
+    Interrupted (Ctrl-C, or SIGTERM in the main thread), Ray Tune saves the experiment; this
+    function then shuts down the local Ray cluster it started and raises `KeyboardInterrupt`
+    saying how many trials finished and that `restore=True` continues (Ray Tune itself would
+    return as if the search had ended).
 
     Example:
         >>> import keras_structopt as kso
@@ -344,6 +349,27 @@ def ray_search(hypermodel: keras_tuner.HyperModel, x: Inputs, y: Any = None, *, 
         return _ray_search(hypermodel, x, y, validation_data, epochs, num_samples, metric, mode, scheduler,
                            search_alg, max_concurrent_trials, batch_size, storage_path, name, seed, restore,
                            cpus_per_trial, num_cpus)
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupt():
+    """SIGTERM (in the main thread) raises KeyboardInterrupt while Ray Tune runs, so that the local cluster
+    is shut down on the way out (by default SIGTERM would end this process and leave Ray's behind)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("ray_search received SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _ray_search(hypermodel, x, y, validation_data, epochs, num_samples, metric, mode, scheduler, search_alg,
@@ -402,10 +428,20 @@ def _ray_search(hypermodel, x, y, validation_data, epochs, num_samples, metric, 
                                             reuse_actors=True),
                 run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0),
             )
-        results = tuner.fit()
+        how_to_go_on = (f"the experiment is saved in {str(storage / name)!r}: call ray_search(..., restore=True) "
+                        "to continue it")
+        try:
+            with _terminated_as_interrupt():
+                results = tuner.fit()
+        except KeyboardInterrupt:  # SIGTERM, or a second Ctrl-C
+            raise KeyboardInterrupt(f"ray_search was interrupted; {how_to_go_on}") from None
+        if results.num_terminated + results.num_errors < num_samples:
+            # Ray Tune answers Ctrl-C by saving the experiment and returning as if it had ended: say it did not.
+            raise KeyboardInterrupt(
+                f"ray_search was interrupted after {results.num_terminated} of {num_samples} trials; {how_to_go_on}")
     finally:
         if started_here:
-            ray.shutdown()
+            ray.shutdown()  # the local cluster's processes end with it, also when interrupted
     trials = {}
     for result in _each(results):
         trial_id = result.metrics.get("trial_id") if result.metrics else None

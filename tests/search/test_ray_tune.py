@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -103,3 +104,51 @@ def test_rays_optuna_searcher_asks_only_the_active_widths(tmp_path):
         # the searcher itself sampled only the active widths (Ray's own variants sample every one)
         assert sorted(k for k in trial.config if k.startswith("block_")) == widths
         assert all(8 <= values[k] <= 32 for k in widths) and trial.score is not None
+
+
+RAY_SEARCH = """
+import sys
+import keras_structopt as kso
+from keras_structopt.data import load_digits_split
+from keras_structopt.search import ray_search
+
+data = load_digits_split("flat", seed=0)
+(x, y), (xv, yv) = data.train, data.validation
+hm = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1, units=[8, 16], connection="plain",
+                         dropout=0.0, seed=0)
+try:
+    result = ray_search(hm, x[:400], y[:400], validation_data=(xv[:200], yv[:200]), epochs=30, num_samples=4,
+                        max_concurrent_trials=1, scheduler="fifo", storage_path=sys.argv[1], seed=0, num_cpus=2,
+                        restore=sys.argv[2] == "restore")
+except KeyboardInterrupt as stop:
+    print("INTERRUPTED", stop, flush=True)
+    raise SystemExit(130)
+print("COMPLETED", len(result.oracle.trials), flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sent", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_ray_search_raises_keyboard_interrupt_leaves_no_raylet_and_restores(tmp_path, sent):
+    """Ctrl-C (Ray Tune saves the experiment and returns as if done) or SIGTERM while a trial trains:
+    ray_search raises KeyboardInterrupt saying how to continue, Ray's local cluster is shut down, and
+    restore=True completes every trial."""
+    import signal
+
+    script = tmp_path / "search.py"
+    script.write_text(RAY_SEARCH)
+    storage = tmp_path / "ray"
+    process = subprocess.Popen([sys.executable, str(script), str(storage), "new"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(storage.glob("ray/structopt/trial_*/curves.json")) and time.monotonic() < deadline:
+        time.sleep(0.5)  # a trial has recorded an epoch
+    process.send_signal(getattr(signal, sent))
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stdout[-2000:] + stderr[-3000:]
+    assert "INTERRUPTED ray_search was interrupted" in stdout and "restore=True" in stdout, stdout[-2000:]
+    time.sleep(2)
+    assert _raylets() == []  # no Ray process left behind
+    finished = subprocess.run([sys.executable, str(script), str(storage), "restore"], capture_output=True, text=True,
+                              timeout=600)
+    assert finished.returncode == 0 and "COMPLETED 4" in finished.stdout, finished.stdout[-2000:] + finished.stderr[-3000:]
