@@ -431,6 +431,12 @@ def _interrupted(args) -> str:
             continue
     total = "?" if getattr(args, "tuner", None) == "hyperband" else getattr(args, "trials", "?")
     phase = _PHASE.get("run")
+    if phase is None and getattr(args, "workers", None):  # the chief compresses and exports: its job file says where
+        job = _read_job(Path(args.out))
+        if job.get("status") == "compressing":
+            phase = "compressing"
+        elif job.get("status") == "exporting":
+            phase = f"exporting version {job.get('version')}"
     if phase is not None:  # the search is over: compressing, or exporting a version
         return (f"interrupted while {phase} ({finished} of {total} trials finished); run the same command with "
                 "--resume to continue (the finished search is kept)")
@@ -831,7 +837,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
-JOB_FILE = "job.json"  # where a run is: {"status": "exporting" | "done", "version": N}
+JOB_FILE = "job.json"  # where a run is: {"status": "compressing"} or {"status": "exporting" | "done", "version": N}
 
 
 def _read_job(out: Path) -> dict:
@@ -1019,6 +1025,8 @@ def _compress_and_export(model, data, args, out: Path, say, job: dict, report: d
 
     target = args.target or DEFAULT_TARGET
     _PHASE["run"] = "compressing"  # what an interrupt's one line says (`_interrupted`)
+    if job.get("status") != "exporting":  # (a version a killed job left to finish is kept)
+        _write_job(out, {"status": "compressing"})
     if args.max_accuracy_loss is not None:
         fixed = f" ({args.recipe.describe()} fixed)" if len(args.recipe) else ""
         say(f"Compressing: the smallest {target} model whose validation metric stays within "

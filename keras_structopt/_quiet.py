@@ -90,15 +90,19 @@ def quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     names = ("tensorflow", "absl", "keras_tuner")
     levels = {name: logging.getLogger(name).level for name in names}
-    filters = list(warnings.filters)
     for name in names:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=_PYTHON_MODULES)
+    added = warnings.filters[0]  # the filter just inserted: the one taken out again
 
     def restore() -> None:  # the command called in a user's process leaves their logging as it was
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
-        warnings.filters[:] = filters  # type: ignore[index]
+        if added in warnings.filters:
+            warnings.filters.remove(added)  # type: ignore[attr-defined]
+            mutated = getattr(warnings, "_filters_mutated", None)  # registries made under it are stale
+            if mutated is not None:
+                mutated()
 
     try:
         sys.stderr.fileno()

@@ -37,25 +37,25 @@ def examples_of(arrays, names):
 
 
 def main(folder: str) -> int:
-    import tensorflow as tf
-
-    from keras_structopt._quiet import library_noise
-    from keras_structopt.export._tflite import configure_converter
-
     folder_path = Path(folder)
-    options = json.loads((folder_path / "options.json").read_text())
-    examples = None
-    if (folder_path / "examples.npz").is_file():
-        with np.load(folder_path / "examples.npz") as saved:
-            examples = examples_of({key: saved[key] for key in saved.files}, options.get("example_names"))
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(folder_path / "saved_model"),
-                                                         signature_keys=["serving_default"])
-    configure_converter(converter, options, examples)
     try:
+        import tensorflow as tf
+
+        from keras_structopt._quiet import library_noise
+        from keras_structopt.export._tflite import configure_converter
+
+        options = json.loads((folder_path / "options.json").read_text())
+        examples = None
+        if (folder_path / "examples.npz").is_file():
+            with np.load(folder_path / "examples.npz") as saved:
+                examples = examples_of({key: saved[key] for key in saved.files}, options.get("example_names"))
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(folder_path / "saved_model"),
+                                                             signature_keys=["serving_default"])
+        configure_converter(converter, options, examples)
         with library_noise(stdout=True):
             data = converter.convert()
     except Exception as error:  # the converter raises many types: its message goes back to the parent
-        (folder_path / "error.txt").write_text(str(error) or type(error).__name__)
+        (folder_path / "error.txt").write_text(f"{type(error).__name__}: {error}")
         return 3
     (folder_path / "model.tflite").write_bytes(data)
     return 0

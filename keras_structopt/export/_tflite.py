@@ -504,8 +504,11 @@ def _convert_in_child(directory: str, options: dict, examples) -> bytes:
         np.savez(str(folder / "examples.npz"), **arrays)  # type: ignore[arg-type]
         options = dict(options, example_names=[str(k) for k in keys] if named else None)
     (folder / "options.json").write_text(json.dumps(options))
+    package_root = str(Path(__file__).resolve().parents[2])  # found however this process found the package
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
     child = subprocess.run([sys.executable, "-m", "keras_structopt.export._convert_child", str(folder)],
-                           capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                           capture_output=True, text=True,
+                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path))
     if child.returncode == 0 and (folder / "model.tflite").is_file():
         return (folder / "model.tflite").read_bytes()
     reason = (folder / "error.txt").read_text() if (folder / "error.txt").is_file() else ""
@@ -513,12 +516,18 @@ def _convert_in_child(directory: str, options: dict, examples) -> bytes:
         raise _not_integer(reason)
     if reason:
         raise _checks.error(f"Expected a model TFLite's converter can convert. Received: {reason[:500]}")
-    how = (f"was killed by {signal.Signals(-child.returncode).name}" if child.returncode < 0
-           else f"exited with status {child.returncode}")
+    if child.returncode >= 0:  # it failed without a word of its own: what it printed last
+        last = [line for line in child.stderr.splitlines() if line.strip()][-3:]
+        raise _checks.error(
+            "Expected a model and representative_data that TFLite's converter converts. Received: its conversion, "
+            f"run in a child process for untrusted input, exited with status {child.returncode} "
+            f"({' | '.join(last)[-500:] or 'no output'}); this process and its files are untouched."
+        )
     raise _checks.error(
         "Expected a model and representative_data that TFLite's converter converts. Received: its conversion, run "
-        f"in a child process for untrusted input, {how} (a crash in TensorFlow Lite's C++ code; this process and "
-        "its files are untouched). Try another quantization (\"dynamic\" calibrates nothing)."
+        f"in a child process for untrusted input, was killed by {signal.Signals(-child.returncode).name} (a crash "
+        "in TensorFlow Lite's C++ code; this process and its files are untouched). Try another quantization "
+        "(\"dynamic\" calibrates nothing)."
     )
 
 

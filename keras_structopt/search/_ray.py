@@ -435,7 +435,8 @@ def _ray_search(hypermodel, x, y, validation_data, epochs, num_samples, metric, 
                 results = tuner.fit()
         except KeyboardInterrupt:  # SIGTERM, or a second Ctrl-C
             raise KeyboardInterrupt(f"ray_search was interrupted; {how_to_go_on}") from None
-        if results.num_terminated + results.num_errors < num_samples:
+        unfinished = len(results) - results.num_terminated - results.num_errors  # pending, running or paused
+        if unfinished > 0 or (not restore and len(results) < num_samples):
             # Ray Tune answers Ctrl-C by saving the experiment and returning as if it had ended: say it did not.
             raise KeyboardInterrupt(
                 f"ray_search was interrupted after {results.num_terminated} of {num_samples} trials; {how_to_go_on}")

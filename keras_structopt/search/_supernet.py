@@ -468,10 +468,11 @@ class SharedBuilder:
         parts (a bidirectional layer's two directions), one per part, so that a network computed wider
         than its widths (masked) reads each part's channels with the rows its sliced network does."""
         key = self.key(name)
-        parts = [w for _, w in xs[0].segments]
-        if len(parts) > 1 and all([w for _, w in x.segments] == parts for x in xs):
+        layouts = [[w for _, w in x.segments] for x in xs]
+        parts = max(layouts, key=len)  # an input of one part meets a bidirectional output as its two halves
+        if len(parts) > 1 and all(layout == parts or layout == [sum(parts)] for layout in layouts):
             return [(f"{key}#{j}", w) for j, w in enumerate(parts)]
-        return [(key, sum(parts))]
+        return [(key, sum(layouts[0]))]
 
     @staticmethod
     def _padded(xs) -> list:
@@ -480,15 +481,34 @@ class SharedBuilder:
         masked, to its output, which is)."""
         import tensorflow as tf
 
-        widest = max(int(x.value.shape[-1]) for x in xs)
+        wide = max(xs, key=lambda x: int(x.value.shape[-1]))
+        layout = [w for _, w in wide.segments]  # the widest's parts (a bidirectional layer's two)
         padded = []
         for x in xs:
-            extra = widest - int(x.value.shape[-1])
-            if extra:
-                value = tf.pad(x.value, [[0, 0]] * (len(x.shape) - 1) + [[0, extra]])
-                mask = tf.concat([x.full_mask(), tf.zeros((extra,))], 0)
-                x = _T(value, x.segments[:-1] + ((x.segments[-1][0], x.segments[-1][1] + extra),), mask, x.real)
-            padded.append(x)
+            if int(x.value.shape[-1]) == sum(layout):
+                padded.append(x)
+                continue
+            rank = len(x.shape)
+            if len(layout) == 1:  # one part: padded at its end, its mask with it
+                extra = layout[0] - int(x.value.shape[-1])
+                padded.append(_T(tf.pad(x.value, [[0, 0]] * (rank - 1) + [[0, extra]]),
+                                 [(x.segments[0][0], layout[0])] if len(x.segments) == 1 else x.segments[:-1] + (
+                                     (x.segments[-1][0], x.segments[-1][1] + extra),),
+                                 tf.concat([x.full_mask(), tf.zeros((extra,))], 0), x.real))
+                continue
+            # As many equal parts as the widest has (an unmasked input meeting a bidirectional layer's
+            # output), each padded to its part: channel j of part k meets channel j of the widest's part k,
+            # as in the sliced network.
+            if x.mask is not None or len(set(layout)) > 1 or x.real % len(layout):
+                raise ValueError(f"cannot merge widths {[int(t.value.shape[-1]) for t in xs]} in masked training")
+            parts = tf.split(x.value, len(layout), axis=-1)
+            values = [tf.pad(part, [[0, 0]] * (rank - 1) + [[0, w - int(part.shape[-1])]])
+                      for part, w in zip(parts, layout)]
+            masks = [tf.concat([tf.ones((int(part.shape[-1]),)), tf.zeros((w - int(part.shape[-1]),))], 0)
+                     for part, w in zip(parts, layout)]
+            segments = [(f"{x.segments[0][0]}#{k}" if len(layout) > 1 else x.segments[0][0], w)
+                        for k, w in enumerate(layout)]
+            padded.append(_T(tf.concat(values, -1), segments, tf.concat(masks, 0), x.real))
         return padded
 
     def add(self, xs, name):

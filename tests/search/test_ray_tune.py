@@ -117,7 +117,7 @@ data = load_digits_split("flat", seed=0)
 hm = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1, units=[8, 16], connection="plain",
                          dropout=0.0, seed=0)
 try:
-    result = ray_search(hm, x[:400], y[:400], validation_data=(xv[:200], yv[:200]), epochs=30, num_samples=4,
+    result = ray_search(hm, x[:400], y[:400], validation_data=(xv[:200], yv[:200]), epochs=10, num_samples=3,
                         max_concurrent_trials=1, scheduler="fifo", storage_path=sys.argv[1], seed=0, num_cpus=2,
                         restore=sys.argv[2] == "restore")
 except KeyboardInterrupt as stop:
@@ -151,4 +151,4 @@ def test_an_interrupted_ray_search_raises_keyboard_interrupt_leaves_no_raylet_an
     assert _raylets() == []  # no Ray process left behind
     finished = subprocess.run([sys.executable, str(script), str(storage), "restore"], capture_output=True, text=True,
                               timeout=600)
-    assert finished.returncode == 0 and "COMPLETED 4" in finished.stdout, finished.stdout[-2000:] + finished.stderr[-3000:]
+    assert finished.returncode == 0 and "COMPLETED 3" in finished.stdout, finished.stdout[-2000:] + finished.stderr[-3000:]
