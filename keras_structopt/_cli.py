@@ -390,8 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     end_quiet = (lambda: None) if args.verbose else quiet_tensorflow()
     previous = None
+    unraisable = sys.unraisablehook
     if threading.current_thread() is threading.main_thread():  # SIGTERM ends the run as Ctrl-C does
         previous = signal.signal(signal.SIGTERM, _terminate)
+        sys.unraisablehook = _redeliver(unraisable)
     _PHASE.clear()
     try:
         return _dispatch(args, argv)
@@ -404,7 +406,24 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+            sys.unraisablehook = unraisable
         end_quiet()
+
+
+def _redeliver(hook):
+    """An unraisable-exception hook that sends an interrupt raised where Python cannot raise it (a signal
+    handled while a garbage-collector callback or a `__del__` runs: Python prints "Exception ignored in"
+    and goes on) to this process again, to be raised at the next step; anything else goes to `hook`."""
+
+    def handle(unraisable):
+        if isinstance(unraisable.exc_value, (Terminated, KeyboardInterrupt)):
+            number = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
+            # From another thread, a moment later: sent from here, it would be handled inside this hook.
+            threading.Timer(0.05, os.kill, (os.getpid(), number)).start()
+            return
+        hook(unraisable)
+
+    return handle
 
 
 class Terminated(BaseException):

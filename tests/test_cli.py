@@ -325,6 +325,43 @@ def test_ctrl_c_on_a_distributed_run_ends_the_chief_and_the_workers(tmp_path, se
     assert holder(out) is None
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads live processes from /proc")
+@pytest.mark.parametrize("sent, status, phase", [(signal.SIGINT, 130, "compressing"),
+                                                 (signal.SIGTERM, 143, "exporting")])
+def test_a_distributed_run_interrupted_while_its_chief_compresses_or_exports_resumes(tmp_path, sent, status, phase):
+    """`run --workers 2`: the search over, the chief compresses, then exports (job.json says which). Ctrl-C
+    or SIGTERM to the command then ends every process with one line naming the phase, exit 130 / 143;
+    --resume keeps every finished trial and ends with one exported version."""
+    import time
+
+    out = tmp_path / "out"
+    flags = [*FAULT_FLAGS, "--workers", "2", "--out", str(out)]
+    process = subprocess.Popen([COMMAND, "run", *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if json.loads((out / "job.json").read_text()).get("status") == phase:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before its chief was " + phase
+    process.send_signal(sent)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == status, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.strip() and not TENSORFLOW_LOG_LINE.match(line)]
+    assert len(lines) == 1 and f"interrupted while {phase}" in lines[0] and "3 of 3 trials" in lines[0], lines
+    time.sleep(1)
+    assert _processes_mentioning(str(out)) == []
+    finished = _finished_trials(out)
+    assert len(finished) == 3
+    run_cli(*flags, "--resume")
+    assert _finished_trials(out) == finished  # nothing lost, nothing re-run
+    assert sorted(p.name for p in (out / "digits").iterdir()) == ["1"]
+    assert json.loads((out / "job.json").read_text()) == {"status": "done", "version": 1}
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 64 MiB tmpfs of its own (a disk that can really fill up), or a skip where mounting is not allowed:
@@ -393,3 +430,37 @@ def test_a_full_disk_during_a_distributed_search_loses_nothing_and_resumes(small
     assert len(after) == 3 and all(after[name] == finished[name] for name in finished)
     assert sorted(p.name for p in (out / "digits").iterdir()) == ["1"]
     assert _processes_mentioning(str(out)) == []
+
+
+def test_an_interrupt_raised_inside_a_garbage_collector_callback_is_raised_again_outside_it():
+    """A signal handled while a gc callback runs (TensorFlow registers one) raises where Python only prints
+    "Exception ignored in" and goes on: the command's hook sends it again, and it ends the run."""
+    import gc
+    import threading
+    import time
+
+    from keras_structopt import _cli
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are handled in the main thread")
+    previous, hook = signal.signal(signal.SIGTERM, _cli._terminate), sys.unraisablehook
+    sys.unraisablehook = _cli._redeliver(hook)
+    fired = []
+
+    def callback(phase, info):
+        if phase == "start" and not fired:
+            fired.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)  # handled here, inside the callback
+
+    gc.callbacks.append(callback)
+    try:
+        with pytest.raises(_cli.Terminated):
+            gc.collect()
+            for _ in range(2000):
+                time.sleep(0.001)
+    finally:
+        gc.callbacks.remove(callback)
+        signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = hook
+    assert fired

@@ -80,9 +80,10 @@ def test_chief_and_two_workers_survive_killed_workers_and_a_killed_chief(tmp_pat
     assert all(code is not None for code in result.returncodes.values())  # nothing left running
     assert set(started) == {"tuner0", "tuner1"}  # the two workers shared the trials
     finished = _finished(project)
-    # The killed worker's first trial finished; the other worker's first one too, unless the run was ended
-    # while it trained (on a loaded machine it can start later): what finished is what the resumes keep.
-    assert 1 <= len(finished) <= 2
+    # The killed worker's first trial finished; the other worker finished none, one or two by then (on a
+    # loaded machine the two run at different speeds): what finished is what the resumes keep, and at least
+    # two of the six trials are left for the next run's two workers.
+    assert 1 <= len(finished) <= 4
 
     # 2. Resumed, the chief is SIGKILLed when a worker starts its first trial: the workers are ended.
     result, _ = _run(tmp_path, KILL_CHIEF_AT="tuner0:1")
