@@ -49,6 +49,23 @@ def fixed_options(input_shape=(1,), **options) -> dict:
     return checked
 
 
+def fit_model(model, arguments: list, kwargs: dict):
+    """`model.fit(*arguments, **kwargs)`, with `shuffle=False` for a `tf.data.Dataset` unless given: Keras
+    ignores `shuffle` for a dataset (shuffled in its pipeline, or not) and warns about its default True on
+    every fit.
+
+    Example:
+        >>> import numpy as np, keras
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile("sgd", "mse")
+        >>> len(fit_model(model, [np.zeros((4, 2)), np.zeros(4)], {"epochs": 1, "verbose": 0}).epoch)
+        1
+    """
+    if is_dataset(kwargs.get("x", arguments[0] if arguments else None)):
+        kwargs.setdefault("shuffle", False)
+    return model.fit(*arguments, **kwargs)
+
+
 class StructuralHyperModel(keras_tuner.HyperModel):
     """Base class of the keras-structopt HyperModels.
 
@@ -284,10 +301,7 @@ class StructuralHyperModel(keras_tuner.HyperModel):
             else:
                 arguments[0] = with_batches(x, rank, size)
             kwargs["validation_data"] = with_batches(kwargs.get("validation_data"), rank, size)
-            # Keras ignores `shuffle` for a dataset (it is shuffled in its pipeline, or not) and warns
-            # about its default True on every fit: not asked for, it is not passed.
-            kwargs.setdefault("shuffle", False)
-        return model.fit(*arguments, **kwargs)
+        return fit_model(model, arguments, kwargs)
 
     def get_config(self) -> dict[str, Any]:
         """Returns the constructor arguments in a form that survives JSON with its meaning.

@@ -18,7 +18,13 @@ from keras_structopt._types import (
 )
 from keras_structopt.data._datasets import is_dataset
 from keras_structopt.data._tabular import TabularSchema, embedding_units_range, is_table
-from keras_structopt.hypermodels._base import StructuralHyperModel, check_data, fixed_options, record_curves
+from keras_structopt.hypermodels._base import (
+    StructuralHyperModel,
+    check_data,
+    fit_model,
+    fixed_options,
+    record_curves,
+)
 from keras_structopt.hypermodels._tunable import Tunable, declare_per_block, declare_when
 from keras_structopt.space import Architecture, Block
 
@@ -245,9 +251,7 @@ class TabularHyperModel(StructuralHyperModel):
         if isinstance(validation, (tuple, list)) and len(validation) >= 2:
             kwargs["validation_data"] = (self.inputs(validation[0], "validation_data[0]"),
                                          _labels(validation[1]), *validation[2:])
-        if is_dataset(kwargs.get("x", arguments[0] if arguments else None)):
-            kwargs.setdefault("shuffle", False)  # Keras ignores it for a dataset, and warns about its default
-        return model.fit(*arguments, **kwargs)
+        return fit_model(model, arguments, kwargs)
 
 
 def _is_tabular(x) -> bool:
