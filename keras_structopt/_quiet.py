@@ -118,17 +118,21 @@ def quiet_tensorflow():
 
 
 class _DropMessages(logging.Filter):
-    def __init__(self, prefixes: tuple[str, ...]):
+    def __init__(self, parts: tuple[str, ...]):
         super().__init__()
-        self.prefixes = prefixes
+        self.parts = parts
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.getMessage()).startswith(self.prefixes)
+        message = str(record.getMessage())
+        return not any(part in message for part in self.parts)
 
 
 # What TFMOT's wrappers make tf_keras's optimizer log on every step of a fine-tuning: the wrappers'
 # own copies of the kernels get no gradient, by design.
 FINE_TUNING_NOISE = ("Gradients do not exist for variables",)
+# What the supernet's training makes tf.function log: it traces one step per network shape on purpose
+# ("5 out of the last 6 calls to <function Supernet._step.<locals>.step> triggered tf.function retracing").
+SUPERNET_NOISE = ("triggered tf.function retracing",)
 
 
 @contextlib.contextmanager
@@ -138,7 +142,7 @@ def library_noise(*, stdout: bool = False, messages: tuple[str, ...] = FINE_TUNI
     With `stdout`, file descriptors 1 and 2 go to /dev/null for the call (TFLite's converter
     prints `fully_quantize: 0, inference_type: 6, ...` from C++, past Python's streams; its
     errors still arrive, as the exception it raises); the
-    `messages` (prefixes) are dropped from the "tensorflow" logger. The user's own logging and
+    log records that contain one of the `messages` are dropped from the "tensorflow" logger. The user's own logging and
     loggers are untouched, and everything is restored when the call ends, however it ends.
 
     Example:

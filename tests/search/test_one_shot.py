@@ -187,3 +187,31 @@ def test_the_supernet_ranks_sub_networks_as_fine_tuning_does(tmp_path, flat):
     tuned = [row for row in record["trials"] if row["fine_tuned"] is not None]
     assert len(tuned) >= 10
     assert record["spearman"] >= 0.6, record
+
+
+def test_the_supernets_adam_step_is_adams_arithmetic():
+    from keras_structopt.search._supernet import _Adam
+
+    rng = np.random.default_rng(0)
+    start, gradients = rng.normal(size=(3, 4)).astype("float32"), rng.normal(size=(2, 3, 4)).astype("float32")
+    variable, adam = tf.Variable(start), _Adam()
+    slots = adam.slots("w", variable)
+    expected, m, v = start.astype("float64"), 0.0, 0.0
+    for step, gradient in enumerate(gradients, start=1):
+        adam.update([variable], [slots], [tf.constant(gradient)], tf.constant(0.01))
+        m, v = 0.9 * m + 0.1 * gradient, 0.999 * v + 0.001 * gradient**2
+        rate = 0.01 * np.sqrt(1 - 0.999**step) / (1 - 0.9**step)
+        expected = expected - rate * m / (np.sqrt(v) + 1e-7)
+    np.testing.assert_allclose(variable.numpy(), expected, atol=1e-6)
+    assert int(adam.iterations.numpy()) == 2
+
+
+def test_the_supernet_traces_a_step_per_shape_without_a_retracing_warning(caplog):
+    hypermodel = kso.DenseHyperModel(input_shape=(8,), outputs=3, num_layers=(1, 3), units=[4, 8], seed=0)
+    x, y = np.random.default_rng(0).normal(size=(128, 8)).astype("float32"), np.arange(128) % 3
+    supernet = Supernet(hypermodel, seed=0, pool=6)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        supernet.train(x, y, epochs=2, batch_size=16)
+    assert len(supernet._steps) >= 6  # enough traced functions that tf.function would warn
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+    assert supernet.epochs_done == 2
