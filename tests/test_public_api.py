@@ -44,8 +44,8 @@ PUBLIC = {
     "keras_structopt.testing": ["CheckReport", "check_hypermodel"],
     "keras_structopt.space": ["Architecture", "Block", "Counts", "Family", "Field", "count", "family",
                               "family_defaults", "family_names", "receptive_field", "register_family", "render"],
-    "keras_structopt.bridge": ["SUPPORTED_LAYERS", "architecture_of", "carry_back", "to_tf_keras",
-                               "unsupported_layers"],
+    "keras_structopt.bridge": ["SUPPORTED_LAYERS", "Registration", "architecture_of", "carry_back", "register",
+                               "to_tf_keras", "unsupported_layers"],
     "keras_structopt.hypermodels": [
         "Conv1DHyperModel", "ConvHyperModel", "DenseHyperModel", "RecommenderHyperModel", "RecurrentHyperModel", "StructuralHyperModel",
         "TabularHyperModel", "TransformerHyperModel", "Tunable", "declare_per_block", "hypermodel_class",

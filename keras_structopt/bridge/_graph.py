@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from keras_structopt.bridge._layers import SUPPORTED_LAYERS, SUPPORTED_OPERATIONS, BridgeProblem, hint, translate_config
+from keras_structopt.bridge._registry import registration_of, suggestion
 from keras_structopt.errors import UnsupportedModelError
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ def _kind(layer) -> str | None:
     from keras_structopt.space._keras_builder import position_embedding_class
 
     cls = type(layer)
+    if registration_of(layer) is not None:
+        return None
     if isinstance(layer, keras.Model):
         return None if is_graph_model(layer) else "subclassed_model"
     if not isinstance(layer, keras.layers.Layer):
@@ -53,6 +56,13 @@ def _kind(layer) -> str | None:
     if getattr(keras.layers, cls.__name__, None) is cls:
         return None if cls.__name__ in SUPPORTED_LAYERS else "table"
     return "custom"
+
+
+def _is_operation(layer) -> bool:
+    """A Keras 3 operation on symbolic tensors (`x + 3.0`), not a layer (`keras.layers.Add`)."""
+    import keras
+
+    return not isinstance(layer, keras.layers.Layer) and type(layer).__name__ in SUPPORTED_OPERATIONS
 
 
 def _operations(model) -> list:
@@ -95,9 +105,14 @@ def problems(model, *, prefix: str = "") -> list[str]:
         if kind == "table":
             found.append(f"{where}: keras.layers.{type(layer).__name__} is not in the bridge's table of layers")
             continue
+        if kind == "custom":
+            found.append(f"{where}: {hint(kind)}; {suggestion(layer)}")
+            continue
         if kind is not None:
             found.append(f"{where}: {hint(kind)}")
             continue
+        if registration_of(layer) is not None:
+            continue  # made by its registration
         if is_graph_model(layer):
             found += problems(layer, prefix=f"{prefix}{layer.name}/")
             continue
@@ -151,7 +166,7 @@ class _Translation:
         if key not in self.made:
             if is_graph_model(layer):
                 self.made[key] = self.model(layer)
-            elif type(layer).__name__ in SUPPORTED_OPERATIONS:
+            elif _is_operation(layer):
                 self.made[key] = self.operation(layer)
             else:
                 self.made[key] = self.layer(layer)
@@ -177,6 +192,9 @@ class _Translation:
         return made
 
     def _make(self, layer):
+        registration = registration_of(layer)
+        if registration is not None:
+            return registration.make(self.tf_keras, _config(layer))
         cls, config = translate_config(
             self.tf_keras, type(layer).__name__, _config(layer), for_tflite=self.for_tflite, unroll=self.unroll
         )

@@ -16,6 +16,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 _ANY = object()
 
 # Keras-3-only config keys, and the values with which dropping them changes nothing.
@@ -43,6 +45,16 @@ SUPPORTED_OPERATIONS = {
     "Equal": "equal",
     "LogicalAnd": "logical_and",
     "LogicalOr": "logical_or",
+    # arithmetic written on symbolic tensors (`x + 3.0`, `a * b`), as MobileNetV3's hard sigmoid
+    # and ConvNeXt's residual joins are
+    "Add": "add",
+    "Subtract": "subtract",
+    "Multiply": "multiply",
+    "Divide": "truediv",
+    "TrueDivide": "truediv",
+    "Negative": "negative",
+    "Maximum": "maximum",
+    "Minimum": "minimum",
 }
 
 # Serialised sub-objects whose class must exist in tf_keras for fine-tuning to mean the same.
@@ -168,11 +180,7 @@ _HINTS = {
         "an operation applied directly to symbolic tensors (x + y, keras.ops.*); use the "
         "matching layer instead (Add, Multiply, Activation, Reshape, ...)"
     ),
-    "custom": (
-        "a custom layer class cannot be translated; build the model from the supported "
-        "layers (keras_structopt.bridge.SUPPORTED_LAYERS), or pass a tf_keras model, "
-        "which is used as it is"
-    ),
+    "custom": "a custom layer class the bridge does not know",
     "subclassed_model": (
         "a subclassed model has no graph of layers to translate; rebuild it as a "
         "functional or Sequential model"
@@ -248,11 +256,62 @@ def _activation(tf_keras, value):
             raise BridgeProblem(f"activation {value.get('class_name')!r} is a custom function")
     if value is None:
         return None
-    try:
-        tf_keras.activations.get(value)
-    except (ValueError, TypeError) as error:
-        raise BridgeProblem(f"activation {value!r} has no tf_keras counterpart") from error
+    if not _same_activation(tf_keras, value):
+        return keras3_activation(tf_keras, value)
     return value
+
+
+_SAME: dict[str, bool] = {}
+
+
+def _same_activation(tf_keras, name: str) -> bool:
+    """Whether tf_keras's activation `name` computes what Keras 3's does (on a grid of values).
+
+    They differ for some names: `hard_sigmoid` is `relu6(x + 3) / 6` in Keras 3 and
+    `clip(0.2 x + 0.5, 0, 1)` in tf_keras; `hard_silu` and others exist in Keras 3 only.
+    """
+    if name not in _SAME:
+        import keras
+        import tensorflow as tf
+
+        try:
+            ours = keras.activations.get(name)
+        except (ValueError, TypeError) as error:
+            raise BridgeProblem(f"activation {name!r} is not a Keras activation") from error
+        grid = tf.constant(np.linspace(-8.0, 8.0, 161, dtype="float32").reshape(7, 23))
+        try:
+            theirs = tf_keras.activations.get(name)
+            same = bool(np.allclose(np.asarray(ours(grid)), np.asarray(theirs(grid)), atol=1e-6, rtol=1e-6))
+        except (ValueError, TypeError, AttributeError):
+            same = False
+        _SAME[name] = same
+    return _SAME[name]
+
+
+_KERAS3_ACTIVATIONS: dict[str, Any] = {}
+
+
+def keras3_activation(tf_keras, name: str):
+    """A tf_keras activation function computing Keras 3's `name` (on TensorFlow tensors, so the
+    SavedModel and TFLite files hold the same arithmetic), registered as `keras_structopt>keras3_<name>`.
+
+    Example:
+        >>> import tf_keras, numpy as np
+        >>> function = keras3_activation(tf_keras, "hard_silu")
+        >>> [round(float(v), 4) for v in function(np.array([-4.0, 0.0, 1.0], "float32"))]
+        [-0.0, 0.0, 0.6667]
+    """
+    if name not in _KERAS3_ACTIVATIONS:
+        import keras
+
+        own = keras.activations.get(name)
+
+        def function(x):
+            return own(x)
+
+        function.__name__ = f"keras3_{name}"
+        _KERAS3_ACTIVATIONS[name] = tf_keras.saving.register_keras_serializable(package="keras_structopt")(function)
+    return _KERAS3_ACTIVATIONS[name]
 
 
 def translate_config(

@@ -130,7 +130,7 @@ def cluster(model, train, stage: Cluster, *, epochs: int, batch_size: int, fine_
             has_kernel = any(_base_name(w) in KERNEL_NAMES for w in layer.weights)
             return leave(layer, treatment, f"fewer than {_FEWEST} clusters possible (TFMOT's least): not clustered"
                          if has_kernel else "no kernel to cluster")
-        elif not registry.supports(layer):
+        elif not (registry.supports(layer) or isinstance(layer, api.ClusterableLayer)):  # a registered layer's
             return leave(layer, treatment, f"TFMOT cannot cluster {type(layer).__name__} layers")
         elif type(layer).__name__ == "Conv2D" and not _enough_weights(layer, count, False):
             return leave(layer, treatment, f"too few weights for {count} clusters: not clustered")

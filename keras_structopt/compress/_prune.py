@@ -60,6 +60,8 @@ def prunable_weights(layer) -> tuple[list, str | None]:
         if not isinstance(directions[0], (tf_keras.layers.LSTM, tf_keras.layers.GRU, tf_keras.layers.SimpleRNN)):
             return [], f"TFMOT cannot prune a Bidirectional {type(directions[0]).__name__}"
         return [w for d in directions for w in (d.cell.kernel, d.cell.recurrent_kernel)], None
+    if isinstance(layer, tfmot().sparsity.keras.PrunableLayer):  # a registered layer that says what to prune
+        return list(layer.get_prunable_weights()), None
     registry = _registry()
     if not registry.supports(layer):
         if type(layer).__name__ == "PositionEmbedding":

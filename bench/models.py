@@ -1,0 +1,175 @@
+"""Benchmark: every `keras.applications` constructor through the bridge, slimming, compression and export.
+
+Each constructor is built with random weights (`weights=None`) at its smallest input (32x32;
+75x75 for the Inception family and Xception), 10 classes, and trained for one epoch on
+random images with random labels (the point is what each stage can do to the structure, not
+accuracy). Then, per model, each step caught and reported on its own:
+
+* `bridge`: `to_tf_keras`, and the largest output difference against the Keras 3 model;
+* `slim`: `kso.slim(model, x, ratio=0.5)`: parameters before and after, or why nothing could
+  be removed (every channel pinned: the layers that pin them);
+* `compress`: `kso.compress` with TFMOT's recipe (prune to 0.8, cluster to 16 values,
+  dynamic-range TFLite), one fine-tuning epoch per stage: the gzip'd TFLite size ratio against
+  the float file, and the layers each stage left alone, with TFMOT's reasons;
+* `export`: `export_saved_model` and `export_tflite` of the compressed model, and whether both
+  files answer with the model's predictions (the SavedModel to 1e-4; TFLite's class choices);
+* the seconds each model took.
+
+    python bench/models.py                          # all 40 (about an hour on 2 cores)
+    python bench/models.py --only MobileNetV3Small ConvNeXtTiny
+
+Prints the table and writes `bench/results/models.json` (after every model: a run cut short
+keeps what it measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_structopt as kso  # noqa: E402
+from keras_structopt.compress import Cluster, FineTuning, Prune, Quantize  # noqa: E402
+from keras_structopt.export import tflite_predict  # noqa: E402
+
+CONSTRUCTORS = sorted(name for name, value in vars(keras.applications).items()
+                      if callable(value) and name[:1].isupper())
+
+
+def build(name: str):
+    size = 75 if ("Inception" in name or "Xception" in name) else 32
+    keras.utils.set_random_seed(0)
+    model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=10)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def data(model, count: int, seed: int):
+    size = model.input_shape[1]
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 255, size=(count, size, size, 3)).astype("float32"), rng.integers(0, 10, size=count)
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0][:300]}" if str(error) else type(error).__name__
+
+
+def one(name: str, directory: Path) -> dict:
+    started = time.perf_counter()
+    row: dict = {"model": name}
+    model = build(name)
+    train, test = data(model, 64, 0), data(model, 32, 1)
+    model.fit(*train, epochs=1, batch_size=16, verbose=0)
+    row["params"] = int(model.count_params())
+    expected = np.asarray(model(test[0], training=False))
+    try:
+        legacy = kso.to_tf_keras(model)
+        row["bridge_max_difference"] = float(np.abs(legacy(test[0], training=False).numpy() - expected).max())
+    except Exception as error:  # noqa: BLE001 - reported per model
+        row["bridge"] = _reason(error)
+    try:
+        slimmed, plan = kso.slim(model, train[0], ratio=0.5)
+        row["slim_params"] = int(slimmed.count_params())
+        row["slim_ratio"] = round(row["params"] / max(1, row["slim_params"]), 3)
+        row["slim_layers_narrowed"] = len(plan.widths)
+        if not plan.widths:
+            row["slim"] = "every channel is pinned (a model input or output, LayerNormalization, a reshape, ...)"
+    except Exception as error:  # noqa: BLE001
+        row["slim"] = _reason(error)
+    small = None
+    try:
+        small, result = kso.compress(model, train, test_data=test, recipe=[Prune(), Cluster(), Quantize()],
+                                     max_accuracy_loss=None,
+                                     fine_tuning=FineTuning(batch_size=16, prune_epochs=1, cluster_epochs=1),
+                                     measure_latency=False)
+        report = result.report
+        row["compress_size_ratio"] = round(report.size_ratio(), 2)
+        row["kernel_sparsity"] = round(report.final.kernel_sparsity, 3)
+        left = {}
+        for layer in report.layers:
+            for note in layer.notes:
+                left[note] = left.get(note, 0) + 1
+        row["compress_notes"] = left
+        row["compress_warnings"] = list(report.warnings)
+    except Exception as error:  # noqa: BLE001
+        row["compress"] = _reason(error)
+    exported = small if small is not None else model
+    try:
+        reference = np.asarray(exported(test[0], training=False))
+        version = kso.export_saved_model(exported, directory / "serving", name)
+        serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+        input_name = sorted(serve.structured_input_signature[1])[0]
+        served = serve(**{input_name: tf.constant(test[0])})["outputs"].numpy()
+        row["saved_model_max_difference"] = float(np.abs(served - reference).max())
+        path = kso.export_tflite(exported, directory / f"{name}.tflite")
+        answered = tflite_predict(path.read_bytes(), test[0])
+        row["tflite_agreement"] = float(np.mean(answered.argmax(-1) == reference.argmax(-1)))
+        row["export_ok"] = row["saved_model_max_difference"] <= 1e-4 and row["tflite_agreement"] >= 0.9
+    except Exception as error:  # noqa: BLE001
+        row["export"] = _reason(error)
+        row["export_ok"] = False
+    row["seconds"] = round(time.perf_counter() - started, 1)
+    keras.backend.clear_session()
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | params | bridge max Δ | slim (0.5) | compress (gzip ratio) | export | seconds |",
+             "|---|---:|---:|---|---|---|---:|"]
+    for row in rows:
+        bridge = f"{row['bridge_max_difference']:.1e}" if "bridge_max_difference" in row else row.get("bridge", "")
+        slim = (f"{row['slim_ratio']:.2f}x fewer ({row['slim_params']:,})" if row.get("slim_layers_narrowed")
+                else row.get("slim", ""))
+        compress = (f"{row['compress_size_ratio']:.1f}x" if "compress_size_ratio" in row else row.get("compress", ""))
+        export = "ok" if row.get("export_ok") else row.get("export", "no")
+        lines.append(f"| {row['model']} | {row['params']:,} | {bridge} | {slim} | {compress} | {export} | "
+                     f"{row['seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", default=None, help="constructor names (default: all)")
+    parser.add_argument("--output", default="bench/results/models.json")
+    args = parser.parse_args(argv)
+    names = args.only or CONSTRUCTORS
+    unknown = sorted(set(names) - set(CONSTRUCTORS))
+    if unknown:
+        parser.error(f"unknown constructors {unknown}; the installed Keras has {CONSTRUCTORS}")
+    rows: list[dict] = []
+    started = time.perf_counter()
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as directory:
+        for name in names:
+            try:
+                rows.append(one(name, Path(directory)))
+            except Exception as error:  # noqa: BLE001 - building or training failed: reported, the run goes on
+                rows.append({"model": name, "params": 0, "seconds": 0.0, "error": _reason(error),
+                             "traceback": traceback.format_exc()[-2000:]})
+            print(table(rows[-1:]).splitlines()[-1], flush=True)
+            out.write_text(json.dumps({"settings": vars(args), "cpus": os.cpu_count(),
+                                       "python": platform.python_version(), "keras": keras.__version__,
+                                       "seconds": round(time.perf_counter() - started, 1), "rows": rows},
+                                      indent=2) + "\n")
+    print()
+    print(table(rows))
+    print(f"\n{len(rows)} models in {time.perf_counter() - started:.0f} s; wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Every `keras.applications` constructor crosses the bridge exactly, comes back, and its export answers.
+
+Random weights (`weights=None`), the smallest input each accepts (32x32; 75x75 for the
+Inception family and Xception), 10 classes, logits out (no softmax to hide a difference).
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_structopt as kso
+
+CONSTRUCTORS = sorted(name for name, value in vars(keras.applications).items()
+                      if callable(value) and name[:1].isupper())
+
+
+def build(name: str):
+    """`keras.applications.<name>` at its smallest input, random weights, 10 logits."""
+    size = 75 if ("Inception" in name or "Xception" in name) else 32
+    keras.utils.set_random_seed(0)
+    return getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=10,
+                                             classifier_activation=None)
+
+
+def test_the_list_is_every_constructor_of_the_installed_keras():
+    assert len(CONSTRUCTORS) >= 40
+    assert {"ConvNeXtTiny", "EfficientNetV2B0", "MobileNetV3Small", "InceptionResNetV2", "NASNetMobile",
+            "ResNet50V2", "VGG16"} <= set(CONSTRUCTORS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONSTRUCTORS)
+def test_every_application_is_bridged_exactly_and_its_saved_model_answers(name, tmp_path):
+    model = build(name)
+    size = model.input_shape[1]
+    x = np.random.default_rng(0).uniform(0, 255, size=(2, size, size, 3)).astype("float32")
+    expected = np.asarray(model(x, training=False))
+    scale = max(1.0, float(np.abs(expected).max()))
+
+    legacy = kso.to_tf_keras(model)
+    assert float(np.abs(legacy(x, training=False).numpy() - expected).max()) <= 1e-5 * scale
+    back = kso.bridge.carry_back(legacy, model)
+    assert isinstance(back, keras.Model) and back.count_params() == model.count_params()
+    assert float(np.abs(np.asarray(back(x, training=False)) - expected).max()) <= 1e-5 * scale
+
+    version = kso.export_saved_model(model, tmp_path, "application")
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    input_name = sorted(serve.structured_input_signature[1])[0]
+    answered = serve(**{input_name: tf.constant(x)})["outputs"].numpy()
+    assert float(np.abs(answered - expected).max()) <= 1e-4 * scale
+
+
+# One model of each kind: squeeze-excite and hard-swish (MobileNetV3), LayerScale and grouped convolutions
+# (ConvNeXt), fused MBConv with Rescaling/Normalization front ends (EfficientNetV2), pre-activation residual
+# stages (ResNetV2), dense concatenations (DenseNet), NASNet's cells and Xception's separable stages.
+KINDS = {"MobileNetV3Small": 3.0, "ConvNeXtTiny": 1.8, "EfficientNetV2B0": 1.8, "ResNet50V2": 3.0,
+         "DenseNet121": 3.0, "NASNetMobile": 3.0, "Xception": 3.0}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_one_model_of_each_kind_slims_and_still_answers(name):
+    model = build(name)
+    size = model.input_shape[1]
+    x = np.random.default_rng(0).uniform(0, 255, size=(32, size, size, 3)).astype("float32")
+    slimmed, plan = kso.slim(model, x, ratio=0.5)
+    assert model.count_params() / slimmed.count_params() >= KINDS[name]
+    assert plan.widths and all(after < before for before, after in plan.widths.values())
+    answered = np.asarray(slimmed(x[:4], training=False))
+    assert answered.shape == (4, 10) and np.isfinite(answered).all()
+    legacy = kso.to_tf_keras(slimmed)  # the slimmed model still crosses the bridge exactly
+    assert float(np.abs(legacy(x[:4], training=False).numpy() - answered).max()) <= 1e-5 * max(
+        1.0, float(np.abs(answered).max()))
