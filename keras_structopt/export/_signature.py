@@ -110,9 +110,8 @@ def _serving_module(model, specs):
     TensorFlow trace and save every layer's call function (slow, and unused by TF
     Serving and the TFLite converter, which need the signature alone).
     """
-    import tensorflow as tf
-
     import keras
+    import tensorflow as tf
 
     module = tf.Module()
     # A Keras 3 variable wraps a tf.Variable (`.value`): the SavedModel must hold that one, or the graph
