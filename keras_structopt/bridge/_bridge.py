@@ -230,8 +230,30 @@ def verify(source, target, *, tolerance: float = 1e-4) -> float:
     difference = max(float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(expected, received))
     scale = max(1.0, max(float(np.max(np.abs(a), initial=0.0)) for a in expected))
     if difference > tolerance * scale:
+        own = _sensitivity(source, inputs, expected)
+        if own >= 0.1 * difference:
+            raise UnsupportedModelError(
+                f"The tf_keras translation of model {source.name!r} differs from it by {difference:.3g} on a "
+                f"probe batch (tolerance {tolerance * scale:.3g}), but the model's own outputs move by {own:.3g} "
+                "when its inputs change by one part in 10^6: its float32 outputs are rounding noise (random "
+                "weights, or batch normalisation statistics never calibrated?), so no translation can be "
+                "checked. Train the model first, or build it in float64."
+            )
         raise UnsupportedModelError(
             f"The tf_keras translation of model {source.name!r} differs from it by {difference:.3g} "
             f"on a probe batch (tolerance {tolerance * scale:.3g}); please report this model."
         )
     return difference
+
+
+def _sensitivity(model, inputs, expected) -> float:
+    """How far `model`'s outputs move when its float inputs change by one part in 10^6."""
+    import keras
+
+    def nudge(value):
+        array = np.asarray(value)
+        return (array * (1 + 1e-6)).astype(array.dtype) if array.dtype.kind == "f" else value
+
+    moved = [np.asarray(v, dtype="float64")
+             for v in keras.tree.flatten(model(keras.tree.map_structure(nudge, inputs), training=False))]
+    return max(float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(expected, moved))

@@ -106,3 +106,26 @@ def test_options_tf_keras_lacks_are_refused_not_dropped():
     model = keras.Model(inputs, keras.layers.LayerNormalization(rms_scaling=True, name="rms")(inputs))
     with pytest.raises(kso.UnsupportedModelError, match=r"layer 'rms' \(LayerNormalization\): option rms_scaling=True"):
         kso.to_tf_keras(model)
+
+
+def _chain(gain, depth=40, seed=0):
+    keras.utils.set_random_seed(seed)
+    init = keras.initializers.RandomNormal(stddev=gain / np.sqrt(32))
+    layers = [keras.Input((32,))] + [keras.layers.Dense(32, activation="tanh", kernel_initializer=init)
+                                     for _ in range(depth)]
+    return keras.Sequential(layers)
+
+
+@pytest.mark.parametrize("gain, says", [(4.0, "rounding noise"), (0.5, "please report this model")])
+def test_a_failed_check_says_whether_the_model_itself_is_ill_conditioned(gain, says):
+    from keras_structopt.bridge._bridge import verify
+    from keras_structopt.bridge._graph import translate
+
+    chaotic = gain > 1  # 40 tanh layers of gain 4 amplify any rounding; 2 of gain 0.5 do not
+    model = _chain(gain, depth=40 if chaotic else 2)
+    legacy = translate(model)
+    assert verify(model, legacy) <= 1e-6  # the translation itself is exact
+    bias = legacy.layers[0 if chaotic else -1].bias
+    bias.assign(bias.numpy() + (1e-6 if chaotic else 1e-2))  # then one weight is nudged
+    with pytest.raises(kso.UnsupportedModelError, match=says):
+        verify(model, legacy)
