@@ -73,11 +73,9 @@ def _key(cls) -> str:
 
 def _tf_keras_config(config: dict) -> dict:
     """A Keras 3 layer config as tf_keras takes it: the dtype policy as its name."""
-    config = dict(config)
-    dtype = config.get("dtype")
-    if isinstance(dtype, dict) and "DTypePolicy" in str(dtype.get("class_name")):
-        config["dtype"] = dtype["config"]["name"]
-    return config
+    from keras_structopt.bridge._layers import _dtype
+
+    return {**config, "dtype": _dtype(config.get("dtype"))} if "dtype" in config else dict(config)
 
 
 def register(layer_class: type | None = None, *, to_tf_keras: Any, slim: str = "pin",
