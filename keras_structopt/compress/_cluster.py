@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._tfmot import tfmot
 from keras_structopt.compress._prune import KERNEL_NAMES, kernels, wrap_fine_tune_strip
 from keras_structopt.compress._stages import Cluster
-from keras_structopt.compress._tfmot import tfmot
 
 
 def _registry():

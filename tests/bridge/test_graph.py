@@ -62,7 +62,8 @@ def test_every_unsupported_layer_is_named_before_any_training(digits):
     expected = [
         r"model 'odd' with 3 layer\(s\) the bridge cannot carry",
         r"layer 'halve' \(Lambda\): a Lambda layer holds Python code",
-        r"layer 'double' \(Scale\): a custom layer class cannot be translated",
+        r"layer 'double' \(Scale\): a custom layer class the bridge does not know; register it: "
+        r"kso.bridge.register\(Scale, to_tf_keras=",
         r"layer 'inner/inner_scale' \(Scale\)",
     ]
     with mock.patch.object(tf_keras.Model, "fit") as fit:
@@ -75,11 +76,17 @@ def test_every_unsupported_layer_is_named_before_any_training(digits):
     assert kso.bridge.unsupported_layers(model)[0].startswith("layer 'halve' (Lambda)")
 
 
-def test_operations_on_symbolic_tensors_are_named():
+def test_operations_on_symbolic_tensors_are_named_or_replayed():
     inputs = keras.Input((4,))
-    model = keras.Model(inputs, keras.layers.Dense(2)(inputs * 3.0))
-    with pytest.raises(kso.UnsupportedModelError, match=r"\(Multiply\): an operation applied directly to symbolic tensors"):
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.ops.sin(inputs)))
+    with pytest.raises(kso.UnsupportedModelError, match=r"\(Sin\): an operation applied directly to symbolic tensors"):
         kso.to_tf_keras(model)
+    # arithmetic is replayed with the same TensorFlow operations (MobileNetV3 and ConvNeXt are written so)
+    hidden = keras.layers.Dense(3)(inputs)
+    joined = -(keras.ops.maximum(hidden * 3.0, 1.0) + hidden) / 6.0 - keras.ops.minimum(hidden, 0.5)
+    model = keras.Model(inputs, keras.layers.Dense(2)(joined))
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    assert max_difference(kso.to_tf_keras(model)(x).numpy(), np.asarray(model(x))) <= 1e-6
 
 
 def test_subclassed_models_and_unbuilt_sequentials_are_refused():
