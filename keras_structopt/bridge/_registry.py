@@ -196,7 +196,7 @@ def _with_tfmot_interfaces(cls: type, prune: tuple[str, ...], cluster: tuple[str
         return cls
     key = (cls, prune, cluster)
     if key not in _TFMOT_CLASSES:
-        from keras_structopt._tfmot import tfmot
+        from keras_structopt.bridge._tfmot import tfmot
 
         toolkit = tfmot()
         bases: list[type] = [cls]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_structopt import _checks
-from keras_structopt._tfmot import tfmot
+from keras_structopt.bridge._tfmot import tfmot
 from keras_structopt.compress._prune import KERNEL_NAMES, kernels, wrap_fine_tune_strip
 from keras_structopt.compress._stages import Cluster
 

@@ -7,10 +7,10 @@ import math
 import numpy as np
 
 from keras_structopt import _checks
-from keras_structopt._tfmot import tfmot
 from keras_structopt.bridge import architecture_of
 from keras_structopt.bridge._graph import iter_layers
 from keras_structopt.bridge._spec import rerender
+from keras_structopt.bridge._tfmot import tfmot
 from keras_structopt.compress._stages import ConstantSparsity, PolynomialDecay, Prune
 from keras_structopt.compress._treatment import LayerTreatment, layer_weights, pruned_arrays, weight_key, zero_fraction
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from keras_structopt import _checks
-from keras_structopt._tfmot import tfmot
 from keras_structopt.bridge._graph import iter_layers
+from keras_structopt.bridge._tfmot import tfmot
 
 
 def fold_dense_batch_norms(model):

@@ -18,7 +18,7 @@ def tfmot():
     """Returns the `tensorflow_model_optimization` module, imported without side effects.
 
     Example:
-        >>> from keras_structopt._tfmot import tfmot
+        >>> from keras_structopt.bridge._tfmot import tfmot
         >>> hasattr(tfmot().sparsity.keras, "prune_low_magnitude")
         True
     """
