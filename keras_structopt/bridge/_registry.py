@@ -52,7 +52,7 @@ class Registration:
         config = _tf_keras_config(config)
         if isinstance(self.to_tf_keras, type):
             cls = _with_tfmot_interfaces(self.to_tf_keras, self.prune, self.cluster)
-            return cls.from_config(config)  # type: ignore[attr-defined]
+            return cls.from_config(config)
         made = self.to_tf_keras(config)
         if not isinstance(made, tf_keras.layers.Layer):
             raise _checks.error(
@@ -190,7 +190,7 @@ _BUILTIN_DONE = False
 _TFMOT_CLASSES: dict[tuple, type] = {}
 
 
-def _with_tfmot_interfaces(cls: type, prune: tuple[str, ...], cluster: tuple[str, ...]) -> type:
+def _with_tfmot_interfaces(cls: type, prune: tuple[str, ...], cluster: tuple[str, ...]) -> Any:
     """`cls`, or a subclass telling TFMOT which weights it may prune and cluster."""
     if not prune and not cluster:
         return cls

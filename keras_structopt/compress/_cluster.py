@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt.bridge._registry import _with_tfmot_interfaces
 from keras_structopt.bridge._tfmot import tfmot
 from keras_structopt.compress._prune import KERNEL_NAMES, kernels, wrap_fine_tune_strip
 from keras_structopt.compress._stages import Cluster
@@ -19,23 +20,13 @@ def _registry():
     return ClusteringRegistry
 
 
-_CLUSTERABLE_POSITIONS = None
-
-
 def _clusterable_position_embedding(layer):
-    """A copy of a tf_keras PositionEmbedding that TFMOT can cluster.
+    """A copy of a tf_keras PositionEmbedding that TFMOT can cluster (its table, as a registered layer's
+    weights are made clusterable).
 
     Position tables are clustered but not pruned: every position keeps a vector.
     """
-    global _CLUSTERABLE_POSITIONS
-    if _CLUSTERABLE_POSITIONS is None:
-
-        class ClusterablePositionEmbedding(type(layer), tfmot().clustering.keras.ClusterableLayer):  # type: ignore[misc]
-            def get_clusterable_weights(self):
-                return [("embeddings", self.embeddings)]
-
-        _CLUSTERABLE_POSITIONS = ClusterablePositionEmbedding
-    copy = _CLUSTERABLE_POSITIONS.from_config(layer.get_config())
+    copy = _with_tfmot_interfaces(type(layer), (), ("embeddings",)).from_config(layer.get_config())
     copy.build(layer.input_shape)
     copy.set_weights(layer.get_weights())
     return copy

@@ -37,6 +37,7 @@ import numpy as np
 
 from keras_structopt import _checks
 from keras_structopt._types import Data, Inputs, Model
+from keras_structopt.bridge._registry import registration_of
 from keras_structopt.compress._stages import DEFAULT_RATIO
 
 # Layers that keep their input's channels, elementwise or per channel.
@@ -208,8 +209,6 @@ class _Graph:
             self.channels[id(tensor)] = ids
 
     def _channels_out(self, layer, name, inputs, ids_in, outputs):
-        from keras_structopt.bridge._registry import registration_of
-
         config = layer.get_config()
         if self.calls.get(layer.name, 1) != 1 or len(outputs) != 1:
             return None  # shared layers and several outputs stay as they are
@@ -523,8 +522,6 @@ def _sliced_weights(old, plan: SlimPlan) -> list[np.ndarray]:
 def _new_config(model, plan: SlimPlan) -> dict:
     """The model's config with the narrower widths (and the biases that hold mean shifts)."""
     import copy
-
-    from keras_structopt.bridge._registry import registration_of
 
     config = copy.deepcopy(model.get_config())
     config.pop("architecture", None)
