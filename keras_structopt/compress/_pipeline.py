@@ -278,7 +278,7 @@ class _Job:
         # Every stage's file is converted with the final conversion's scales and stripping, so sizes compare.
         self.strip, self.per_channel = quantize.strip, quantize.per_channel
         self.warnings: list[str] = []
-        self.slimmed_widths: dict = {}
+        self.slim_plan: Any = None  # the SlimPlan applied (None: no slimming)
         self.calibration = head(train[0], CALIBRATION_EXAMPLES)
         self._files: dict[tuple[int, str], tuple[Any, bytes]] = {}  # one conversion per model and setting
         self.keras_model = model  # the Keras 3 model whose structure the result takes (narrower once slimmed)
@@ -323,15 +323,16 @@ class _Job:
         return plan(current, stage if stage is not None else Prune(0.0))
 
     def slimmed(self, stage: Slim):
-        """`(tf_keras copy fine-tuned, widths changed, Keras 3 model)` of the model slimmed by `stage`.
+        """`(tf_keras copy fine-tuned, SlimPlan, Keras 3 model)` of the model slimmed by `stage`.
 
         A plan that removes nothing (every width already at most `multiple`, or pinned)
         leaves the model as it is, without fine-tuning it: more epochs at the fine-tuning
         learning rate would only move a converged model."""
         ratio = cast(float, stage.ratio)
-        narrower, slim_plan = slim_model(self.model, self.calibration, ratio=ratio, multiple=stage.multiple)
+        narrower, slim_plan = slim_model(self.model, self.calibration, ratio=ratio, multiple=stage.multiple,
+                                           heads=stage.heads)
         current = tf_keras_copy(narrower, for_tflite=True)
-        if not slim_plan.widths:
+        if not slim_plan.widths and not slim_plan.heads:
             message = (f"slimming (ratio {ratio:g}, widths a multiple of {stage.multiple}) removed nothing: every "
                        "tied width is pinned or would not shrink; the model was not fine-tuned")
             if message not in self.warnings:
@@ -340,7 +341,7 @@ class _Job:
             self.fit_settings.compile(current)
             current.fit(self.fit_data[0], self.fit_data[1], batch_size=self.options.batch_size,
                         epochs=self.options.slim_epochs, validation_data=self.fit_validation, verbose=self.verbose)
-        return current, slim_plan.widths, narrower
+        return current, slim_plan, narrower
 
     def pruned(self, current, stage: Prune, treatments):
         return prune(tf_keras_copy(current), self.fit_data, stage, **self.fit_kwargs(treatments, "prune"))
@@ -430,7 +431,7 @@ class _Job:
         treatments = self.treatments_for(current, recipe.prune)
         steps: list[tuple[str, Any, str]] = []
         if recipe.slim is not None and recipe.slim.applies:
-            current, self.slimmed_widths, self.keras_model = self.slimmed(recipe.slim)
+            current, self.slim_plan, self.keras_model = self.slimmed(recipe.slim)
             treatments = self.treatments_for(current, recipe.prune)
             steps.append(("slimmed", current, recipe.slim.describe()))
         if recipe.prune is not None and recipe.prune.applies:
@@ -483,9 +484,9 @@ class _Job:
             stage, settings = None, []
 
         def try_slim(candidate_stage):
-            candidate, widths, narrower = self.slimmed(candidate_stage)
+            candidate, slim_plan, narrower = self.slimmed(candidate_stage)
             kept = judge("slim", candidate_stage.ratio, candidate, fixed_stage=candidate_stage is stage)
-            return kept, (candidate, widths, narrower, candidate_stage)
+            return kept, (candidate, slim_plan, narrower, candidate_stage)
 
         if stage is not None:
             best = try_slim(stage)[1] if stage.applies else None
@@ -494,7 +495,7 @@ class _Job:
             templates = {s.ratio: s for s in settings}
             best = _climb(ratios, lambda r: try_slim(templates.get(r) or settings[0].replace(ratio=r)), start=0.0)
         if best is not None:
-            current, self.slimmed_widths, self.keras_model, chosen["slim"] = best
+            current, self.slim_plan, self.keras_model, chosen["slim"] = best
             steps.append(("slimmed", current, chosen["slim"].describe()))
 
         # 2. Pruning: the fixed stage, the target's m:n pattern, or the strongest sparsity within the tolerance.
@@ -584,7 +585,8 @@ class _Job:
             warnings=tuple(self.warnings),
             recipe=recipe,
             search=tuple(search),
-            slimmed_widths=dict(self.slimmed_widths),
+            slimmed_widths=dict(self.slim_plan.widths) if self.slim_plan is not None else {},
+            slimmed_heads=dict(self.slim_plan.heads) if self.slim_plan is not None else {},
             distilled=self.distilled,
         )
 

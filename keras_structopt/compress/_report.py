@@ -91,6 +91,8 @@ class CompressionReport:
             value, loss against the baseline, parameters, whether it was kept (and
             whether the recipe fixed it).
         slimmed_widths: `{layer: (before, after)}` for the layers slimming narrowed.
+        slimmed_heads: `{attention layer: (heads before, heads after)}` for the
+            `MultiHeadAttention` layers slimming removed heads from.
         distilled: Whether fine-tuning learnt from the uncompressed model's predictions too.
 
     Example:
@@ -107,6 +109,7 @@ class CompressionReport:
     recipe: Recipe | None = None
     search: tuple[dict, ...] = ()
     slimmed_widths: dict = dataclasses.field(default_factory=dict)
+    slimmed_heads: dict = dataclasses.field(default_factory=dict)
     distilled: bool = False
 
     @property
@@ -142,6 +145,7 @@ class CompressionReport:
             "recipe": None if self.recipe is None else self.recipe.to_dict(),
             "search": list(self.search),
             "slimmed_widths": {k: list(v) for k, v in self.slimmed_widths.items()},
+            "slimmed_heads": {k: list(v) for k, v in self.slimmed_heads.items()},
             "distilled": self.distilled,
         }
 

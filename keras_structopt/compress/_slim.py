@@ -13,14 +13,20 @@ recurrent units, and rebuilds the model narrower:
    out as the next layer's kernel rows see them. Channels that reach a model input or
    output, a LayerNormalization, an attention layer, a reshape or a nested model are
    pinned: they stay.
+   A `MultiHeadAttention` layer called once keeps its input and output channels, but
+   its heads are removable: each head is removed whole (its query, key and value
+   columns and its rows of the output projection).
 2. **Importance.** A channel's cost of removal is measured on data, at every layer that
    consumes it: the standard deviation of the channel there times the norm of the
    kernel rows that read it. Its mean is not lost: it is folded into the consumer's bias
    (or the following BatchNorm's moving mean), so a dead or constant unit is removed
-   without changing the outputs at all.
+   without changing the outputs at all. A head's importance is the standard deviation,
+   on `x`, of what it adds to its layer's output (measured by switching the head off);
+   its mean contribution moves into the output projection's bias the same way.
 3. **Removal.** In every group of tied channels the least important fraction `ratio` is
    removed (dead channels always), keeping at least `min_units` and a multiple of
-   `multiple` (8 suits GPU tensor cores, 128 TPUs); the model is rebuilt from its config
+   `multiple` (8 suits GPU tensor cores, 128 TPUs); in every attention layer the least
+   important fraction `ratio` of the heads is removed (at least one head stays); the model is rebuilt from its config
    with the new widths and the surviving weights are sliced into it.
 
 Everything happens in Keras 3, without TFMOT: the slimmed model trains further, saves,
@@ -108,6 +114,8 @@ class SlimPlan:
     Attributes:
         widths: `{layer name: (width before, width after)}` for each layer made narrower.
         removed_fraction: Removed channels over removable ones.
+        heads: `{attention layer name: (heads before, heads after)}` for each
+            `MultiHeadAttention` layer that lost heads.
 
     Example:
         >>> import keras, numpy as np
@@ -120,6 +128,8 @@ class SlimPlan:
 
     widths: dict[str, tuple[int, int]]
     removed_fraction: float
+    heads: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    kept_heads: dict[str, np.ndarray] = dataclasses.field(repr=False, default_factory=dict)
     kept_out: dict[str, np.ndarray] = dataclasses.field(repr=False, default_factory=dict)
     kept_in: dict[str, np.ndarray] = dataclasses.field(repr=False, default_factory=dict)
     kept_channels: dict[str, np.ndarray] = dataclasses.field(repr=False, default_factory=dict)
@@ -165,6 +175,7 @@ class _Graph:
         self.made: dict[str, _Made] = {}
         self.per_channel: dict[str, list[int]] = {}  # layer name -> channel ids of its weights
         self.calls: dict[str, int] = {}
+        self.attention: dict[str, Any] = {}  # attention layer name -> its node (heads removable)
         for operation in self.model.operations:
             self.calls[operation.name] = sum(
                 1 for node in operation._inbound_nodes if self._in_model(node)
@@ -212,6 +223,9 @@ class _Graph:
         config = layer.get_config()
         if self.calls.get(layer.name, 1) != 1 or len(outputs) != 1:
             return None  # shared layers and several outputs stay as they are
+        if name == "MultiHeadAttention":
+            self.attention[layer.name] = self._node_of(layer)
+            return None  # its channels stay; its heads are removable (`_head_importance`)
         registration = registration_of(layer)
         if registration is not None:  # a registered custom layer: as its registration says
             if registration.slim != "channelwise" or len(inputs) != 1 or _width(outputs[0]) != len(ids_in[0]):
@@ -285,6 +299,9 @@ class _Graph:
             return [forward]
         return None
 
+    def _node_of(self, layer):
+        return next(node for node in layer._inbound_nodes if self._in_model(node))
+
     def _producer(self, layer, tensor) -> list[int]:
         ids = self.classes.new(_width(tensor))
         self.made[layer.name] = _Made(layer, ids)
@@ -341,6 +358,53 @@ def _statistics(graph: _Graph, x, batch_size: int = 256):
     return result
 
 
+def _head_weights(layer) -> dict[str, Any]:
+    """An attention layer's variables by role: query/kernel, ..., attention_output/bias."""
+    return {"/".join(v.path.split("/")[-2:]): v for v in layer.weights}
+
+
+def _head_importance(graph: _Graph, x, batch_size: int = 256) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per attention layer: each head's importance on `x` and its mean contribution to the output.
+
+    A head's contribution is the layer's output minus its output with the head's rows of the
+    output projection set to zero (exact: the projection is linear in the heads).
+    """
+    import keras
+
+    if not graph.attention:
+        return {}
+    nodes = list(graph.attention.items())
+    tensors: list[Any] = []
+    for _, node in nodes:
+        tensors.extend(t for t in node.arguments.keras_tensors if id(t) not in {id(u) for u in tensors})
+    probe = keras.Model(graph.model.inputs, tensors)
+    values = probe.predict(x, batch_size=batch_size, verbose=0)
+    values = [values] if len(tensors) == 1 else values
+    known = {id(t): keras.ops.convert_to_tensor(v) for t, v in zip(tensors, values)}
+    result = {}
+    for name, node in nodes:
+        layer = node.operation
+        args, kwargs = node.arguments.fill_in(known)
+        kwargs = {**kwargs, "training": False}
+        kernel = _head_weights(layer)["attention_output/kernel"]  # (heads, value_dim, ..., out)
+        original = np.array(kernel.numpy())
+        full = np.asarray(layer(*args, **kwargs), dtype="float64")
+        std, mean = [], []
+        try:
+            for head in range(original.shape[0]):
+                ablated = original.copy()
+                ablated[head] = 0.0
+                kernel.assign(ablated)
+                part = full - np.asarray(layer(*args, **kwargs), dtype="float64")
+                part = part.reshape(-1, part.shape[-1])
+                mean.append(part.mean(axis=0))
+                std.append(float(np.sqrt(np.sum(part.var(axis=0)))))
+        finally:
+            kernel.assign(original)
+        result[name] = (np.array(std), np.array(mean))
+    return result
+
+
 def _row_norms(layer) -> np.ndarray:
     """The norm of the kernel rows that read each input channel (last axis of the input)."""
     name = type(layer).__name__
@@ -384,7 +448,8 @@ def _mean_contribution(layer, removed_rows, means) -> np.ndarray:
     return means[removed_rows] @ summed[removed_rows]
 
 
-def plan_slimming(model, x, *, ratio: float, min_units: int = 1, multiple: int = 1) -> SlimPlan:
+def plan_slimming(model, x, *, ratio: float, min_units: int = 1, multiple: int = 1,
+                  heads: float | None = None) -> SlimPlan:
     """Decides which channels to remove from a Keras 3 model (see `slim`)."""
     graph = _Graph(model)
     stats = _statistics(graph, x)
@@ -411,6 +476,18 @@ def plan_slimming(model, x, *, ratio: float, min_units: int = 1, multiple: int =
         kept = [r for r in order[:keep] if r not in dead] or order[:1]
         removed.update(r for r in roots if r not in set(kept))
     plan = SlimPlan(widths={}, removed_fraction=len(removed) / removable if removable else 0.0)
+    for name, (scores, means) in _head_importance(graph, x).items():
+        count = len(scores)
+        # float32 attention leaves a constant head ~1e-6 of the others' spread, not 0
+        silent = scores <= 1e-5 * max(float(scores.max()), 1e-12)
+        keep = min(count, max(1, math.ceil((1.0 - (ratio if heads is None else heads)) * count)))
+        order = [int(h) for h in np.argsort(-scores, kind="stable")]
+        kept = sorted(h for h in order[:keep] if not silent[h]) or order[:1]
+        plan.kept_heads[name] = np.array(kept, dtype=int)
+        if len(kept) < count:
+            plan.heads[name] = (count, len(kept))
+            removed_heads = [h for h in range(count) if h not in kept]
+            plan.bias_shift[name] = np.sum([means[h] for h in removed_heads], axis=0)
     for name, made in graph.made.items():
         kept_out = np.array([i for i, c in enumerate(made.ids) if find(c) not in removed], dtype=int)
         plan.kept_out[name] = kept_out
@@ -485,6 +562,19 @@ def _sliced_weights(old, plan: SlimPlan) -> list[np.ndarray]:
         return forward + backward
     if name in _RECURRENT:
         return _slice_recurrent(old, kept_in, kept_out, shift)
+    if name == "MultiHeadAttention" and old.name in plan.kept_heads:
+        heads = plan.kept_heads[old.name]
+        values = []
+        for role, variable in _head_weights(old).items():
+            value = np.array(variable.numpy())
+            if role in ("query/kernel", "key/kernel", "value/kernel"):
+                value = value[:, heads]  # (in, heads, dim)
+            elif role in ("query/bias", "key/bias", "value/bias", "attention_output/kernel"):
+                value = value[heads]  # (heads, dim) and (heads, dim, out)
+            elif role == "attention_output/bias" and shift is not None:
+                value = value + shift.reshape(value.shape)
+            values.append(value)
+        return values
     weights = {v.path.split("/")[-1]: np.array(v.numpy()) for v in old.weights}
     if name == "Embedding":
         return [weights["embeddings"][:, kept_out]]
@@ -531,6 +621,8 @@ def _new_config(model, plan: SlimPlan) -> dict:
         name = layer_config.get("name", entry.get("name"))
         if name in plan.gains_bias:
             layer_config["use_bias"] = True
+        if name in plan.heads:
+            layer_config["num_heads"] = int(plan.heads[name][1])
         if name in plan.kept_channels:  # per-channel layers whose config states their width
             count = int(len(plan.kept_channels[name]))
             if int(layer_config.get("groups", 1) or 1) > 1:  # a convolution of one filter per channel
@@ -636,7 +728,7 @@ def respecify(spec, model):
 
 
 def slim(model: Model, x: Inputs, *, ratio: float = DEFAULT_RATIO, min_units: int = 1, multiple: int = 1,
-         train_data: Data | None = None, epochs: int = 0, batch_size: int = 32,
+         heads: float | None = None, train_data: Data | None = None, epochs: int = 0, batch_size: int = 32,
          verbose: int = 0) -> tuple[Model, SlimPlan]:
     """Removes whole units and filters from a Keras 3 model; returns `(model, plan)`.
 
@@ -656,6 +748,8 @@ def slim(model: Model, x: Inputs, *, ratio: float = DEFAULT_RATIO, min_units: in
         min_units: Fewest channels any group keeps.
         multiple: Round each group's kept channels up to this multiple (8 for GPU
             tensor cores, 128 for TPUs; never above the original width).
+        heads: Fraction of each `MultiHeadAttention` layer's heads to remove, in
+            `[0, 1)`, least important first (at least one head stays); None: `ratio`.
         train_data: `(x, y)` to fine-tune the slimmed model on, compiled as `model`
             was (optimizer, loss, metrics); needs `epochs`.
         epochs: Fine-tuning epochs (0: none, the model is returned uncompiled).
@@ -664,7 +758,8 @@ def slim(model: Model, x: Inputs, *, ratio: float = DEFAULT_RATIO, min_units: in
 
     Returns:
         `(slimmed, plan)`: a Keras 3 model (compiled as `model` was when fine-tuned)
-        and a `SlimPlan` whose `widths` lists every layer made narrower.
+        and a `SlimPlan` whose `widths` lists every layer made narrower (and `heads`
+        every attention layer that lost heads).
 
     Example:
         >>> import keras, numpy as np
@@ -687,6 +782,8 @@ def slim(model: Model, x: Inputs, *, ratio: float = DEFAULT_RATIO, min_units: in
     _checks.fraction("ratio", ratio)
     _checks.positive_int("min_units", min_units)
     _checks.positive_int("multiple", multiple)
+    if heads is not None:
+        _checks.fraction("heads", heads)
     _checks.non_negative_int("epochs", epochs)
     compile_config = model.get_compile_config() if epochs else None
     if epochs and (train_data is None or not compile_config):
@@ -695,7 +792,7 @@ def slim(model: Model, x: Inputs, *, ratio: float = DEFAULT_RATIO, min_units: in
             f"epochs={epochs}, train_data={'None' if train_data is None else 'given'}, and a model that was "
             f"{'compiled' if compile_config else 'never compiled'}."
         )
-    plan = plan_slimming(model, x, ratio=ratio, min_units=min_units, multiple=multiple)
+    plan = plan_slimming(model, x, ratio=ratio, min_units=min_units, multiple=multiple, heads=heads)
     slimmed = apply_plan(model, plan)
     spec = architecture_of(model)
     if spec is not None:

@@ -77,6 +77,12 @@ def _block_layers(spec: Architecture, i: int, block: Block) -> list[str]:
     return [f"block_{i}_ffn_1"]
 
 
+def _slimmed_heads(spec: Architecture, model) -> dict | None:
+    """`num_heads` of a slimmed model: one count in every block (else no spec describes it)."""
+    counts = {int(model.get_layer(f"block_{i}_attention").num_heads) for i in range(len(spec.blocks))}
+    return {"num_heads": counts.pop()} if len(counts) == 1 else None
+
+
 TRANSFORMER = Family(
     name="transformer",
     kinds=("encoder",),
@@ -100,4 +106,5 @@ TRANSFORMER = Family(
     build=_transformer_family,
     block_layers=_block_layers,
     check=_check,
+    slimmed_options=_slimmed_heads,
 )

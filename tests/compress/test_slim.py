@@ -114,6 +114,19 @@ def test_every_family_slims_and_still_runs(case):
         assert spec.count_params() == small.count_params()
 
 
+def test_a_transformer_winner_loses_heads_and_keeps_its_spec():
+    train, _, test = family_data("transformer_rows", size=128)
+    spec = kso.architecture_of(hypermodel("transformer_rows").build(keras_tuner.HyperParameters()))
+    model = kso.space.render(spec.replace(options={"num_heads": 4}), keras)
+    heads = 4
+    small, plan = slim(model, train[0], ratio=0.5)
+    assert set(plan.heads.values()) == {(heads, heads // 2)}  # every block, the same count
+    spec = kso.architecture_of(small)
+    assert spec is not None and spec.option("num_heads") == heads // 2
+    assert spec.count_params() == small.count_params() < model.count_params()
+    assert small.predict(test[0][:8], verbose=0).shape == (8, 10)
+
+
 def test_a_plain_dense_winner_keeps_its_spec_through_saving_and_fine_tunes(tmp_path, digits):
     model = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=2, units=64).build(
         keras_tuner.HyperParameters()
