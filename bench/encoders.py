@@ -9,8 +9,8 @@ each feed-forward network's units and a quarter of each attention layer's heads 
 importance on training data) and fine-tunes 10 epochs. Test accuracy before and after, FFN
 parameters and heads before and after, per seed.
 
-    python bench/encoders.py              # both encoders, seeds 0 and 1 (about 6 minutes on 2 cores)
-    python bench/encoders.py --seeds 0
+    python bench/encoders.py              # both encoders, seeds 0-2 (about 8 minutes on 2 cores)
+    python bench/encoders.py --encoders bert --seeds 0 --ratio 0.5 --out /tmp/bert.json
 
 Prints the table and writes `bench/results/encoders.json`.
 """
@@ -35,11 +35,10 @@ from keras_structopt.compress import FineTuning, Slim  # noqa: E402
 from tests.bridge.encoders import bert_style, ffn_parameters, vit_style  # noqa: E402
 
 SIZE = dict(dim=64, heads=8, ffn=256, blocks=2)
-RECIPE = [Slim(0.6, heads=0.25)]
 FINE_TUNING_EPOCHS = 10
 
 
-def one(kind: str, seed: int) -> dict:
+def one(kind: str, seed: int, recipe) -> dict:
     data = kso.data.load_digits_split("tokens" if kind == "bert" else "image", seed=seed)
     keras.utils.set_random_seed(seed)
     model = bert_style(17, 64, 10, **SIZE) if kind == "bert" else vit_style((8, 8, 1), 10, **SIZE)
@@ -52,7 +51,7 @@ def one(kind: str, seed: int) -> dict:
     before = float(model.evaluate(*data.test, verbose=0)[1])
     started = time.perf_counter()
     small, result = kso.compress(model, data.train, validation_data=data.validation, test_data=data.test,
-                                 recipe=RECIPE, max_accuracy_loss=None,
+                                 recipe=recipe, max_accuracy_loss=None,
                                  fine_tuning=FineTuning(slim_epochs=FINE_TUNING_EPOCHS, learning_rate=1e-3,
                                                         distill=True),
                                  measure_latency=False)
@@ -71,10 +70,14 @@ def one(kind: str, seed: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--encoders", nargs="+", choices=["bert", "vit"], default=["bert", "vit"])
+    parser.add_argument("--ratio", type=float, default=0.6, help="Slim's ratio (FFN units removed)")
+    parser.add_argument("--heads", type=float, default=0.25, help="Slim's heads (fraction of heads removed)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "encoders.json"))
     args = parser.parse_args(argv)
-    rows = [one(kind, seed) for kind in ("bert", "vit") for seed in args.seeds]
+    recipe = [Slim(args.ratio, heads=args.heads)]
+    rows = [one(kind, seed, recipe) for kind in args.encoders for seed in args.seeds]
     print(f"{'encoder':<11} {'seed':>4} {'before':>7} {'after':>7} {'lost':>6} {'FFN params':>17} {'heads/layer':>12}")
     for row in rows:
         heads = ", ".join(f"{a}->{b}" for a, b in row["heads"].values())
@@ -82,7 +85,7 @@ def main(argv=None) -> int:
               f"{row['points_lost']:>6.2f} {row['ffn_parameters_before']:>7} -> {row['ffn_parameters_after']:<6} "
               f"{heads:>12}")
     Path(args.out).write_text(json.dumps({
-        "settings": {"size": SIZE, "recipe": [stage.to_dict() for stage in RECIPE],
+        "settings": {"size": SIZE, "recipe": [stage.to_dict() for stage in recipe],
                      "fine_tuning_epochs": FINE_TUNING_EPOCHS},
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "keras": keras.__version__},
         "rows": rows,

@@ -15,8 +15,9 @@ accuracy). Then, per model, each step caught and reported on its own:
   files answer with the model's predictions (the SavedModel to 1e-4; TFLite's class choices);
 * the seconds each model took.
 
-    python bench/models.py                          # all 40 (about an hour on 2 cores)
+    python bench/models.py                          # all 40 (hours on 2 cores: ConvNeXtBase alone took 15 min)
     python bench/models.py --only MobileNetV3Small ConvNeXtTiny
+    python bench/models.py --resume                 # measure only the models not yet in the JSON
 
 Prints the table and writes `bench/results/models.json` (after every model: a run cut short
 keeps what it measured).
@@ -144,6 +145,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", default=None, help="constructor names (default: all)")
     parser.add_argument("--output", default="bench/results/models.json")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows already in --output and measure only the other models (a long run "
+                             "can be spread over several sittings)")
     args = parser.parse_args(argv)
     names = args.only or CONSTRUCTORS
     unknown = sorted(set(names) - set(CONSTRUCTORS))
@@ -153,8 +157,12 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.resume and out.exists():
+        rows = [row for row in json.loads(out.read_text())["rows"] if "error" not in row]
+        started -= sum(row["seconds"] for row in rows)  # the total counts the earlier sittings' models too
+    done = {row["model"] for row in rows}
     with tempfile.TemporaryDirectory() as directory:
-        for name in names:
+        for name in [n for n in names if n not in done]:
             try:
                 rows.append(one(name, Path(directory)))
             except Exception as error:  # noqa: BLE001 - building or training failed: reported, the run goes on
