@@ -44,7 +44,7 @@ from keras_structopt.export import (
     tensor_types,  # noqa: E402
     )
 
-# The winners of bench/families.py (README: "Benchmark: every family on digits").
+# The winners of bench/families.py (docs/benchmarks.md: "Every family on digits").
 WINNERS = {
     "dense": (
         "flat",

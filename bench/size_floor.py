@@ -20,7 +20,7 @@ that budget:
   mean over the seeds, and the loss in points against the 131-unit winner trained the
   same way. A narrower network trained from scratch is what slimming plus fine-tuning is
   measured against (slimming the winner to the same width and fine-tuning it did not do
-  better: README, "Benchmark: compression").
+  better: docs/benchmarks.md, "Compression against TFMOT").
 
 * **the candidates, compressed for real**: for every width whose from-scratch accuracy is
   within 1.0 point of the winner's on validation and whose file can reach 30x, each
@@ -61,7 +61,7 @@ GOAL = 30.0
 
 
 def build(width: int):
-    """The dense winner's architecture (README: the digits winners) at `width` units."""
+    """The dense winner's architecture (docs/benchmarks.md: the digits winners) at `width` units."""
     inputs = keras.Input((64,))
     hidden = keras.layers.Dense(width, activation="relu", name="block_0_dense")(inputs)
     hidden = keras.layers.Dropout(0.2)(hidden)

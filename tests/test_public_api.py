@@ -1,5 +1,5 @@
 """The public line: the documented names are exactly `__all__`, each one documented with an example
-and annotated, and the README and notebooks use nothing else."""
+and annotated, and the README, the docs and the notebooks use nothing else."""
 
 from __future__ import annotations
 
@@ -106,15 +106,16 @@ def test_every_public_signature_is_annotated(module_name):
 
 
 def _code_of_readme_and_notebooks() -> list[tuple[str, str]]:
-    texts = [("README.md", block) for block in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(),
-                                                          flags=re.S)]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    texts = [(str(page.relative_to(ROOT)), block) for page in pages
+             for block in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)]
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         cells = json.loads(path.read_text())["cells"]
         texts += [(path.name, "".join(cell["source"])) for cell in cells if cell["cell_type"] == "code"]
     return texts
 
 
-def test_the_readme_and_the_notebooks_use_only_public_names():
+def test_the_readme_the_docs_and_the_notebooks_use_only_public_names():
     problems = []
     for where, code in _code_of_readme_and_notebooks():
         for module_name, names in re.findall(r"from (keras_structopt[\w.]*) import ([^\n]+)", code):

@@ -9,8 +9,8 @@ both inactive), plus the identity: a network whose units split the batch into mo
 patterns scores higher. Scoring costs a build and one forward pass per candidate.
 
 Each screened trial's note records the scores of what was drawn and which was trained.
-Whether it helps is measured in `bench/search_cost.py` (`--parts prescreen`) and said in the
-README: a proxy that does not rank a space's networks well makes the search worse, not better.
+Whether it helps is measured in `bench/search_cost.py` (`--parts prescreen`) and said in
+docs/benchmarks.md: a proxy that does not rank a space's networks well makes the search worse, not better.
 """
 
 from __future__ import annotations

@@ -494,7 +494,7 @@ def tuner(base: type[keras_tuner.Tuner], hypermodel: keras_tuner.HyperModel | No
         prescreen: None, or how many admissible candidates a random search (or Hyperband)
             draws for each new trial: their untrained networks are scored by NASWOT's
             zero-cost proxy on the first 64 training examples and only the best is trained
-            (see `keras_structopt.search._screen`; whether it helps is measured in the README).
+            (see `keras_structopt.search._screen`; whether it helps is measured in docs/benchmarks.md).
         donors: Keras 3 models (or `.keras` paths) each candidate inherits weights from
             (see `keras_structopt.search.inherit_weights`).
         inherit_head: Also inherit the donor's output layer (default False: a fresh head,

@@ -27,18 +27,14 @@ def build(name: str, classifier_activation=None):
     """`keras.applications.<name>` at its smallest input, random weights, 10 classes (logits by default)."""
     size = 75 if ("Inception" in name or "Xception" in name) else 32
     keras.utils.set_random_seed(0)
-    dtype = "float64" if name in FLOAT64 else None
-    model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=10,
-                                              classifier_activation=classifier_activation)
-    if dtype is not None:  # the same model, its weights and computations in float64
-        config = model.get_config()
-        for layer in config["layers"]:
-            if "dtype" in layer["config"]:
-                layer["config"]["dtype"] = dtype
-        rebuilt = keras.Model.from_config(config)
-        rebuilt.set_weights([w.astype(dtype) for w in model.get_weights()])
-        model = rebuilt
-    return model
+    floatx = keras.config.floatx()
+    if name in FLOAT64:  # built in float64: every layer's weights and computations
+        keras.config.set_floatx("float64")
+    try:
+        return getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=10,
+                                                 classifier_activation=classifier_activation)
+    finally:
+        keras.config.set_floatx(floatx)
 
 
 def test_the_list_is_every_constructor_of_the_installed_keras():
