@@ -27,14 +27,18 @@ def build(name: str, classifier_activation=None):
     """`keras.applications.<name>` at its smallest input, random weights, 10 classes (logits by default)."""
     size = 75 if ("Inception" in name or "Xception" in name) else 32
     keras.utils.set_random_seed(0)
-    floatx = keras.config.floatx()
-    if name in FLOAT64:  # built in float64: every layer's weights and computations
-        keras.config.set_floatx("float64")
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    if name in FLOAT64:  # built in float64: every layer's weights and computations (the global policy
+        keras.config.set_floatx("float64")  # wins over floatx once any test has set one)
+        keras.config.set_dtype_policy("float64")
     try:
-        return getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=10,
-                                                 classifier_activation=classifier_activation)
+        model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=10,
+                                                  classifier_activation=classifier_activation)
     finally:
         keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+    assert name not in FLOAT64 or {w.dtype for w in model.weights} == {"float64"}
+    return model
 
 
 def test_the_list_is_every_constructor_of_the_installed_keras():

@@ -20,7 +20,8 @@ def _search(tmp_path, name, trials=20):
 def test_a_trial_running_when_the_time_is_up_stops_after_its_epoch(tmp_path, digits):
     search = _search(tmp_path, "long")
     started = time.monotonic()
-    search.search(*digits.train, validation_data=digits.validation, epochs=10_000, max_time=6, verbose=0)
+    # 12 s: under a loaded suite the first epoch (tracing included) can take most of 6 s
+    search.search(*digits.train, validation_data=digits.validation, epochs=10_000, max_time=12, verbose=0)
     elapsed = time.monotonic() - started
     budget = read_budget(search.project_dir)
     (cut,) = budget["cut"]  # the first trial ran until the time was up, and no other could start
@@ -28,14 +29,14 @@ def test_a_trial_running_when_the_time_is_up_stops_after_its_epoch(tmp_path, dig
     epochs = cut["after_epoch"]
     assert epochs >= 2
     # Within the budget plus one epoch (and the trial's own saving), measured from outside.
-    assert elapsed <= 6 + 2 * (6 / (epochs - 1)) + 3, (elapsed, epochs)
+    assert elapsed <= 12 + 2 * (12 / (epochs - 1)) + 3, (elapsed, epochs)
     assert "no trial started" in budget["stopped"]
     best = search.oracle.get_best_trials(1)[0]
     assert best.status == "COMPLETED" and search.get_best_models(1)[0] is not None  # the best so far
     (out,) = [tmp_path / "report"]
     write_search_report(search.project_dir, out)
     assert "cut by max_time after epoch" in (out / "trials.md").read_text()
-    assert "Time budget: max_time=6 s" in (out / "trials.md").read_text()
+    assert "Time budget: max_time=12 s" in (out / "trials.md").read_text()
 
 
 def test_no_trial_starts_that_could_not_finish(tmp_path, digits):
