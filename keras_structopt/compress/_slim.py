@@ -26,8 +26,9 @@ recurrent units, and rebuilds the model narrower:
 3. **Removal.** In every group of tied channels the least important fraction `ratio` is
    removed (dead channels always), keeping at least `min_units` and a multiple of
    `multiple` (8 suits GPU tensor cores, 128 TPUs); in every attention layer the least
-   important fraction `ratio` of the heads is removed (at least one head stays); the model is rebuilt from its config
-   with the new widths and the surviving weights are sliced into it.
+   important fraction `heads` of the heads is removed (`ratio` unless given; at least one
+   head stays); the model is rebuilt from its config with the new widths and the
+   surviving weights are sliced into it.
 
 Everything happens in Keras 3, without TFMOT: the slimmed model trains further, saves,
 serves, or goes on to `compress`'s TFMOT stages.
