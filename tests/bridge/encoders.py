@@ -19,8 +19,8 @@ from keras import layers
 import keras_structopt as kso
 
 
-class LegacyPositionalEmbedding(tf_keras.layers.Layer):
-    """The position table in tf_keras (TFMOT's Keras)."""
+class _PositionTable:
+    """What both position tables share: a learned `(length, dim)` table, its config."""
 
     def __init__(self, length, dim, **kwargs):
         super().__init__(**kwargs)
@@ -28,30 +28,24 @@ class LegacyPositionalEmbedding(tf_keras.layers.Layer):
 
     def build(self, input_shape):
         self.table = self.add_weight(name="table", shape=(self.length, self.dim), initializer="glorot_uniform")
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length, "dim": self.dim}
+
+
+class LegacyPositionalEmbedding(_PositionTable, tf_keras.layers.Layer):
+    """The position table in tf_keras (TFMOT's Keras)."""
 
     def call(self, x):
         return x + self.table[None, : tf.shape(x)[1]]
 
-    def get_config(self):
-        return {**super().get_config(), "length": self.length, "dim": self.dim}
-
 
 @kso.bridge.register(to_tf_keras=LegacyPositionalEmbedding)
-class PositionalEmbedding(layers.Layer):
+class PositionalEmbedding(_PositionTable, layers.Layer):
     """Adds a learned table of `length` positions by `dim` features."""
-
-    def __init__(self, length, dim, **kwargs):
-        super().__init__(**kwargs)
-        self.length, self.dim = int(length), int(dim)
-
-    def build(self, input_shape):
-        self.table = self.add_weight(name="table", shape=(self.length, self.dim), initializer="glorot_uniform")
 
     def call(self, x):
         return x + self.table[None, : keras.ops.shape(x)[1]]
-
-    def get_config(self):
-        return {**super().get_config(), "length": self.length, "dim": self.dim}
 
 
 def _post_norm_block(x, heads, ffn, dropout, i):
