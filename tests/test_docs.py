@@ -39,3 +39,49 @@ def test_the_package_page_lists_exactly_the_package_names_and_every_module_has_a
 
     pages = {_documented(p)[0] for p in REFERENCE.glob("*.md") if p.name != "index.md"}
     assert pages == set(PUBLIC) - {"keras_structopt"}
+
+
+def test_the_benchmarks_page_has_no_hand_copied_table_and_every_marker_renders_from_json():
+    """`docs/benchmarks.md` places its tables with `<!-- table: name -->` markers, which the site's
+    build fills from `bench/results/*.json` (`docs/_hooks/benchmarks.py`): no table row is typed."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "docs" / "_hooks"))
+    try:
+        import benchmarks
+    finally:
+        sys.path.remove(str(ROOT / "docs" / "_hooks"))
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert not [line for line in page.splitlines() if line.startswith("|")]
+    names = benchmarks.MARKER.findall(page)
+    assert len(names) >= 20 and len(set(names)) == len(names)
+    filled = benchmarks.fill(page)
+    from tables import TABLES  # on sys.path once the hook has run
+
+    assert not benchmarks.MARKER.search(filled) and set(names) == set(TABLES)
+    tables = [block for block in re.split(r"\n\n+", filled) if block.startswith("| ")]
+    assert len(tables) == len(names)
+    for block in tables:
+        rows = block.splitlines()
+        assert re.fullmatch(r"\|(-{3}:?\|)+", rows[1]) and len(rows) >= 3
+        assert {row.count("|") for row in rows} == {rows[0].count("|")}
+
+
+def test_a_table_is_rendered_from_the_json_it_reads(tmp_path):
+    """The families table follows its JSON: a changed number in the file is a changed cell."""
+    import json
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from tables import render
+
+    shutil.copy(ROOT / "bench" / "results" / "families.json", tmp_path / "families.json")
+    before = render("families", tmp_path)
+    document = json.loads((tmp_path / "families.json").read_text())
+    document["results"][0]["params"] = 123_456
+    (tmp_path / "families.json").write_text(json.dumps(document))
+    after = render("families", tmp_path)
+    assert "123,456" in after and "123,456" not in before
+    assert [a == b for a, b in zip(before.splitlines(), after.splitlines())] == [True, True, False] + [True] * (
+        len(before.splitlines()) - 3)

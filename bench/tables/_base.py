@@ -1,0 +1,54 @@
+"""The registry of benchmark tables and the helpers every renderer uses (standard library only).
+
+A renderer reads `bench/results/*.json` and returns one Markdown table. It is registered under
+a name with `@table("name")`; `docs/benchmarks.md` holds `<!-- table: name -->` where the table
+goes, and the documentation build (`docs/_hooks/benchmarks.py`) puts the rendered table there.
+No number in a benchmarks table is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+Renderer = Callable[[Path], str]
+TABLES: dict[str, Renderer] = {}
+
+
+def table(name: str) -> Callable[[Renderer], Renderer]:
+    """Register `function(results_directory) -> markdown` as the table called `name`."""
+
+    def register(function: Renderer) -> Renderer:
+        if name in TABLES:
+            raise ValueError(f"table {name!r} is registered twice")
+        TABLES[name] = function
+        return function
+
+    return register
+
+
+def render(name: str, results: Path | str = RESULTS) -> str:
+    """The Markdown of the table called `name`, read from the JSON files under `results`."""
+    if name not in TABLES:
+        raise KeyError(f"no benchmark table called {name!r}; registered: {sorted(TABLES)}")
+    return TABLES[name](Path(results))
+
+
+def load(results: Path, file: str) -> Any:
+    """The parsed `results/file` (for example `load(results, "families.json")`)."""
+    return json.loads((results / file).read_text())
+
+
+def markdown(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str) -> str:
+    """A Markdown table: `align` has one letter per column, `l` (left) or `r` (right)."""
+    if len(align) != len(header) or any(len(row) != len(header) for row in rows):
+        raise ValueError(f"a table of {len(header)} columns got align {align!r} and rows of "
+                         f"{sorted({len(row) for row in rows})} cells")
+    rule = {"l": "---", "r": "---:"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule[a] for a in align) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
