@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ BUDGET = {"epochs": 1, "max_epochs": 2, "max_trials": 2, "num_samples": 2, "fine
           "max_time": 120, "workers": 1, "grace_epochs": 1, "min_trials": 1}
 SMALL_FINE_TUNING = "FineTuning(slim_epochs=0, prune_epochs=1, cluster_epochs=0, qat_epochs=1)"
 
-_BLOCK = re.compile(r"(?:<!-- (context|not run):(.*?)-->\n)?```python\n(.*?)```", re.S)
+_BLOCK = re.compile(r"(?:^ *<!-- (context|not run):(.*?)-->\n)?^( *)```python\n(.*?)^\3```", re.S | re.M)
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,9 @@ def blocks(page: Path) -> list[Block]:
     text = page.read_text()
     found = []
     for match in _BLOCK.finditer(text):
-        kind, comment, code = match.groups()
-        line = text.count("\n", 0, match.start(3))
+        kind, comment, indent, code = match.groups()  # a block in a list item is indented
+        code = textwrap.dedent(code)
+        line = text.count("\n", 0, match.start(4))
         found.append(Block(str(page.relative_to(ROOT) if page.is_relative_to(ROOT) else page), line, code, context=comment if kind == "context" else "",
                            not_run=comment.strip() if kind == "not run" else None))
     return found
@@ -87,7 +89,7 @@ def run_page(page: Path) -> None:
             continue
         where = f"{block.page}:{block.line}"
         if block.context.strip():
-            exec(compile(block.context.strip(), f"{where} (context)", "exec"), namespace)
+            exec(compile(textwrap.dedent(block.context).strip(), f"{where} (context)", "exec"), namespace)
         exec(budgeted(block.code, where), namespace)
 
 
@@ -104,7 +106,8 @@ def test_every_unmarked_block_of_the_page_runs(page, tmp_path, monkeypatch, stor
     (home / "tensorflow_datasets").mkdir(parents=True)
     for stored in (stored_mnist, stored_movielens):
         for dataset in Path(stored).iterdir():
-            (home / "tensorflow_datasets" / dataset.name).symlink_to(dataset)
+            if not (home / "tensorflow_datasets" / dataset.name).exists():  # both hold an empty downloads/
+                (home / "tensorflow_datasets" / dataset.name).symlink_to(dataset)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.setenv("HOME", str(home))

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -158,7 +159,7 @@ def load_tfds(
         name: The tfds name (`"mnist"`, `"fashion_mnist"`, `"mnist:3.0.1"`, ...).
         split: Three tfds split specs: train, validation, test (default: the first 80 % of
             `train`, its last 20 %, `test`).
-        data_dir: Where tfds keeps its data (tfds' default if None).
+        data_dir: Where tfds keeps its data (tfds' default if None); `~` is expanded.
         label: The label feature, for a dataset without supervised keys (default: its one
             `ClassLabel` feature).
         features: The input feature, for a dataset without supervised keys (default: the
@@ -236,7 +237,7 @@ def _builder(name, data_dir, download):
     import tensorflow_datasets as tfds
 
     try:
-        builder = tfds.builder(name, data_dir=None if data_dir is None else str(data_dir))
+        builder = tfds.builder(name, data_dir=None if data_dir is None else os.path.expanduser(data_dir))
         if download:
             builder.download_and_prepare()
         builder.info.splits  # noqa: B018 - a builder with no prepared data fails here, not later

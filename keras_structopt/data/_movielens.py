@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -50,7 +51,7 @@ def load_movielens(
             f"'movielens/100k-ratings'). Received: name={name!r}."
         )
     try:
-        dataset = tfds.load(name, split=split, data_dir=None if data_dir is None else str(data_dir),
+        dataset = tfds.load(name, split=split, data_dir=None if data_dir is None else os.path.expanduser(data_dir),
                             download=download)
     except Exception as error:  # tfds raises several types for a dataset that is not prepared
         raise _checks.error(
