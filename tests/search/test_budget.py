@@ -47,7 +47,11 @@ def test_no_trial_starts_that_could_not_finish(tmp_path, digits):
     search.search(*digits.train, validation_data=digits.validation, epochs=2, max_time=20, verbose=0)
     elapsed = time.monotonic() - started
     budget = json.loads((tmp_path / "short" / "budget.json").read_text())
-    assert budget["cut"] == [] and elapsed <= 20 + 1
+    seconds = budget["trial_seconds"]
+    longest = max(seconds.values() if isinstance(seconds, dict) else seconds)
+    # Every trial finished (none was cut), and the last one started only when the estimate said it would fit: the
+    # search ends within the budget, give or take how much slower a trial ran than its estimate on a loaded machine.
+    assert budget["cut"] == [] and elapsed <= 20 + longest / 2, (elapsed, seconds)
     # Several trials ran, each whole; the search stopped when the longest would no longer fit.
     assert len(budget["trial_seconds"]) == len(search.oracle.trials) >= 2
     assert all(t.status == "COMPLETED" for t in search.oracle.trials.values())

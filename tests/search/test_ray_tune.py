@@ -31,13 +31,27 @@ def test_the_space_translates_and_only_active_values_build():
     assert "block_1/units" not in values and "block_2/units" not in values and values["num_layers"] == 1
 
 
-def _raylets() -> list[str]:
+def _raylets(temp_dir: str) -> list[str]:
+    """The raylet processes of the Ray cluster whose temporary directory is `temp_dir` (another test worker's
+    Ray search may be running beside this one: its raylet is not this test's)."""
     listed = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
-    return [line for line in listed if "raylet" in line and "ps -eo" not in line]
+    return [line for line in listed if "raylet" in line and temp_dir in line and "ps -eo" not in line]
+
+
+@pytest.fixture
+def ray_temp_dir(monkeypatch):
+    """A Ray temporary directory of this test's own (short: Ray's socket paths must fit in 107 bytes)."""
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    monkeypatch.setenv("RAY_TMPDIR", directory)  # read by ray.init, here and in the processes started here
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.mark.slow
-def test_an_asha_search_runs_on_loopback_and_its_curves_are_the_projects(tmp_path):
+def test_an_asha_search_runs_on_loopback_and_its_curves_are_the_projects(tmp_path, ray_temp_dir):
     data = load_digits_split("flat", seed=0)
     (x, y), (xv, yv) = data.train, data.validation
     # A learning rate of 1e-5 leaves a trial near chance: ASHA's rungs (1, 2, 4 epochs) are where it is cut.
@@ -72,9 +86,9 @@ def test_an_asha_search_runs_on_loopback_and_its_curves_are_the_projects(tmp_pat
     front = kso.search.pareto_front(result)
     assert front and max(t.score for t in front) == best.score  # the most accurate is on it (or a cheaper tie)
     deadline = time.time() + 90  # under a loaded machine (the whole suite on 2 cores) Ray takes longer to stop
-    while _raylets() and time.time() < deadline:  # the cluster this search started is gone
+    while _raylets(ray_temp_dir) and time.time() < deadline:  # the cluster this search started is gone
         time.sleep(1)
-    assert _raylets() == []
+    assert _raylets(ray_temp_dir) == []
 
 
 def test_bad_ray_arguments_are_explained(tmp_path):
@@ -129,7 +143,8 @@ print("COMPLETED", len(result.oracle.trials), flush=True)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sent", ["SIGINT", "SIGTERM"])
-def test_an_interrupted_ray_search_raises_keyboard_interrupt_leaves_no_raylet_and_restores(tmp_path, sent):
+def test_an_interrupted_ray_search_raises_keyboard_interrupt_leaves_no_raylet_and_restores(tmp_path, sent,
+                                                                                          ray_temp_dir):
     """Ctrl-C (Ray Tune saves the experiment and returns as if done) or SIGTERM while a trial trains:
     ray_search raises KeyboardInterrupt saying how to continue, Ray's local cluster is shut down, and
     restore=True completes every trial."""
@@ -147,8 +162,10 @@ def test_an_interrupted_ray_search_raises_keyboard_interrupt_leaves_no_raylet_an
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stdout[-2000:] + stderr[-3000:]
     assert "INTERRUPTED ray_search was interrupted" in stdout and "restore=True" in stdout, stdout[-2000:]
-    time.sleep(2)
-    assert _raylets() == []  # no Ray process left behind
+    deadline = time.monotonic() + 60  # a loaded machine takes a while to end the processes
+    while _raylets(ray_temp_dir) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _raylets(ray_temp_dir) == []  # no Ray process left behind
     finished = subprocess.run([sys.executable, str(script), str(storage), "restore"], capture_output=True, text=True,
                               timeout=600)
     assert finished.returncode == 0 and "COMPLETED 3" in finished.stdout, finished.stdout[-2000:] + finished.stderr[-3000:]
