@@ -44,7 +44,8 @@ def test_no_trial_starts_that_could_not_finish(tmp_path, digits):
     # and 3 epochs, a loaded first trial took over half the budget and no second one fitted)
     search = _search(tmp_path, "short", trials=100)
     started = time.monotonic()
-    search.search(*digits.train, validation_data=digits.validation, epochs=2, max_time=20, verbose=0)
+    (x, y), (x_val, y_val) = digits.train, digits.validation  # short trials: a loaded suite once fitted only one
+    search.search(x[:300], y[:300], validation_data=(x_val[:150], y_val[:150]), epochs=2, max_time=20, verbose=0)
     elapsed = time.monotonic() - started
     budget = json.loads((tmp_path / "short" / "budget.json").read_text())
     seconds = budget["trial_seconds"]
