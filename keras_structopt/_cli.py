@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import re
@@ -386,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     from keras_structopt._quiet import quiet_tensorflow
 
+    global _AS_COMMAND
+    _AS_COMMAND = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     end_quiet = (lambda: None) if args.verbose else quiet_tensorflow()
@@ -898,6 +901,22 @@ def _remove_temporaries(out: Path, name: str) -> list[Path]:
     return removed
 
 
+# True while `main` runs as the command itself (not called from Python with its own argv).
+_AS_COMMAND = False
+
+
+def _freeze_what_lives_on() -> None:
+    """Puts every object alive now (TensorFlow's, Keras' and Keras Tuner's modules, the data: about half a
+    million) out of the garbage collector's sight for the rest of the process.
+
+    Keras Tuner collects garbage before every trial, and each collection walked them all (0.25-0.3 s on
+    2 cores); frozen, a search of small trials ran 1.4-1.8x faster. Only the command does this: a
+    library call must not change its caller's garbage collector.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run(args) -> int:
     """Runs one job from parsed `run` flags: search, compress, export, report."""
     say = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, flush=True))
@@ -918,6 +937,8 @@ def run(args) -> int:
     if args.resume and not worker:
         _remove_temporaries(out, args.name)
     data, data_record = _load_data(args)
+    if _AS_COMMAND:
+        _freeze_what_lives_on()
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(args.seed)
     suggestion = None
