@@ -404,11 +404,17 @@ def test_a_full_disk_during_a_distributed_search_loses_nothing_and_resumes(small
 
     out = small_disk / "out"
     flags = [*FAULT_FLAGS, "--workers", "2", "--out", str(out)]
+    from keras_structopt._lock import LOCK_FILE
+
     process = subprocess.Popen([COMMAND, "run", *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
+    while not (out / LOCK_FILE).exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # The second writer comes while the whole search is still ahead of the first (once it came only after a
+    # trial had finished, and the first run, fast enough, had ended before the second looked at the lock).
+    second = subprocess.run([COMMAND, "run", *flags, "--resume"], capture_output=True, text=True, timeout=300)
     while not _finished_trials(out) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    second = subprocess.run([COMMAND, "run", *flags, "--resume"], capture_output=True, text=True, timeout=300)
     filler = _fill(small_disk)
     before = _finished_trials(out)
     assert len(before) >= 1
