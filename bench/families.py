@@ -24,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import keras_tuner  # noqa: E402
+from tables.compression import families_table  # noqa: E402  (bench/ is the script's folder)
 
 import keras_structopt as kso  # noqa: E402
 from keras_structopt.compress import Cluster, Prune, Quantize  # noqa: E402
@@ -121,22 +122,6 @@ def run_case(name: str, trials: int, epochs: int, seed: int, directory: Path) ->
     }
 
 
-def table(rows: list[dict]) -> str:
-    lines = [
-        "| case | trials | val acc | test acc | params | MACs | search s "
-        "| compressed acc | loss (pts) | gzip'd TFLite | smaller |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['case']} | {r['trials_completed']}/{r['trials']} | {r['best_val_accuracy']:.4f} "
-            f"| {r['test_accuracy']:.4f} | {r['params']:,} | {r['macs']:,} | {r['search_seconds']:.0f} "
-            f"| {r['compressed_test_accuracy']:.4f} | {r['accuracy_loss_points']:+.2f} "
-            f"| {r['compressed_tflite_gzip_bytes']:,} B | {r['size_ratio']:.1f}x |"
-        )
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {list(CASES)}")
@@ -156,10 +141,10 @@ def main(argv=None) -> int:
         for name in names:
             print(f"== {name}: {args.trials} trials x <= {args.epochs} epochs", flush=True)
             rows.append(run_case(name, args.trials, args.epochs, args.seed, Path(directory)))
-            print(table(rows[-1:]).splitlines()[-1], flush=True)
+            print(families_table(rows[-1:]).splitlines()[-1], flush=True)
             out.write_text(json.dumps({"settings": vars(args), "results": rows}, indent=2) + "\n")
     print()
-    print(table(rows))
+    print(families_table(rows))
     print(f"\nwrote {out}")
     return 0
 

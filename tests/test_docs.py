@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,22 +42,23 @@ def test_the_package_page_lists_exactly_the_package_names_and_every_module_has_a
     assert pages == set(PUBLIC) - {"keras_structopt"}
 
 
+def _on_path(folder: Path) -> None:
+    """Puts `folder` (bench/, or the docs' hooks) on sys.path once: bench/tables imports as `tables`."""
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+
 def test_the_benchmarks_page_has_no_hand_copied_table_and_every_marker_renders_from_json():
     """`docs/benchmarks.md` places its tables with `<!-- table: name -->` markers, which the site's
     build fills from `bench/results/*.json` (`docs/_hooks/benchmarks.py`): no table row is typed."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "docs" / "_hooks"))
-    try:
-        import benchmarks
-    finally:
-        sys.path.remove(str(ROOT / "docs" / "_hooks"))
+    _on_path(ROOT / "docs" / "_hooks")
+    import benchmarks
     page = (ROOT / "docs" / "benchmarks.md").read_text()
     assert not [line for line in page.splitlines() if line.startswith("|")]
     names = benchmarks.MARKER.findall(page)
     assert len(names) >= 20 and len(set(names)) == len(names)
     filled = benchmarks.fill(page)
-    from tables import TABLES  # on sys.path once the hook has run
+    from tables import TABLES  # the hook put bench/ on sys.path
 
     assert not benchmarks.MARKER.search(filled) and set(names) == set(TABLES)
     tables = [block for block in re.split(r"\n\n+", filled) if block.startswith("| ")]
@@ -71,9 +73,8 @@ def test_a_table_is_rendered_from_the_json_it_reads(tmp_path):
     """The families table follows its JSON: a changed number in the file is a changed cell."""
     import json
     import shutil
-    import sys
 
-    sys.path.insert(0, str(ROOT / "bench"))
+    _on_path(ROOT / "bench")
     from tables import render
 
     shutil.copy(ROOT / "bench" / "results" / "families.json", tmp_path / "families.json")

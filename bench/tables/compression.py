@@ -41,17 +41,22 @@ def percent_setting(setting: str) -> str:
     return f"{round(100 * float(sparsity))} % / {clusters}"
 
 
-@table("families")
-def families(results: Path) -> str:
-    """Every family on digits: the searched winner and `compress` with its defaults (bench/families.py)."""
+def families_table(results: list[dict[str, Any]]) -> str:
+    """The families table of `bench/families.py`'s result rows (the script prints it as it measures)."""
     rows = [[r["case"], f"{r['trials_completed']}/{r['trials']}", f"{r['best_val_accuracy']:.4f}",
              f"{r['test_accuracy']:.4f}", f"{r['params']:,}", f"{r['macs']:,}", f"{r['search_seconds']:.0f}",
              f"{r['compressed_test_accuracy']:.4f}", f"{r['accuracy_loss_points']:+.2f}",
              f"{r['compressed_tflite_gzip_bytes']:,} B", f"{r['size_ratio']:.1f}x"]
-            for r in load(results, "families.json")["results"]]
+            for r in results]
     header = ["case", "trials", "val acc", "test acc", "params", "MACs", "search s", "compressed acc", "loss (pts)",
               "gzip'd TFLite", "smaller"]
     return markdown(header, rows, "lrrrrrrrrrr")
+
+
+@table("families")
+def families(results: Path) -> str:
+    """Every family on digits: the searched winner and `compress` with its defaults (bench/families.py)."""
+    return families_table(load(results, "families.json")["results"])
 
 
 def chosen(rows: list[dict[str, Any]], methods: tuple[str, ...]) -> dict[str, Any] | None:
