@@ -263,6 +263,19 @@ class TunerHooks(keras_tuner.Tuner):
                 callback.__class__ = _atomic_save_best_epoch_class()
         return super()._build_and_fit_model(trial, *args, **kwargs)
 
+    def _run_and_update_trial(self, trial, *args, **kwargs):
+        # A full disk inside a trial (a checkpoint, a curve, Keras's own files) is not the trial's failure:
+        # Keras Tuner would record it FAILED and a resumed search would never run it again. Made fatal, the
+        # search stops with the trial unfinished, and resuming runs it.
+        try:
+            return super()._run_and_update_trial(trial, *args, **kwargs)
+        except OSError as error:
+            from keras_structopt._trial_files import NoSpaceError, no_space
+
+            if error.errno != errno.ENOSPC or isinstance(error, NoSpaceError):
+                raise
+            raise no_space(error.filename or self.project_dir, None) from error
+
 
 @functools.lru_cache(maxsize=1)
 def _save_best_epoch_class() -> type:

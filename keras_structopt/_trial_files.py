@@ -15,6 +15,11 @@ from pathlib import Path
 
 import keras
 
+try:  # Keras Tuner is a dependency, but this module must stay importable without it.
+    from keras_tuner.errors import FatalError as _FatalError
+except ImportError:  # pragma: no cover - exercised only without keras-tuner
+    _FatalError = Exception
+
 CURVES_FILE = "curves.json"
 NOTE_FILE = "structopt.json"  # what keras-structopt notes about a trial (rejected, stopped, refit epochs)
 
@@ -67,9 +72,25 @@ def write_atomically(path, content: bytes) -> None:
         raise no_space(path, len(content)) from None
 
 
-def no_space(path, needed: int | None) -> OSError:
+class NoSpaceError(OSError, _FatalError):
+    """A full disk: an `OSError` with `errno.ENOSPC`, and a Keras Tuner `FatalError`.
+
+    Fatal, because a trial that could not write its files has not failed: Keras Tuner would
+    record it FAILED and never run it again, so a resumed search would lose it. Raised, the
+    search stops with the trial unfinished, and `--resume` (or the same search again) runs it.
+
+    Example:
+        >>> import errno, keras_tuner
+        >>> error = NoSpaceError(errno.ENOSPC, "No space left")
+        >>> error.errno == errno.ENOSPC, isinstance(error, keras_tuner.errors.FatalError)
+        (True, True)
+    """
+
+
+def no_space(path, needed: int | None) -> NoSpaceError:
     """The `OSError(ENOSPC)` keras-structopt raises for a full disk: the path, the bytes needed (about, for
-    a checkpoint: the size of the one it replaces; None when not known), the bytes free."""
+    a checkpoint: the size of the one it replaces; None when not known), the bytes free. It is a
+    `NoSpaceError`, fatal to a search (Keras Tuner does not record it as a failed trial)."""
     import errno
     import shutil
 
@@ -78,7 +99,7 @@ def no_space(path, needed: int | None) -> OSError:
     except OSError:
         free = "free space unknown"
     size = "size unknown" if needed is None else f"{needed:,} bytes needed"
-    return OSError(errno.ENOSPC, f"No space left on the device to write {str(path)!r} ({size}, {free}); free "
+    return NoSpaceError(errno.ENOSPC, f"No space left on the device to write {str(path)!r} ({size}, {free}); free "
                                  "some space and run the same search again to resume it (every finished trial is "
                                  "kept)")
 

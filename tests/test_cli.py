@@ -433,7 +433,8 @@ def test_a_full_disk_during_a_distributed_search_loses_nothing_and_resumes(small
     filler.unlink()
     run_cli(*flags, "--resume")
     after = _finished_trials(out)
-    assert len(after) == 3 and all(after[name] == finished[name] for name in finished)
+    statuses = {p.parent.name: json.loads(p.read_text())["status"] for p in (out / "tuner").glob("trial_*/trial.json")}
+    assert len(after) == 3 and all(after[name] == finished[name] for name in finished), statuses
     assert sorted(p.name for p in (out / "digits").iterdir()) == ["1"]
     assert _processes_mentioning(str(out)) == []
 

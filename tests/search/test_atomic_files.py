@@ -49,6 +49,48 @@ def test_a_full_disk_mid_search_is_named_and_the_search_resumes_from_the_last_wh
     assert len(after) == 3 and all(after[name] == before[name] for name in before)  # none lost, none re-run
 
 
+@pytest.mark.parametrize("where", ["checkpoint", "callback"])
+def test_a_full_disk_inside_a_trial_stops_the_search_and_the_trial_runs_on_resume(tmp_path, digits, monkeypatch,
+                                                                                  where):
+    """Keras Tuner records an exception inside a trial as a failed trial, never run again: a full disk there
+    (our checkpoint writer, or any raw ENOSPC) stops the search instead, and resuming runs that trial."""
+    import keras
+
+    calls = []
+
+    def full_on_the_second_trial():
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "checkpoint":
+        real_save = keras.Model.save_weights
+
+        def save_weights(model, *args, **kwargs):
+            full_on_the_second_trial()
+            return real_save(model, *args, **kwargs)
+
+        monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+        callbacks = []
+    else:
+        callbacks = [keras.callbacks.LambdaCallback(on_train_begin=lambda logs: full_on_the_second_trial())]
+    with pytest.raises(OSError, match="No space left") as raised:
+        _search(tmp_path).search(*digits.train, validation_data=digits.validation, epochs=1, verbose=0,
+                                 callbacks=callbacks)
+    assert raised.value.errno == errno.ENOSPC and isinstance(raised.value, keras_tuner.errors.FatalError)
+    project = tmp_path / "p"
+    statuses = sorted(json.loads(p.read_text())["status"] for p in project.glob("trial_*/trial.json"))
+    assert "FAILED" not in statuses and "INVALID" not in statuses, statuses
+    before = _completed(project)
+    assert len(before) == 1
+
+    monkeypatch.undo()
+    resumed = _search(tmp_path)
+    resumed.search(*digits.train, validation_data=digits.validation, epochs=1, verbose=0, callbacks=callbacks)
+    after = _completed(project)
+    assert len(after) == 3 and all(after[name] == before[name] for name in before)
+
+
 def test_keras_tuners_files_and_checkpoints_are_written_through_temporary_files(tmp_path, digits, monkeypatch):
     import os
 
