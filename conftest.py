@@ -32,6 +32,26 @@ def pytest_collection_finish(session):
     gc.freeze()
 
 
+_last_module = [None]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """At each new test module (its predecessor's fixtures torn down): collects everything, then freezes
+    what is left, what earlier modules keep alive for the run (TensorFlow's caches, session fixtures).
+
+    A worker's tracked objects otherwise grew module after module (to 660,000 and more), and each of the
+    three collections Keras Tuner's trials make walked them all: measured, 28 % of the search tests' time
+    went to the collector. Unfreezing first lets garbage frozen earlier be collected, so nothing leaks."""
+    import gc
+
+    if item.path != _last_module[0]:
+        _last_module[0] = item.path
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_working_directory(tmp_path, monkeypatch):
     """Every test and doctest runs in an empty working directory of its own.

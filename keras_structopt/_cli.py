@@ -910,8 +910,8 @@ def _freeze_what_lives_on() -> None:
     million) out of the garbage collector's sight for the rest of the process.
 
     Keras Tuner collects garbage before every trial, and each collection walked them all (0.25-0.3 s on
-    2 cores); frozen, a search of small trials ran 1.5-1.8x faster. Only the command does this: a
-    library call must not change its caller's garbage collector.
+    2 cores); frozen, a search of small trials ran 1.5-1.8x faster. A library search freezes only for its
+    own duration (`frozen_while_searching`); the command, which owns its process, freezes for the job.
     """
     gc.collect()
     gc.freeze()

@@ -32,7 +32,6 @@ families train every trial (use another tuner).
 from __future__ import annotations
 
 import contextlib
-import gc
 import math
 import time
 from pathlib import Path
@@ -47,7 +46,7 @@ from keras_structopt._lock import ProjectLock
 from keras_structopt._trial_files import read_json, read_note, write_json, write_note
 from keras_structopt.search._budget import check_max_time
 from keras_structopt.search._supernet import Supernet, supports
-from keras_structopt.search._tuner import StructuralTuner
+from keras_structopt.search._tuner import StructuralTuner, frozen_while_searching
 
 SUPERNET_FILE = "supernet.npz"
 ONE_SHOT_FILE = "one_shot.json"
@@ -235,14 +234,10 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
         # The supernet's traced graphs are many long-lived objects: every garbage collection (Keras
         # Tuner collects around each build) would walk them all, about 0.3 s each. Frozen, they are
         # left out of collections until the search ends.
-        gc.collect()
-        gc.freeze()
-        try:
+        with frozen_while_searching():
             super().search(x, y, max_time=left, **kwargs)
             left = None if seconds is None else seconds - (time.monotonic() - started)
             self._fine_tune_best(self.fine_tune_epochs or epochs, fit_kwargs, left)
-        finally:
-            gc.unfreeze()
         self._write_record()
 
     def _split(self, fit_args, fit_kwargs):

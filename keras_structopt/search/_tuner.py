@@ -117,6 +117,43 @@ def oracle_class_of(tuner_class: type) -> type | None:
     return None
 
 
+@contextlib.contextmanager
+def frozen_while_searching():
+    """Leaves what is alive when a search starts out of the garbage collections inside it.
+
+    Keras Tuner collects garbage before every build (twice: itself and `clear_session`), and
+    each full collection walks every tracked object: with TensorFlow, Keras and the data
+    loaded, half a million or more, 0.25-0.5 s a time on 2 cores, three times a trial. The
+    objects alive at the search's start (modules, data, the tuner) outlive it, so they are
+    frozen (`gc.freeze()`) for its duration and unfrozen after, as they were. The trials'
+    own garbage is collected as before, so a long search's memory stays as flat.
+
+    A caller who froze objects already (the `keras-structopt` command does) has chosen to
+    manage the collector: the search then adds what is alive at its start to the frozen
+    set, as a `gc.freeze()` of the caller's own would, and leaves it frozen. With the
+    collector disabled (`gc.disable()`), nothing is done.
+
+    Example:
+        >>> import gc
+        >>> before = gc.get_freeze_count()
+        >>> with frozen_while_searching():
+        ...     inside = gc.get_freeze_count()
+        >>> inside > 0, gc.get_freeze_count() == 0 if before == 0 else gc.get_freeze_count() >= before
+        (True, True)
+    """
+    if not gc.isenabled():
+        yield
+        return
+    unfreeze = gc.get_freeze_count() == 0
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if unfreeze:
+            gc.unfreeze()
+
+
 class StructuralTuner(_keras_tuner.TunerHooks):
     """The keras-structopt features of a tuner, mixed in front of a Keras Tuner tuner class.
 
@@ -255,10 +292,11 @@ class StructuralTuner(_keras_tuner.TunerHooks):
             self._isolated_fit = save_data(self.project_dir, fit_args, fit_kwargs)
         self._hparams_dir = tensorboard_log_dir(fit_kwargs.get("callbacks"))
         self._time_budget = None if seconds is None else TimeBudget(seconds)
-        if self._worker:  # trains the chief's trials; the chief checks and reports the search
-            return super().search(*fit_args, **fit_kwargs)
-        with ProjectLock(self.project_dir, "search"):  # one writer per project, for the whole search
-            return self._search(fit_args, fit_kwargs)
+        with frozen_while_searching():
+            if self._worker:  # trains the chief's trials; the chief checks and reports the search
+                return super().search(*fit_args, **fit_kwargs)
+            with ProjectLock(self.project_dir, "search"):  # one writer per project, for the whole search
+                return self._search(fit_args, fit_kwargs)
 
     def _search(self, fit_args, fit_kwargs):
         write_search_file(self)  # what `Project` (and `keras-structopt report`) reads back
