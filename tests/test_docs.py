@@ -61,6 +61,12 @@ def test_the_benchmarks_page_has_no_hand_copied_table_and_every_marker_renders_f
     from tables import TABLES  # the hook put bench/ on sys.path
 
     assert not benchmarks.MARKER.search(filled) and set(names) == set(TABLES)
+    from tables import FIGURES
+
+    figures = benchmarks.FIGURE_MARKER.findall(page)
+    assert len(figures) >= 2 and set(figures) == set(FIGURES) and not benchmarks.FIGURE_MARKER.search(filled)
+    assert len(re.findall(r'^<img alt="[^"]+" src="data:image/svg\+xml;base64,[A-Za-z0-9+/=]+">$', filled,
+                          re.M)) == len(figures)
     tables = [block for block in re.split(r"\n\n+", filled) if block.startswith("| ")]
     assert len(tables) == len(names)
     for block in tables:
@@ -86,3 +92,26 @@ def test_a_table_is_rendered_from_the_json_it_reads(tmp_path):
     assert "123,456" in after and "123,456" not in before
     assert [a == b for a, b in zip(before.splitlines(), after.splitlines())] == [True, True, False] + [True] * (
         len(before.splitlines()) - 3)
+
+
+def test_a_figure_is_drawn_from_the_json_it_reads(tmp_path):
+    """The search-cost plot follows its JSON: the same file draws the same SVG, a changed accuracy a
+    different one, and the point moves to where the new number puts it."""
+    import json
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    _on_path(ROOT / "bench")
+    from tables import render_figure
+
+    shutil.copy(ROOT / "bench" / "results" / "search_cost_one_shot.json", tmp_path / "search_cost_one_shot.json")
+    before = render_figure("search_cost", tmp_path)
+    assert render_figure("search_cost", tmp_path) == before  # no date, fixed ids: the same bytes
+    ET.fromstring(before)  # well-formed SVG
+    document = json.loads((tmp_path / "search_cost_one_shot.json").read_text())
+    document["rows"][0]["test_accuracy"] = 0.123  # the paper's MLP, far below every other point
+    (tmp_path / "search_cost_one_shot.json").write_text(json.dumps(document))
+    after = render_figure("search_cost", tmp_path)
+    texts = [sorted(t.text for t in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}text") if t.text)
+             for svg in (before, after)]
+    assert "one-shot" in texts[0] and "0.2" not in texts[0] and "0.2" in texts[1]  # the axis reaches down to it

@@ -1,9 +1,11 @@
-"""The registry of benchmark tables and the helpers every renderer uses (standard library only).
+"""The registry of benchmark tables and figures, and the helpers every renderer uses.
 
-A renderer reads `bench/results/*.json` and returns one Markdown table. It is registered under
-a name with `@table("name")`; `docs/benchmarks.md` holds `<!-- table: name -->` where the table
-goes, and the documentation build (`docs/_hooks/benchmarks.py`) puts the rendered table there.
-No number in a benchmarks table is typed by hand.
+A table renderer reads `bench/results/*.json` and returns one Markdown table. It is registered
+under a name with `@table("name")`; `docs/benchmarks.md` holds `<!-- table: name -->` where the
+table goes, and the documentation build (`docs/_hooks/benchmarks.py`) puts the rendered table
+there. A figure renderer (`@figure("name")`, `<!-- figure: name -->`) draws a Matplotlib figure
+from the same files; it is embedded in the page as an SVG image. No number in a benchmarks table
+or plot is typed by hand. Tables need the standard library only; figures need Matplotlib.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 Renderer = Callable[[Path], str]
 TABLES: dict[str, Renderer] = {}
+FIGURES: dict[str, Callable[[Path], Any]] = {}
 
 
 def table(name: str) -> Callable[[Renderer], Renderer]:
@@ -29,6 +32,38 @@ def table(name: str) -> Callable[[Renderer], Renderer]:
         return function
 
     return register
+
+
+def figure(name: str) -> Callable[[Callable[[Path], Any]], Callable[[Path], Any]]:
+    """Register `function(results_directory) -> matplotlib Figure` as the figure called `name`."""
+
+    def register(function: Callable[[Path], Any]) -> Callable[[Path], Any]:
+        if name in FIGURES:
+            raise ValueError(f"figure {name!r} is registered twice")
+        FIGURES[name] = function
+        return function
+
+    return register
+
+
+def render_figure(name: str, results: Path | str = RESULTS) -> str:
+    """The figure called `name` as SVG text, drawn from the JSON files under `results` (the same files
+    give the same bytes: no date, fixed element ids)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if name not in FIGURES:
+        raise KeyError(f"no benchmark figure called {name!r}; registered: {sorted(FIGURES)}")
+    with matplotlib.rc_context({"svg.hashsalt": name, "svg.fonttype": "none"}):
+        drawn = FIGURES[name](Path(results))
+        buffer = io.StringIO()
+        drawn.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(drawn)
+    return buffer.getvalue()
 
 
 def render(name: str, results: Path | str = RESULTS) -> str:
