@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tables.compression import models_table  # noqa: E402  (bench/ is the script's folder)
 
 import keras_structopt as kso  # noqa: E402
 from keras_structopt.compress import Cluster, FineTuning, Prune, Quantize  # noqa: E402
@@ -127,20 +128,6 @@ def one(name: str, directory: Path) -> dict:
     return row
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| model | params | bridge max Δ | slim (0.5) | compress (gzip ratio) | export | seconds |",
-             "|---|---:|---:|---|---|---|---:|"]
-    for row in rows:
-        bridge = f"{row['bridge_max_difference']:.1e}" if "bridge_max_difference" in row else row.get("bridge", "")
-        slim = (f"{row['slim_ratio']:.2f}x fewer ({row['slim_params']:,})" if row.get("slim_layers_narrowed")
-                else row.get("slim", ""))
-        compress = (f"{row['compress_size_ratio']:.1f}x" if "compress_size_ratio" in row else row.get("compress", ""))
-        export = "ok" if row.get("export_ok") else row.get("export", "no")
-        lines.append(f"| {row['model']} | {row['params']:,} | {bridge} | {slim} | {compress} | {export} | "
-                     f"{row['seconds']:.0f} |")
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", default=None, help="constructor names (default: all)")
@@ -168,13 +155,13 @@ def main(argv=None) -> int:
             except Exception as error:  # noqa: BLE001 - building or training failed: reported, the run goes on
                 rows.append({"model": name, "params": 0, "seconds": 0.0, "error": _reason(error),
                              "traceback": traceback.format_exc()[-2000:]})
-            print(table(rows[-1:]).splitlines()[-1], flush=True)
+            print(models_table(rows[-1:]).splitlines()[-1], flush=True)
             out.write_text(json.dumps({"settings": vars(args), "cpus": os.cpu_count(),
                                        "python": platform.python_version(), "keras": keras.__version__,
                                        "seconds": round(time.perf_counter() - started, 1), "rows": rows},
                                       indent=2) + "\n")
     print()
-    print(table(rows))
+    print(models_table(rows))
     print(f"\n{len(rows)} models in {time.perf_counter() - started:.0f} s; wrote {out}")
     return 0
 

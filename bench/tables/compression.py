@@ -130,3 +130,35 @@ def size_floor(results: Path) -> str:
     header = ["width", "params", "val acc", "test acc", "loss (val / test pts)",
               f"smallest file ({sparsity}, {clusters} values)", f"settings at ≥ {data['goal']:.0f}×"]
     return markdown(header, rows, "rrrrrrl")
+
+
+def models_table(rows: list[dict[str, Any]]) -> str:
+    """The table of `bench/models.py`'s rows: every `keras.applications` constructor through the bridge,
+    `slim`, `compress` and both exports (a stage that failed shows its reason), and a last row that
+    counts what each stage achieved and sums the seconds."""
+    body = []
+    for row in rows:
+        if "error" in row:
+            body.append([row["model"], "", "", "", "", row["error"], ""])
+            continue
+        bridge = f"{row['bridge_max_difference']:.1e}" if "bridge_max_difference" in row else row.get("bridge", "")
+        slim = (f"{row['slim_ratio']:.2f}x fewer ({row['slim_params']:,})" if row.get("slim_layers_narrowed")
+                else row.get("slim", ""))
+        compress = f"{row['compress_size_ratio']:.1f}x" if "compress_size_ratio" in row else row.get("compress", "")
+        export = "ok" if row.get("export_ok") else row.get("export", "no")
+        body.append([row["model"], f"{row['params']:,}", bridge, slim, compress, export, f"{row['seconds']:.0f}"])
+    if len(rows) > 1:
+        count = len(rows)
+        body.append([f"**{count} models**", "", f"{sum('bridge_max_difference' in r for r in rows)} bridged",
+                     f"{sum(bool(r.get('slim_layers_narrowed')) for r in rows)} slimmed",
+                     f"{sum('compress_size_ratio' in r for r in rows)} compressed",
+                     f"{sum(bool(r.get('export_ok')) for r in rows)} exported",
+                     f"{sum(r['seconds'] for r in rows):,.0f}"])
+    header = ["model", "params", "bridge max Δ", "slim (0.5)", "compress (gzip ratio)", "export", "seconds"]
+    return markdown(header, body, "lrrlllr")
+
+
+@table("models")
+def models(results: Path) -> str:
+    """Every `keras.applications` constructor: bridge, slim, compress, export (bench/models.py)."""
+    return models_table(load(results, "models.json")["rows"])
