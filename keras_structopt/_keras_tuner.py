@@ -270,7 +270,8 @@ class TunerHooks(keras_tuner.Tuner):
         try:
             return super()._run_and_update_trial(trial, *args, **kwargs)
         except OSError as error:
-            from keras_structopt._trial_files import NoSpaceError, no_space
+            from keras_structopt._trial_files import no_space
+            from keras_structopt.errors import NoSpaceError
 
             if error.errno != errno.ENOSPC or isinstance(error, NoSpaceError):
                 raise

@@ -15,10 +15,7 @@ from pathlib import Path
 
 import keras
 
-try:  # Keras Tuner is a dependency, but this module must stay importable without it.
-    from keras_tuner.errors import FatalError as _FatalError
-except ImportError:  # pragma: no cover - exercised only without keras-tuner
-    _FatalError = Exception
+from keras_structopt.errors import NoSpaceError
 
 CURVES_FILE = "curves.json"
 NOTE_FILE = "structopt.json"  # what keras-structopt notes about a trial (rejected, stopped, refit epochs)
@@ -70,21 +67,6 @@ def write_atomically(path, content: bytes) -> None:
         if error.errno != errno.ENOSPC:
             raise
         raise no_space(path, len(content)) from None
-
-
-class NoSpaceError(OSError, _FatalError):
-    """A full disk: an `OSError` with `errno.ENOSPC`, and a Keras Tuner `FatalError`.
-
-    Fatal, because a trial that could not write its files has not failed: Keras Tuner would
-    record it FAILED and never run it again, so a resumed search would lose it. Raised, the
-    search stops with the trial unfinished, and `--resume` (or the same search again) runs it.
-
-    Example:
-        >>> import errno, keras_tuner
-        >>> error = NoSpaceError(errno.ENOSPC, "No space left")
-        >>> error.errno == errno.ENOSPC, isinstance(error, keras_tuner.errors.FatalError)
-        (True, True)
-    """
 
 
 def no_space(path, needed: int | None) -> NoSpaceError:

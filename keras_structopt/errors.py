@@ -12,12 +12,13 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["ConfigurationError", "SearchFailedError", "UnsupportedModelError"]
+__all__ = ["ConfigurationError", "NoSpaceError", "SearchFailedError", "UnsupportedModelError"]
 
 try:  # Keras Tuner is a dependency, but space/ must stay importable without it.
+    from keras_tuner.errors import FatalError as _FatalError
     from keras_tuner.errors import FatalValueError as _FatalValueError
 except ImportError:  # pragma: no cover - exercised only without keras-tuner
-    _FatalValueError = ValueError
+    _FatalError, _FatalValueError = Exception, ValueError
 
 
 class ConfigurationError(_FatalValueError):
@@ -43,6 +44,24 @@ class UnsupportedModelError(ValueError):
         >>> from keras_structopt.errors import UnsupportedModelError
         >>> issubclass(UnsupportedModelError, ValueError)
         True
+    """
+
+
+class NoSpaceError(OSError, _FatalError):
+    """A full disk: an `OSError` with `errno.ENOSPC`, and a Keras Tuner `FatalError`.
+
+    Its message names the file that could not be written, the bytes it needed and the bytes
+    free. Fatal, because a trial that could not write its files has not failed: Keras Tuner
+    would record it FAILED and never run it again, so a resumed search would lose it.
+    Raised, the search stops with the trial unfinished; once space is freed, the same search
+    (or `keras-structopt run --resume`) runs it.
+
+    Example:
+        >>> import errno, keras_tuner
+        >>> from keras_structopt.errors import NoSpaceError
+        >>> error = NoSpaceError(errno.ENOSPC, "No space left")
+        >>> error.errno == errno.ENOSPC, isinstance(error, keras_tuner.errors.FatalError)
+        (True, True)
     """
 
 

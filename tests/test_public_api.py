@@ -50,7 +50,7 @@ PUBLIC = {
         "Conv1DHyperModel", "ConvHyperModel", "DenseHyperModel", "RecommenderHyperModel", "RecurrentHyperModel", "StructuralHyperModel",
         "TabularHyperModel", "TransformerHyperModel", "Tunable", "declare_per_block", "hypermodel_class",
     ],
-    "keras_structopt.errors": ["ConfigurationError", "SearchFailedError", "UnsupportedModelError"],
+    "keras_structopt.errors": ["ConfigurationError", "NoSpaceError", "SearchFailedError", "UnsupportedModelError"],
 }
 
 
