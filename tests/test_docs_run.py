@@ -100,6 +100,7 @@ def test_the_pages_with_python_blocks_are_found():
     assert {p.name for p in PAGES} >= {"index.md", "search.md", "compress.md", "deploy.md"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", [str(p.relative_to(DOCS)) for p in PAGES])
 def test_every_unmarked_block_of_the_page_runs(page, tmp_path, monkeypatch, stored_mnist, stored_movielens):
     home = tmp_path / "home"
