@@ -32,22 +32,6 @@ def pytest_collection_finish(session):
     gc.freeze()
 
 
-def pytest_collection_modifyitems(session, config, items):
-    """Runs the modules with the most slow tests first, each module's tests together and in their order.
-
-    pytest-xdist hands each worker a contiguous share of this order and lets idle workers take
-    from the end of the others': with the slow modules first, what is left at the end are short
-    tests, and no worker runs a long end-to-end test alone while the others wait."""
-    import collections
-
-    slow = collections.Counter(item.path for item in items
-                               if item.get_closest_marker("slow") or item.path.suffix == ".ipynb")
-    first_seen: dict = {}
-    for item in items:
-        first_seen.setdefault(item.path, len(first_seen))
-    items.sort(key=lambda item: (-slow[item.path], first_seen[item.path]))
-
-
 _last_module = [None]
 
 
