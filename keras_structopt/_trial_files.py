@@ -81,9 +81,9 @@ def no_space(path, needed: int | None) -> NoSpaceError:
     except OSError:
         free = "free space unknown"
     size = "size unknown" if needed is None else f"{needed:,} bytes needed"
-    return NoSpaceError(errno.ENOSPC, f"No space left on the device to write {str(path)!r} ({size}, {free}); free "
-                                 "some space and run the same search again to resume it (every finished trial is "
-                                 "kept)")
+    return NoSpaceError(errno.ENOSPC, f"No space left on the device to write {str(path)!r} ({size}, {free}); "
+                                      "free some space and run the same search again to resume it (every finished "
+                                      "trial is kept)")
 
 
 def read_note(project_dir, trial_id: str) -> dict:

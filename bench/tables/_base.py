@@ -22,28 +22,24 @@ TABLES: dict[str, Renderer] = {}
 FIGURES: dict[str, Callable[[Path], Any]] = {}
 
 
-def table(name: str) -> Callable[[Renderer], Renderer]:
-    """Register `function(results_directory) -> markdown` as the table called `name`."""
-
-    def register(function: Renderer) -> Renderer:
-        if name in TABLES:
-            raise ValueError(f"table {name!r} is registered twice")
-        TABLES[name] = function
+def _registrar(registry: dict, kind: str, name: str) -> Callable:
+    def register(function):
+        if name in registry:
+            raise ValueError(f"{kind} {name!r} is registered twice")
+        registry[name] = function
         return function
 
     return register
+
+
+def table(name: str) -> Callable[[Renderer], Renderer]:
+    """Register `function(results_directory) -> markdown` as the table called `name`."""
+    return _registrar(TABLES, "table", name)
 
 
 def figure(name: str) -> Callable[[Callable[[Path], Any]], Callable[[Path], Any]]:
     """Register `function(results_directory) -> matplotlib Figure` as the figure called `name`."""
-
-    def register(function: Callable[[Path], Any]) -> Callable[[Path], Any]:
-        if name in FIGURES:
-            raise ValueError(f"figure {name!r} is registered twice")
-        FIGURES[name] = function
-        return function
-
-    return register
+    return _registrar(FIGURES, "figure", name)
 
 
 def render_figure(name: str, results: Path | str = RESULTS) -> str:
