@@ -18,31 +18,20 @@ def pytest_xdist_auto_num_workers(config):
     return (os.cpu_count() or 1) + 1
 
 
-def pytest_collection_finish(session):
-    """Freezes what collection left alive: TensorFlow, Keras, Keras Tuner and every test module, about
-    half a million objects that live as long as the run.
-
-    Keras Tuner calls `gc.collect()` before every trial (in `clear_session`), and so does
-    `StructuralTuner.on_trial_end`; each collection walked all of them (0.25-0.3 s). Frozen, they are
-    skipped: a search of eight small trials took 8-11 s instead of 14-16 s. The `keras-structopt`
-    command does the same (`keras_structopt._cli`)."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-
-
 _last_module = [None]
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     """At each new test module (its predecessor's fixtures torn down): collects everything, then freezes
-    what is left, what earlier modules keep alive for the run (TensorFlow's caches, session fixtures).
+    what is left: TensorFlow, Keras, Keras Tuner and the test modules (about half a million objects), and
+    what earlier modules keep alive for the run (TensorFlow's caches, session fixtures).
 
-    A worker's tracked objects otherwise grew module after module (to 660,000 and more), and each of the
-    three collections Keras Tuner's trials make walked them all: measured, 28 % of the search tests' time
-    went to the collector. Unfreezing first lets garbage frozen earlier be collected, so nothing leaks."""
+    Keras Tuner collects garbage three times a trial, and each collection walked every object not frozen:
+    a worker's grew module after module (to 660,000 and more), and 28 % of the search tests' time went to
+    the collector. Unfreezing first lets garbage frozen earlier be collected, so nothing leaks. The
+    `keras-structopt` command freezes too (`keras_structopt._cli`), and so does every search for its
+    duration (`frozen_while_searching`)."""
     import gc
 
     if item.path != _last_module[0]:
