@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 
 import keras_structopt as kso
+from keras_structopt._trial_files import read_note
 from keras_structopt.search import structural_oracle
-from keras_structopt.search._one_shot import evaluate
+from keras_structopt.search._one_shot import CosineLearningRate, evaluate
 from keras_structopt.search._supernet import Supernet, random_values, shape_of, spec_of
 
 
@@ -100,6 +101,8 @@ def test_a_one_shot_search_trains_the_supernet_once_and_fine_tunes_the_best(tmp_
                                       max_params=3000, directory=tmp_path, project_name="one_shot", seed=1)
     fixed = {p.name for p in search.oracle.hyperparameters.space if p.__class__.__name__ == "Fixed"}
     assert "learning_rate" in fixed  # trials are not trained: the training settings are not searched
+    # ... and a range is fixed at its middle on its scale: (1e-3, 1e-2), log-sampled, at 3.2e-3
+    assert search.oracle.hyperparameters.values["learning_rate"] == pytest.approx(np.sqrt(1e-3 * 1e-2))
     search.search(*flat.train, validation_data=flat.validation, epochs=6, verbose=0)
     project = tmp_path / "one_shot"
     record = json.loads((project / "one_shot.json").read_text())
@@ -119,6 +122,9 @@ def test_a_one_shot_search_trains_the_supernet_once_and_fine_tunes_the_best(tmp_
     assert best.metrics.get_best_value("val_accuracy") == pytest.approx(score, abs=1e-6)
     assert best.metrics.exists("supernet_val_accuracy")
     assert score >= 0.85  # a 3,000-parameter MLP, six epochs of fine-tuning
+    # The cosine schedule runs every epoch (no early stopping; the schedule's own test checks its rates).
+    notes = [read_note(project, row["trial"])["one_shot"] for row in tuned]
+    assert [note["fine_tune_epochs"] for note in notes] == [6, 6]
     # A new search over the same project resumes: nothing is trained again.
     again = kso.search.OneShotSearch(hypermodel, objective="val_accuracy", max_trials=6, fine_tune=2,
                                      max_params=3000, directory=tmp_path, project_name="one_shot", seed=1)
@@ -155,11 +161,31 @@ def test_any_structural_oracle_proposes_the_sub_networks(tmp_path, flat):
         (lambda d: kso.search.OneShotSearch(kso.DenseHyperModel(input_shape=(4,), outputs=3), objective="val_loss",
                                             fine_tune=0, directory=d),
          r"Expected fine_tune to be an int >= 1\. Received: fine_tune=0\."),
+        (lambda d: kso.search.OneShotSearch(kso.DenseHyperModel(input_shape=(4,), outputs=3), objective="val_loss",
+                                            fine_tune_schedule="linear", directory=d),
+         r"Expected fine_tune_schedule to be one of \['cosine', 'constant'\]\. Received: fine_tune_schedule='linear'\."),
     ],
 )
 def test_bad_settings_fail_before_any_training(tmp_path, make, message):
     with pytest.raises(kso.ConfigurationError, match=message):
         make(tmp_path)
+
+
+def test_the_cosine_schedule_anneals_a_rate_and_leaves_a_schedule_alone():
+    x, y = np.zeros((12, 2), "float32"), np.zeros(12, "float32")
+    rates = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: rates.append(float(model.optimizer.learning_rate)))
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model.fit(x, y, epochs=3, batch_size=4, verbose=0, callbacks=[CosineLearningRate(3), record])
+    expected = [0.1 * 0.5 * (1 + np.cos(np.pi * step / 9)) for step in range(9)]  # 3 epochs of 3 batches
+    np.testing.assert_allclose(rates, expected, rtol=1e-5)
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    rates.clear()
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[CosineLearningRate(1), record])
+    np.testing.assert_allclose(rates, [0.1, 0.05, 0.025], rtol=1e-5)  # the optimizer's own schedule
 
 
 def test_data_a_supernet_cannot_train_on_is_refused_before_training(tmp_path):
