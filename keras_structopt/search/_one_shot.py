@@ -110,7 +110,7 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
             10k parameters), the same three sub-networks fine-tuned from their supernet weights at
             3e-3 reached 0.962-0.969 test (mean 0.965) annealed over 60 epochs, 0.947-0.971 (mean 0.961)
             at a constant rate with early stopping, 0.945-0.965 (mean 0.955) at a constant
-            1e-3; see the README's search-cost table.
+            1e-3; see the benchmarks page's search-cost section.
         pool: How many network shapes (layers and block kinds; any widths) the supernet trains
             besides the largest and the smallest: each is traced into a graph once.
         random_subnets: Random sub-networks per training step, besides the largest and the smallest.
@@ -370,12 +370,12 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
     def _fine_tune_callbacks(self, epochs: int) -> list:
         """The fine-tuning's schedule, and the best epoch's weights kept (early stopping only when constant)."""
         objective = self.oracle.objective
-        if self.fine_tune_schedule == "cosine":
-            keep = keras.callbacks.EarlyStopping(monitor=objective.name, mode=objective.direction, patience=epochs,
-                                                 restore_best_weights=True)  # never stops: keeps the best epoch
-            return [CosineLearningRate(epochs), keep]
-        return [keras.callbacks.EarlyStopping(monitor=objective.name, mode=objective.direction,
-                                              patience=max(5, epochs // 6), restore_best_weights=True)]
+        cosine = self.fine_tune_schedule == "cosine"
+        # Under the cosine schedule the patience is every epoch: it never stops, only keeps the best epoch.
+        keep = keras.callbacks.EarlyStopping(monitor=objective.name, mode=objective.direction,
+                                             patience=epochs if cosine else max(5, epochs // 6),
+                                             restore_best_weights=True)
+        return [CosineLearningRate(epochs), keep] if cosine else [keep]
 
     def _write_record(self) -> None:
         objective = self.oracle.objective.name
