@@ -13,7 +13,8 @@
    weights from the supernet, its batch normalisation statistics are recalibrated on a few
    training batches, and it is scored on the validation data, without training.
 3. **Trains the best few** (`fine_tune`, default 3), from fresh weights or from their
-   supernet weights (`fine_tune_from`), with early stopping on the objective. Their
+   supernet weights (`fine_tune_from`), as a race: each trains the first tenth of its
+   schedule (`race_epochs`), the best of them trains to its end. Their
    objective becomes the trained value; the score read off the supernet stays as the
    metric `supernet_<objective>`. The winner is the
    family's ordinary Keras model (it carries its `Architecture`): `get_best_models`
@@ -111,6 +112,11 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
             3e-3 reached 0.962-0.969 test (mean 0.965) annealed over 60 epochs, 0.947-0.971 (mean 0.961)
             at a constant rate with early stopping, 0.945-0.965 (mean 0.955) at a constant
             1e-3; see the benchmarks page's search-cost section.
+        race_epochs: The fine-tuning is a race: each of the `fine_tune` trials trains the first
+            `race_epochs` epochs of its schedule, then only the best of them (by the objective, its
+            best epoch so far) trains on to `fine_tune_epochs`; the others keep their best epoch of
+            the race. None (the default): a tenth of `fine_tune_epochs`, at least 1. 0, or as many as
+            `fine_tune_epochs`: every one of them trains every epoch.
         pool: How many network shapes (layers and block kinds; any widths) the supernet trains
             besides the largest and the smallest: each is traced into a graph once.
         random_subnets: Random sub-networks per training step, besides the largest and the smallest.
@@ -154,7 +160,7 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
 
     def __init__(self, hypermodel: keras_tuner.HyperModel | None = None, *, supernet_epochs: int | None = None,
                  fine_tune: int = 3, fine_tune_from: str = "supernet", fine_tune_epochs: int | None = None,
-                 fine_tune_schedule: str = "cosine", pool: int = 12,
+                 fine_tune_schedule: str = "cosine", race_epochs: int | None = None, pool: int = 12,
                  random_subnets: int = 2, supernet_learning_rate: float | None = None,
                  supernet_batch_size: int | None = None, calibration_examples: int = 512, distill: bool = False,
                  **kwargs: Any):
@@ -174,6 +180,9 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
         for name, count, low in counts:
             if not _checks.is_int(count) or count < low:
                 raise _checks.error(f"Expected {name} to be an int >= {low}. Received: {name}={count!r}.")
+        if race_epochs is not None and (not _checks.is_int(race_epochs) or race_epochs < 0):
+            raise _checks.error(
+                f"Expected race_epochs to be None or an int >= 0. Received: race_epochs={race_epochs!r}.")
         for name, value in (("supernet_epochs", supernet_epochs), ("fine_tune_epochs", fine_tune_epochs),
                             ("supernet_batch_size", supernet_batch_size)):
             if value is not None:
@@ -190,7 +199,7 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
         _checks.one_of("fine_tune_schedule", fine_tune_schedule, FINE_TUNE_SCHEDULES)
         self.fine_tune_schedule = fine_tune_schedule
         self.supernet_epochs, self.fine_tune, self.fine_tune_epochs = supernet_epochs, fine_tune, fine_tune_epochs
-        self.fine_tune_from = fine_tune_from
+        self.fine_tune_from, self.race_epochs = fine_tune_from, race_epochs
         self.pool, self.random_subnets = pool, random_subnets
         self.supernet_learning_rate, self.supernet_batch_size = supernet_learning_rate, supernet_batch_size
         self.calibration_examples = calibration_examples
@@ -344,38 +353,73 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
         return [trial.hyperparameters for trial in self.ranked_trials(num_trials)]
 
     def _fine_tune_best(self, epochs: int, fit_kwargs: dict, left: float | None) -> None:
-        objective = self.oracle.objective
         started = time.monotonic()
-        for trial in self._by_supernet()[:self.fine_tune]:  # the same ones when a search resumes
-            if "fine_tuned" in read_note(self.project_dir, trial.trial_id).get("one_shot", {}):
-                continue  # a resumed search
-            if left is not None and time.monotonic() - started >= left:
-                break
-            if self.fine_tune_from == "supernet":
-                model = self.load_model(trial)
-            else:
-                model = self.build_model(trial.hyperparameters)
-            callbacks = self._fine_tune_callbacks(epochs) + list(self.copy_callbacks(fit_kwargs.get("callbacks") or []))
-            self.hypermodel.fit(trial.hyperparameters, model, self._data["x"], self._data["y"], epochs=epochs,
-                                batch_size=self._data["fit_batch_size"], validation_data=self._data["validation"],
-                                callbacks=callbacks, verbose=fit_kwargs.get("verbose", 0))
-            metrics = {f"val_{name}": value for name, value in evaluate(model, *self._data["validation"]).items()}
-            model.save_weights(self.checkpoint_path(trial.trial_id))
-            rescore(self.oracle, trial, metrics)
-            supernet = trial.metrics.get_best_value(SUPERNET_PREFIX + objective.name)
-            write_note(self.project_dir, trial.trial_id, {"one_shot": {
-                "supernet": supernet, "fine_tuned": metrics[objective.name],
-                "fine_tune_epochs": len(getattr(model.history, "epoch", []) or []) or None}})
 
-    def _fine_tune_callbacks(self, epochs: int) -> list:
-        """The fine-tuning's schedule, and the best epoch's weights kept (early stopping only when constant)."""
+        def out_of_time() -> bool:
+            return left is not None and time.monotonic() - started >= left
+
+        # The same ones when a search resumes; those fine-tuned already are not trained again.
+        waiting = [trial for trial in self._by_supernet()[:self.fine_tune]
+                   if "fine_tuned" not in read_note(self.project_dir, trial.trial_id).get("one_shot", {})]
+        race = self._race_length(epochs)
+        if len(waiting) < 2 or race is None:
+            for trial in waiting:
+                if out_of_time():
+                    break
+                run = self._start_fine_tuning(trial, epochs, fit_kwargs)
+                run.fit(epochs)
+                self._finish_fine_tuning(run)
+            return
+        runs = []
+        for trial in waiting:  # the race: every one trains the first epochs of its schedule
+            if out_of_time():
+                break
+            run = self._start_fine_tuning(trial, epochs, fit_kwargs)
+            run.fit(race)
+            runs.append(run)
+        if not runs:
+            return
+        objective = self.oracle.objective
+        winner = max(runs, key=lambda r: r.keep.best if objective.direction == "max" else -r.keep.best)
+        for run in runs:  # the others stop here, with their best epoch so far
+            if run is not winner:
+                self._finish_fine_tuning(run)
+        if not out_of_time():
+            winner.fit(epochs)  # the winner goes on to the schedule's end
+        self._finish_fine_tuning(winner)
+
+    def _race_length(self, epochs: int) -> int | None:
+        """The race's epochs, or None where every fine-tuned trial trains every epoch."""
+        race = max(1, round(epochs / 10)) if self.race_epochs is None else self.race_epochs
+        return race if 0 < race < epochs else None
+
+    def _start_fine_tuning(self, trial, epochs: int, fit_kwargs: dict) -> _FineTuning:
+        model = self.load_model(trial) if self.fine_tune_from == "supernet" else self.build_model(trial.hyperparameters)
         objective = self.oracle.objective
         cosine = self.fine_tune_schedule == "cosine"
         # Under the cosine schedule the patience is every epoch: it never stops, only keeps the best epoch.
-        keep = keras.callbacks.EarlyStopping(monitor=objective.name, mode=objective.direction,
-                                             patience=epochs if cosine else max(5, epochs // 6),
-                                             restore_best_weights=True)
-        return [CosineLearningRate(epochs), keep] if cosine else [keep]
+        keep = KeepBest(objective.name, objective.direction, patience=epochs if cosine else max(5, epochs // 6))
+        callbacks = ([CosineLearningRate(epochs)] if cosine else []) + [keep]
+        callbacks += list(self.copy_callbacks(fit_kwargs.get("callbacks") or []))
+
+        def fit(initial_epoch: int, until: int):
+            self.hypermodel.fit(trial.hyperparameters, model, self._data["x"], self._data["y"], epochs=until,
+                                initial_epoch=initial_epoch, batch_size=self._data["fit_batch_size"],
+                                validation_data=self._data["validation"], callbacks=callbacks,
+                                verbose=fit_kwargs.get("verbose", 0))
+
+        return _FineTuning(trial, model, keep, fit)
+
+    def _finish_fine_tuning(self, run: _FineTuning) -> None:
+        """Restores the run's best epoch, saves it and makes its score the trial's objective."""
+        objective = self.oracle.objective
+        run.keep.restore()
+        metrics = {f"val_{name}": value for name, value in evaluate(run.model, *self._data["validation"]).items()}
+        run.model.save_weights(self.checkpoint_path(run.trial.trial_id))
+        rescore(self.oracle, run.trial, metrics)
+        supernet = run.trial.metrics.get_best_value(SUPERNET_PREFIX + objective.name)
+        write_note(self.project_dir, run.trial.trial_id, {"one_shot": {
+            "supernet": supernet, "fine_tuned": metrics[objective.name], "fine_tune_epochs": run.epochs or None}})
 
     def _write_record(self) -> None:
         objective = self.oracle.objective.name
@@ -397,6 +441,65 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
         write_json(Path(self.project_dir) / ONE_SHOT_FILE, record)
 
 
+class _FineTuning:
+    """One fine-tuning in progress: its model, its best-epoch keeper, and how far it has trained."""
+
+    def __init__(self, trial, model, keep: KeepBest, fit):
+        self.trial, self.model, self.keep, self._fit = trial, model, keep, fit
+        self.epochs = 0
+
+    def fit(self, until: int) -> None:
+        """Trains on from the last epoch to epoch `until` (its schedule and optimizer state go on)."""
+        if self.epochs < until and not self.keep.stopped:
+            self._fit(self.epochs, until)
+            self.epochs = self.keep.epochs
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Keeps the best epoch's weights by `monitor` across successive `fit` calls on one model, and stops
+    training after `patience` epochs without improvement; `restore()` puts the best weights back.
+
+    Unlike `keras.callbacks.EarlyStopping`, it does not start over at each `fit`: a training run
+    split into several calls (`initial_epoch` set) is watched as one.
+
+    Example:
+        >>> import numpy as np, keras
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> keep = KeepBest("loss", "min", patience=10)
+        >>> _ = model.fit(np.ones((8, 2)), np.ones(8), epochs=2, verbose=0, callbacks=[keep])
+        >>> _ = model.fit(np.ones((8, 2)), np.ones(8), initial_epoch=2, epochs=4, verbose=0, callbacks=[keep])
+        >>> keep.epochs, keep.best_epoch
+        (4, 3)
+        >>> keep.restore()
+    """
+
+    def __init__(self, monitor: str, mode: str, patience: int):
+        super().__init__()
+        self.monitor, self.mode, self.patience = monitor, mode, int(patience)
+        self.best: float = -math.inf if mode == "max" else math.inf
+        self.best_epoch: int | None = None
+        self.best_weights: list | None = None
+        self.epochs = 0
+        self.stopped = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs = epoch + 1
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return
+        value = float(value)
+        if value > self.best if self.mode == "max" else value < self.best:
+            self.best, self.best_epoch, self.best_weights = value, epoch, self.model.get_weights()
+        elif self.best_epoch is not None and epoch - self.best_epoch >= self.patience:
+            self.stopped = self.model.stop_training = True
+
+    def restore(self) -> None:
+        """Sets the model's weights to the best epoch's (nothing where no epoch reported `monitor`)."""
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
 class _OutOfTime(Exception):
     """The time budget ran out during supernet training."""
 
@@ -404,6 +507,7 @@ class _OutOfTime(Exception):
 class CosineLearningRate(keras.callbacks.Callback):
     """Anneals the optimizer's learning rate along a cosine from its value at the start of `fit` to zero
     over `epochs` epochs, batch by batch; an optimizer with a `LearningRateSchedule` is left as it is.
+    A training split over several `fit` calls on one model (`initial_epoch` set) follows one schedule.
 
     Example:
         >>> import numpy as np, keras
@@ -419,11 +523,14 @@ class CosineLearningRate(keras.callbacks.Callback):
         super().__init__()
         self.epochs = int(epochs)
         self._base: float | None = None
+        self._optimizer = None
         self._epoch = 0
 
     def on_train_begin(self, logs=None):
         optimizer = self.model.optimizer
-        self._base = None
+        if optimizer is self._optimizer:  # a training split over several fits goes on along one schedule
+            return
+        self._optimizer, self._base = optimizer, None
         try:
             base = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
             optimizer.learning_rate = base  # raises TypeError where a schedule sets it

@@ -12,7 +12,7 @@ import tensorflow as tf
 import keras_structopt as kso
 from keras_structopt._trial_files import read_note
 from keras_structopt.search import structural_oracle
-from keras_structopt.search._one_shot import CosineLearningRate, evaluate
+from keras_structopt.search._one_shot import CosineLearningRate, KeepBest, evaluate
 from keras_structopt.search._supernet import Supernet, random_values, shape_of, spec_of
 
 
@@ -122,9 +122,11 @@ def test_a_one_shot_search_trains_the_supernet_once_and_fine_tunes_the_best(tmp_
     assert best.metrics.get_best_value("val_accuracy") == pytest.approx(score, abs=1e-6)
     assert best.metrics.exists("supernet_val_accuracy")
     assert score >= 0.85  # a 3,000-parameter MLP, six epochs of fine-tuning
-    # The cosine schedule runs every epoch (no early stopping; the schedule's own test checks its rates).
-    notes = [read_note(project, row["trial"])["one_shot"] for row in tuned]
-    assert [note["fine_tune_epochs"] for note in notes] == [6, 6]
+    # The fine-tuning is a race: both train one epoch (a tenth of six, at least one), the better one goes
+    # on to the cosine schedule's end (every epoch: no early stopping; the schedule's test checks its rates).
+    notes = {row["trial"]: read_note(project, row["trial"])["one_shot"] for row in tuned}
+    assert notes[best.trial_id]["fine_tune_epochs"] == 6
+    assert sorted(note["fine_tune_epochs"] for note in notes.values()) == [1, 6]
     # A new search over the same project resumes: nothing is trained again.
     again = kso.search.OneShotSearch(hypermodel, objective="val_accuracy", max_trials=6, fine_tune=2,
                                      max_params=3000, directory=tmp_path, project_name="one_shot", seed=1)
@@ -164,6 +166,9 @@ def test_any_structural_oracle_proposes_the_sub_networks(tmp_path, flat):
         (lambda d: kso.search.OneShotSearch(kso.DenseHyperModel(input_shape=(4,), outputs=3), objective="val_loss",
                                             fine_tune_schedule="linear", directory=d),
          r"Expected fine_tune_schedule to be one of \['cosine', 'constant'\]\. Received: fine_tune_schedule='linear'\."),
+        (lambda d: kso.search.OneShotSearch(kso.DenseHyperModel(input_shape=(4,), outputs=3), objective="val_loss",
+                                            race_epochs=-1, directory=d),
+         r"Expected race_epochs to be None or an int >= 0\. Received: race_epochs=-1\."),
     ],
 )
 def test_bad_settings_fail_before_any_training(tmp_path, make, message):
@@ -188,6 +193,34 @@ def test_the_cosine_schedule_anneals_a_rate_and_leaves_a_schedule_alone():
     np.testing.assert_allclose(rates, [0.1, 0.05, 0.025], rtol=1e-5)  # the optimizer's own schedule
 
 
+def test_a_training_split_over_two_fits_follows_one_schedule_and_keeps_one_best_epoch():
+    # The race's winner trains on from where the race stopped: the same cosine, the same best-epoch keeper.
+    x, y = np.ones((12, 2), "float32"), np.ones(12, "float32")
+    rates = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: rates.append(float(model.optimizer.learning_rate)))
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    cosine, keep = CosineLearningRate(3), KeepBest("loss", "min", patience=3)
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[cosine, keep, record])
+    first = keep.best
+    model.fit(x, y, initial_epoch=1, epochs=3, batch_size=4, verbose=0, callbacks=[cosine, keep, record])
+    expected = [0.1 * 0.5 * (1 + np.cos(np.pi * step / 9)) for step in range(9)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-5)
+    assert keep.epochs == 3 and keep.best_epoch == 2 and keep.best < first  # the loss fell every epoch
+    best = [w.copy() for w in model.get_weights()]
+    model.set_weights([np.zeros_like(w) for w in best])
+    keep.restore()
+    for restored, kept in zip(model.get_weights(), best):
+        np.testing.assert_array_equal(restored, kept)
+    # Patience counts across the fits: a loss that cannot fall stops the second one.
+    flat = KeepBest("loss", "min", patience=1)
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[flat])
+    history = model.fit(x, y, initial_epoch=1, epochs=5, batch_size=4, verbose=0, callbacks=[flat])
+    assert flat.stopped and history.epoch == [1] and flat.best_epoch == 0
+
+
 def test_data_a_supernet_cannot_train_on_is_refused_before_training(tmp_path):
     search = kso.search.OneShotSearch(kso.DenseHyperModel(input_shape=(4,), outputs=3), objective="val_loss",
                                       directory=tmp_path, project_name="data")
@@ -201,12 +234,13 @@ def test_data_a_supernet_cannot_train_on_is_refused_before_training(tmp_path):
 
 @pytest.mark.slow
 def test_the_supernet_ranks_sub_networks_as_fine_tuning_does(tmp_path, flat):
-    # Twelve sub-networks scored off the supernet, every one of them then fine-tuned: the two
+    # Twelve sub-networks scored off the supernet, every one of them then fine-tuned (no race): the two
     # rankings agree (Spearman's rho, recorded in one_shot.json, >= 0.6).
     hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 3), units=(4, 64),
                                      connection=["plain", "residual"], dropout=0.0, seed=0)
     search = kso.search.OneShotSearch(hypermodel, objective="val_loss", max_trials=12, fine_tune=12,
-                                      fine_tune_epochs=20, supernet_epochs=30, supernet_batch_size=32, directory=tmp_path,
+                                      fine_tune_epochs=20, race_epochs=0, supernet_epochs=30, supernet_batch_size=32,
+                                      directory=tmp_path,
                                       project_name="ranking", seed=2)
     search.search(*flat.train, validation_data=flat.validation, epochs=5, verbose=0)
     record = json.loads((tmp_path / "ranking" / "one_shot.json").read_text())
