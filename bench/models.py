@@ -20,7 +20,7 @@ accuracy). Then, per model, each step caught and reported on its own:
     python bench/models.py --resume                 # measure only the models not yet in the JSON
 
 Prints the table and writes `bench/results/models.json` (after every model: a run cut short
-keeps what it measured).
+keeps what it measured). Each model is measured in a process of its own.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -128,14 +129,46 @@ def one(name: str, directory: Path) -> dict:
     return row
 
 
+ROW = "MODEL-ROW "
+
+
+def measure(name: str) -> dict:
+    """Measures one model in a child process of its own, so that what it leaves in TensorFlow's memory
+    (traced functions, converters, SavedModels loaded) goes with it: in one process, 19 models grew it
+    to the machine's 24 GB and the kernel killed the run at the twentieth."""
+    started = time.perf_counter()
+    child = subprocess.run([sys.executable, __file__, "--child", name], capture_output=True, text=True)
+    for line in reversed(child.stdout.splitlines()):
+        if line.startswith(ROW):
+            return json.loads(line[len(ROW):])
+    how = (f"killed by signal {-child.returncode}" + (" (out of memory)" if child.returncode == -9 else "")
+           if child.returncode < 0 else f"exited with status {child.returncode}")
+    return {"model": name, "params": 0, "seconds": round(time.perf_counter() - started, 1),
+            "error": f"its process {how} before reporting", "traceback": child.stderr[-2000:]}
+
+
+def child(name: str) -> dict:
+    """The row of one model, measured in this process (the child `measure` starts)."""
+    with tempfile.TemporaryDirectory() as directory:
+        try:
+            return one(name, Path(directory))
+        except Exception as error:  # noqa: BLE001 - building or training failed: reported, the run goes on
+            return {"model": name, "params": 0, "seconds": 0.0, "error": _reason(error),
+                    "traceback": traceback.format_exc()[-2000:]}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # one model, its row printed
     parser.add_argument("--only", nargs="+", default=None, help="constructor names (default: all)")
     parser.add_argument("--output", default="bench/results/models.json")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --output and measure only the other models (a long run "
                              "can be spread over several sittings)")
     args = parser.parse_args(argv)
+    if args.child is not None:
+        print(ROW + json.dumps(child(args.child)), flush=True)
+        return 0
     names = args.only or CONSTRUCTORS
     unknown = sorted(set(names) - set(CONSTRUCTORS))
     if unknown:
@@ -148,18 +181,13 @@ def main(argv=None) -> int:
         rows = [row for row in json.loads(out.read_text())["rows"] if "error" not in row]
         started -= sum(row["seconds"] for row in rows)  # the total counts the earlier sittings' models too
     done = {row["model"] for row in rows}
-    with tempfile.TemporaryDirectory() as directory:
-        for name in [n for n in names if n not in done]:
-            try:
-                rows.append(one(name, Path(directory)))
-            except Exception as error:  # noqa: BLE001 - building or training failed: reported, the run goes on
-                rows.append({"model": name, "params": 0, "seconds": 0.0, "error": _reason(error),
-                             "traceback": traceback.format_exc()[-2000:]})
-            print(models_table(rows[-1:]).splitlines()[-1], flush=True)
-            out.write_text(json.dumps({"settings": vars(args), "cpus": os.cpu_count(),
-                                       "python": platform.python_version(), "keras": keras.__version__,
-                                       "seconds": round(time.perf_counter() - started, 1), "rows": rows},
-                                      indent=2) + "\n")
+    for name in [n for n in names if n not in done]:
+        rows.append(measure(name))
+        print(models_table(rows[-1:]).splitlines()[-1], flush=True)
+        out.write_text(json.dumps({"settings": vars(args), "cpus": os.cpu_count(),
+                                   "python": platform.python_version(), "keras": keras.__version__,
+                                   "seconds": round(time.perf_counter() - started, 1), "rows": rows},
+                                  indent=2) + "\n")
     print()
     print(models_table(rows))
     print(f"\n{len(rows)} models in {time.perf_counter() - started:.0f} s; wrote {out}")

@@ -21,7 +21,8 @@
    returns it, and nothing distinguishes it from a trained trial's model.
 
 `one_shot.json` in the project records the supernet's training, each trial's supernet score
-and, for the fine-tuned ones, their score after fine-tuning, with the rank correlation
+and, for the fine-tuned ones, their score after fine-tuning and its epochs (the race's losers
+stopped early), with the rank correlation
 between the two (Spearman): whether the supernet's ranking can be trusted.
 
 Families: dense, conv, conv1d and recurrent (any family whose rendering uses dense,
@@ -428,6 +429,7 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
             note = read_note(self.project_dir, trial_id).get("one_shot", {})
             if "supernet" in note:
                 trials.append({"trial": trial_id, "supernet": note["supernet"], "fine_tuned": note.get("fine_tuned"),
+                               "fine_tune_epochs": note.get("fine_tune_epochs"),
                                "params": self.hypermodel.architecture(trial.hyperparameters).count_params()})
         tuned = [t for t in trials if t["fine_tuned"] is not None]
         record = {

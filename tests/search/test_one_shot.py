@@ -127,6 +127,8 @@ def test_a_one_shot_search_trains_the_supernet_once_and_fine_tunes_the_best(tmp_
     notes = {row["trial"]: read_note(project, row["trial"])["one_shot"] for row in tuned}
     assert notes[best.trial_id]["fine_tune_epochs"] == 6
     assert sorted(note["fine_tune_epochs"] for note in notes.values()) == [1, 6]
+    assert {row["trial"]: row["fine_tune_epochs"] for row in tuned} == {
+        trial: note["fine_tune_epochs"] for trial, note in notes.items()}  # one_shot.json says so too
     # A new search over the same project resumes: nothing is trained again.
     again = kso.search.OneShotSearch(hypermodel, objective="val_accuracy", max_trials=6, fine_tune=2,
                                      max_params=3000, directory=tmp_path, project_name="one_shot", seed=1)
@@ -176,16 +178,24 @@ def test_bad_settings_fail_before_any_training(tmp_path, make, message):
         make(tmp_path)
 
 
-def test_the_cosine_schedule_anneals_a_rate_and_leaves_a_schedule_alone():
-    x, y = np.zeros((12, 2), "float32"), np.zeros(12, "float32")
-    rates = []
-    record = keras.callbacks.LambdaCallback(
-        on_train_batch_begin=lambda batch, logs: rates.append(float(model.optimizer.learning_rate)))
+def _recording_rates():
+    """A one-layer model compiled with SGD at 0.1, the rates its batches train at, and their recorder."""
+    rates: list[float] = []
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: rates.append(float(model.optimizer.learning_rate)))
+    return model, rates, record
+
+
+COSINE_3_EPOCHS = [0.1 * 0.5 * (1 + np.cos(np.pi * step / 9)) for step in range(9)]  # 3 epochs of 3 batches
+
+
+def test_the_cosine_schedule_anneals_a_rate_and_leaves_a_schedule_alone():
+    x, y = np.zeros((12, 2), "float32"), np.zeros(12, "float32")
+    model, rates, record = _recording_rates()
     model.fit(x, y, epochs=3, batch_size=4, verbose=0, callbacks=[CosineLearningRate(3), record])
-    expected = [0.1 * 0.5 * (1 + np.cos(np.pi * step / 9)) for step in range(9)]  # 3 epochs of 3 batches
-    np.testing.assert_allclose(rates, expected, rtol=1e-5)
+    np.testing.assert_allclose(rates, COSINE_3_EPOCHS, rtol=1e-5)
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
     rates.clear()
@@ -196,17 +206,12 @@ def test_the_cosine_schedule_anneals_a_rate_and_leaves_a_schedule_alone():
 def test_a_training_split_over_two_fits_follows_one_schedule_and_keeps_one_best_epoch():
     # The race's winner trains on from where the race stopped: the same cosine, the same best-epoch keeper.
     x, y = np.ones((12, 2), "float32"), np.ones(12, "float32")
-    rates = []
-    record = keras.callbacks.LambdaCallback(
-        on_train_batch_begin=lambda batch, logs: rates.append(float(model.optimizer.learning_rate)))
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model, rates, record = _recording_rates()
     cosine, keep = CosineLearningRate(3), KeepBest("loss", "min", patience=3)
     model.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[cosine, keep, record])
     first = keep.best
     model.fit(x, y, initial_epoch=1, epochs=3, batch_size=4, verbose=0, callbacks=[cosine, keep, record])
-    expected = [0.1 * 0.5 * (1 + np.cos(np.pi * step / 9)) for step in range(9)]
-    np.testing.assert_allclose(rates, expected, rtol=1e-5)
+    np.testing.assert_allclose(rates, COSINE_3_EPOCHS, rtol=1e-5)
     assert keep.epochs == 3 and keep.best_epoch == 2 and keep.best < first  # the loss fell every epoch
     best = [w.copy() for w in model.get_weights()]
     model.set_weights([np.zeros_like(w) for w in best])
