@@ -8,7 +8,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The notebooks (executed by the suite through nbmake) take their small budget.
 os.environ.setdefault("KERAS_STRUCTOPT_NOTEBOOK_BUDGET", "small")
 
+import signal  # noqa: E402
+
 import pytest  # noqa: E402
+
+# A suite started from a background job of a non-interactive shell (`nohup pytest ... &`, many CI runners)
+# inherits SIGINT ignored, and so would every process it starts: the tests that press Ctrl-C on the command
+# (SIGINT) would see it run on to exit 0. A handler, unlike an ignored signal, is not inherited across exec:
+# the processes the suite starts get SIGINT's default, as under a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_xdist_auto_num_workers(config):
