@@ -12,7 +12,10 @@ accuracy). Then, per model, each step caught and reported on its own:
   dynamic-range TFLite), one fine-tuning epoch per stage: the gzip'd TFLite size ratio against
   the float file, and the layers each stage left alone, with TFMOT's reasons;
 * `export`: `export_saved_model` and `export_tflite` of the compressed model, and whether both
-  files answer with the model's predictions (the SavedModel to 1e-4; TFLite's class choices);
+  files answer with the model's predictions: the SavedModel to 1e-4; the TFLite file is the one
+  compress measured and its class probabilities are within 0.1 of the model's (its 8-bit
+  weights move them a little; the top class's agreement is reported too: on the near-tied
+  classes of random weights and random labels it is not a measure of the file);
 * the seconds each model took.
 
     python bench/models.py                          # all 40 (hours on 2 cores: ConvNeXtBase alone took 15 min)
@@ -60,6 +63,11 @@ def build(name: str):
     return model
 
 
+# How far the TFLite file's class probabilities may be from the model's (8-bit weights); a file that
+# computes something else differs by far more.
+TFLITE_TOLERANCE = 0.1
+
+
 def data(model, count: int, seed: int):
     size = model.input_shape[1]
     rng = np.random.default_rng(seed)
@@ -92,12 +100,13 @@ def one(name: str, directory: Path) -> dict:
             row["slim"] = "every channel is pinned (a model input or output, LayerNormalization, a reshape, ...)"
     except Exception as error:  # noqa: BLE001
         row["slim"] = _reason(error)
-    small = None
+    small = measured = None
     try:
         small, result = kso.compress(model, train, test_data=test, recipe=[Prune(), Cluster(), Quantize()],
                                      max_accuracy_loss=None,
                                      fine_tuning=FineTuning(batch_size=16, prune_epochs=1, cluster_epochs=1),
                                      measure_latency=False)
+        measured = result.tflite
         report = result.report
         row["compress_size_ratio"] = round(report.size_ratio(), 2)
         row["kernel_sparsity"] = round(report.final.kernel_sparsity, 3)
@@ -118,9 +127,17 @@ def one(name: str, directory: Path) -> dict:
         served = serve(**{input_name: tf.constant(test[0])})["outputs"].numpy()
         row["saved_model_max_difference"] = float(np.abs(served - reference).max())
         path = kso.export_tflite(exported, directory / f"{name}.tflite")
-        answered = tflite_predict(path.read_bytes(), test[0])
+        written = path.read_bytes()
+        answered = tflite_predict(written, test[0])
+        # The file is the one compress measured (its 8-bit weights included); its outputs are class
+        # probabilities, which 8-bit weights move a little: on near-tied classes (random weights,
+        # random labels) that can flip the top class, so the class agreement is reported, not required.
+        row["tflite_is_measured"] = measured is None or written == measured
+        row["tflite_max_difference"] = float(np.abs(answered - reference).max())
         row["tflite_agreement"] = float(np.mean(answered.argmax(-1) == reference.argmax(-1)))
-        row["export_ok"] = row["saved_model_max_difference"] <= 1e-4 and row["tflite_agreement"] >= 0.9
+        row["export_ok"] = bool(row["saved_model_max_difference"] <= 1e-4 and row["tflite_is_measured"]
+                                and answered.shape == reference.shape
+                                and row["tflite_max_difference"] <= TFLITE_TOLERANCE)
     except Exception as error:  # noqa: BLE001
         row["export"] = _reason(error)
         row["export_ok"] = False

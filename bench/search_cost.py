@@ -173,7 +173,8 @@ def one_shot(data: str, hypermodel, train, validation, test, epochs: int, trials
     record = kso.search._one_shot.read_one_shot(tuner.project_dir) or {}
     tuned = [t for t in record.get("trials", []) if t.get("fine_tuned") is not None]
     extra = {"spearman_fine_tuned": record.get("spearman"),
-             "fine_tuned": [(t["supernet"], t["fine_tuned"], t["params"]) for t in tuned]}
+             "fine_tuned": [(t["supernet"], t["fine_tuned"], t["params"], t.get("fine_tune_epochs")) for t in tuned],
+             "supernet_epochs": (record.get("supernet") or {}).get("epochs")}
     return search_row(data, "one-shot", tuner, seconds, train, validation, test, epochs, extra), seconds
 
 

@@ -226,6 +226,30 @@ def test_a_training_split_over_two_fits_follows_one_schedule_and_keeps_one_best_
     assert flat.stopped and history.epoch == [1] and flat.best_epoch == 0
 
 
+def test_a_plateau_under_the_cosine_anneals_the_rest_of_it_over_the_tail_then_stops():
+    # A loss that cannot fall (SGD's gradient is zero at the optimum): best at epoch 0, patience 2 runs
+    # out at the end of epoch 2 (counted from 0); the rest of a 10-epoch cosine is annealed over 2 epochs.
+    x, y = np.ones((12, 2), "float32"), np.zeros(12, "float32")
+    model, rates, record = _recording_rates()
+    model.layers[0].set_weights([np.zeros((2, 1), "float32"), np.zeros(1, "float32")])
+    cosine = CosineLearningRate(10)
+    keep = KeepBest("loss", "min", patience=2, anneal=cosine, tail=2)
+    history = model.fit(x, y, epochs=10, batch_size=4, verbose=0, callbacks=[cosine, keep, record])
+    assert history.epoch == [0, 1, 2, 3, 4] and keep.stopped and keep.ends == 5 and keep.best_epoch == 0
+    on_schedule = [0.1 * 0.5 * (1 + np.cos(np.pi * step / 30)) for step in range(9)]
+    np.testing.assert_allclose(rates[:9], on_schedule, rtol=1e-5)  # the first three epochs: the 10-epoch cosine
+    done = 9 / 30  # where it stood; the next 6 batches go on from there to the end
+    tail = [0.1 * 0.5 * (1 + np.cos(np.pi * (done + (1 - done) * i / 6))) for i in range(6)]
+    np.testing.assert_allclose(rates[9:], tail, rtol=1e-5)
+    assert rates[9] < rates[8] and rates[-1] < 0.01  # it goes on falling, and ends near zero
+    # Without a cosine to anneal, the plateau stops the training at once, as early stopping does.
+    model, rates, record = _recording_rates()
+    model.layers[0].set_weights([np.zeros((2, 1), "float32"), np.zeros(1, "float32")])
+    flat = KeepBest("loss", "min", patience=2)
+    history = model.fit(x, y, epochs=10, batch_size=4, verbose=0, callbacks=[flat])
+    assert history.epoch == [0, 1, 2] and flat.stopped
+
+
 def test_data_a_supernet_cannot_train_on_is_refused_before_training(tmp_path):
     search = kso.search.OneShotSearch(kso.DenseHyperModel(input_shape=(4,), outputs=3), objective="val_loss",
                                       directory=tmp_path, project_name="data")
