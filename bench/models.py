@@ -16,7 +16,7 @@ accuracy). Then, per model, each step caught and reported on its own:
   compress measured and its class probabilities are within 0.1 of the model's (its 8-bit
   weights move them a little; the top class's agreement is reported too: on the near-tied
   classes of random weights and random labels it is not a measure of the file);
-* the seconds each model took.
+* the seconds each model took, and each stage's (`stage_seconds`).
 
     python bench/models.py                          # all 40 (hours on 2 cores: ConvNeXtBase alone took 15 min)
     python bench/models.py --only MobileNetV3Small ConvNeXtTiny
@@ -86,11 +86,16 @@ def one(name: str, directory: Path) -> dict:
     model.fit(*train, epochs=1, batch_size=16, verbose=0)
     row["params"] = int(model.count_params())
     expected = np.asarray(model(test[0], training=False))
+    stages: dict[str, float] = {}
+    row["stage_seconds"] = stages  # where each model's time goes
+    mark = time.perf_counter()
+    stages["build_and_train"] = round(mark - started, 1)
     try:
         legacy = kso.to_tf_keras(model)
         row["bridge_max_difference"] = float(np.abs(legacy(test[0], training=False).numpy() - expected).max())
     except Exception as error:  # noqa: BLE001 - reported per model
         row["bridge"] = _reason(error)
+    stages["bridge"], mark = round(time.perf_counter() - mark, 1), time.perf_counter()
     try:
         slimmed, plan = kso.slim(model, train[0], ratio=0.5)
         row["slim_params"] = int(slimmed.count_params())
@@ -100,6 +105,7 @@ def one(name: str, directory: Path) -> dict:
             row["slim"] = "every channel is pinned (a model input or output, LayerNormalization, a reshape, ...)"
     except Exception as error:  # noqa: BLE001
         row["slim"] = _reason(error)
+    stages["slim"], mark = round(time.perf_counter() - mark, 1), time.perf_counter()
     small = measured = None
     try:
         small, result = kso.compress(model, train, test_data=test, recipe=[Prune(), Cluster(), Quantize()],
@@ -118,6 +124,7 @@ def one(name: str, directory: Path) -> dict:
         row["compress_warnings"] = list(report.warnings)
     except Exception as error:  # noqa: BLE001
         row["compress"] = _reason(error)
+    stages["compress"], mark = round(time.perf_counter() - mark, 1), time.perf_counter()
     exported = small if small is not None else model
     try:
         reference = np.asarray(exported(test[0], training=False))
@@ -141,6 +148,7 @@ def one(name: str, directory: Path) -> dict:
     except Exception as error:  # noqa: BLE001
         row["export"] = _reason(error)
         row["export_ok"] = False
+    stages["export"] = round(time.perf_counter() - mark, 1)
     row["seconds"] = round(time.perf_counter() - started, 1)
     keras.backend.clear_session()
     return row
