@@ -160,6 +160,7 @@ class _Translation:
         self.unroll = unroll
         self.made: dict[int, Any] = {}
         self.pairs: list[tuple[keras.Layer, object]] = []  # (Keras 3 layer, its tf_keras counterpart)
+        self.operation_calls: dict[str, int] = {}  # how often each Keras 3 operation was replayed
 
     def __call__(self, layer):
         key = id(layer)
@@ -184,7 +185,20 @@ class _Translation:
         import tensorflow as tf
 
         function = getattr(tf.math, SUPPORTED_OPERATIONS[type(operation).__name__])
-        return lambda *args, **kwargs: function(*args, **kwargs)
+
+        def call(*args, **kwargs):
+            # tf_keras names the TFOpLambda layer from a session-wide counter (`tf.math.add_7`), so the
+            # same model crossing twice got other names, and its TFLite file other bytes. It takes the
+            # Keras 3 operation's name, unique in its model (Keras 3 checks), suffixed if called again.
+            output = function(*args, **kwargs)
+            history = getattr(output, "_keras_history", None)
+            if history is not None:
+                calls = self.operation_calls.get(operation.name, 0)
+                self.operation_calls[operation.name] = calls + 1
+                history.layer._name = operation.name if calls == 0 else f"{operation.name}_{calls}"
+            return output
+
+        return call
 
     def layer(self, layer):
         made = self._make(layer)

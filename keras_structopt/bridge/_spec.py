@@ -81,7 +81,8 @@ def carry_back(source: Any, structure: Any) -> Any:
     `source` is a tf_keras model the bridge made from `structure` (the same layers and
     names), after TFMOT's stages changed its weights and were stripped: compression
     hands the user a Keras 3 model again this way. A keras-structopt model is rendered
-    from its `Architecture` (and keeps it); any other is cloned from its config.
+    from its `Architecture` (and keeps it); any other is cloned from its config, its
+    layers, operations and inputs keeping their names (so it crosses the bridge again as it did).
 
     Example:
         >>> import keras, numpy as np, keras_structopt as kso
@@ -95,6 +96,16 @@ def carry_back(source: Any, structure: Any) -> Any:
     import keras
 
     spec = architecture_of(structure)
-    target = render(spec, keras) if spec is not None else keras.models.clone_model(structure)
+    if spec is not None:
+        target = render(spec, keras)
+    elif isinstance(structure, keras.Sequential):
+        target = keras.models.clone_model(structure)  # keeps its input's name
+    else:
+        # clone_model names a functional model's inputs after their tensors (`keras_tensor`): they keep
+        # their layers' names, so that the model crosses the bridge again as it did the first time.
+        inputs = keras.tree.map_structure(
+            lambda tensor: keras.Input(batch_shape=tuple(tensor.shape), dtype=tensor.dtype,
+                                       name=tensor._keras_history[0].name), structure.input)
+        target = keras.models.clone_model(structure, input_tensors=inputs)
     copy_weights(source, target)
     return target
