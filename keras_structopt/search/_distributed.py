@@ -14,6 +14,9 @@ watches them:
   code (picking, compressing, exporting), however long it takes; a chief still serving
   `grace_s` after the last worker left is stuck in Keras Tuner's server loop and is ended
   (`"chief hung"`: its oracle is saved at each trial's end, so a resume finishes the job);
+* the chief finished (exit status 0) -> the run is complete; a worker still running `grace_s`
+  later is ended (one that first asked for a trial after the chief's server closed would
+  wait for it for an hour);
 * a worker died (a signal, or an error) -> it is started again under the same id, up to
   `respawns` times (Keras Tuner's chief hands a returning worker its unfinished trial
   back); past that, the chief and the other workers are ended and the result says so;
@@ -244,11 +247,13 @@ def _supervise(start, processes, opened, join, host, port, workers, respawns, de
                     return finish("completed")
                 return finish("chief died", now)
         elif chief.poll() is not None:
-            if chief.returncode == 0:  # the search is over: the workers are leaving
+            if chief.returncode == 0:  # the search is over and the script's post-search code done
                 while time.monotonic() - now < grace_s and any(processes[t].poll() is None for t in respawned):
                     time.sleep(0.5)
-                if all(processes[t].poll() == 0 for t in respawned):
-                    return finish("completed")
+                # A worker still there has nothing left to do: one that first asked for a trial after the
+                # chief's server had closed (a worker slow to start, the trials all taken) waits for it
+                # up to an hour. It is ended, and the run is complete.
+                return finish("completed")
             return finish("chief died", now)
         for tuner_id in respawned:
             code = processes[tuner_id].poll()
