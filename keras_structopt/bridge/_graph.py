@@ -230,8 +230,7 @@ class _Translation:
         K = self.tf_keras
 
         def new_input(tensor):
-            operation = tensor._keras_history[0]
-            return K.Input(batch_shape=tuple(tensor.shape), dtype=tensor.dtype, name=operation.name)
+            return input_like(K, tensor)
 
         if isinstance(model, keras.Sequential):
             for layer in model.layers:
@@ -241,6 +240,12 @@ class _Translation:
         inputs = keras.tree.map_structure(new_input, model.input)
         outputs = model._run_through_graph(inputs, operation_fn=self)  # replays Keras 3's own order
         return K.Model(inputs=inputs, outputs=outputs, name=model.name)
+
+
+def input_like(K, tensor):
+    """A new input of Keras module `K` shaped, typed and named as a Keras 3 model's input `tensor` (named
+    after its input layer, not the tensor: Keras names those `keras_tensor`)."""
+    return K.Input(batch_shape=tuple(tensor.shape), dtype=tensor.dtype, name=tensor._keras_history[0].name)
 
 
 def iter_layers(model: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

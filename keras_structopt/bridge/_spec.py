@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keras_structopt.bridge._graph import copy_layer_weights, iter_layers
+from keras_structopt.bridge._graph import copy_layer_weights, input_like, iter_layers
 from keras_structopt.errors import UnsupportedModelError
 from keras_structopt.space import Architecture, render
 from keras_structopt.space._keras_builder import ARCHITECTURE_ATTRIBUTE
@@ -103,9 +103,7 @@ def carry_back(source: Any, structure: Any) -> Any:
     else:
         # clone_model names a functional model's inputs after their tensors (`keras_tensor`): they keep
         # their layers' names, so that the model crosses the bridge again as it did the first time.
-        inputs = keras.tree.map_structure(
-            lambda tensor: keras.Input(batch_shape=tuple(tensor.shape), dtype=tensor.dtype,
-                                       name=tensor._keras_history[0].name), structure.input)
+        inputs = keras.tree.map_structure(lambda tensor: input_like(keras, tensor), structure.input)
         target = keras.models.clone_model(structure, input_tensors=inputs)
     copy_weights(source, target)
     return target

@@ -123,7 +123,7 @@ def test_a_worker_still_waiting_when_the_chief_has_finished_is_ended_and_the_run
     # Once seen in CI: a resumed run whose chief finished the search, compressed and exported (exit 0)
     # was reported as "chief died" because its second worker, slow to start, waited on the closed server.
     (tmp_path / "late.py").write_text(LATE_WORKER)
-    result = launch(tmp_path / "late.py", workers=2, grace_s=1, deadline_s=60)
+    result = launch(tmp_path / "late.py", workers=2, grace_s=5, deadline_s=60)
     assert result.status == "completed" and result.ok
     assert result.returncodes["chief"] == 0 and result.returncodes["tuner0"] == 0
     assert result.returncodes["tuner1"] not in (0, None)  # ended by the launcher, not left running
