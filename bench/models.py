@@ -18,7 +18,7 @@ accuracy). Then, per model, each step caught and reported on its own:
   classes of random weights and random labels it is not a measure of the file);
 * the seconds each model took, and each stage's (`stage_seconds`).
 
-    python bench/models.py                          # all 40 (hours on 2 cores: ConvNeXtBase alone took 15 min)
+    python bench/models.py                          # all 40 (hours on 2 cores: NASNetLarge alone took 21 min)
     python bench/models.py --only MobileNetV3Small ConvNeXtTiny
     python bench/models.py --resume                 # measure only the models not yet in the JSON
 
