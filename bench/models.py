@@ -21,6 +21,7 @@ accuracy). Then, per model, each step caught and reported on its own:
     python bench/models.py                          # all 40 (hours on 2 cores: NASNetLarge alone took 21 min)
     python bench/models.py --only MobileNetV3Small ConvNeXtTiny
     python bench/models.py --resume                 # measure only the models not yet in the JSON
+    python bench/models.py --resume --no-compress --only ConvNeXtXLarge   # too large to compress in 24 GB
 
 Prints the table and writes `bench/results/models.json` (after every model: a run cut short
 keeps what it measured). Each model is measured in a process of its own.
@@ -78,7 +79,12 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0][:300]}" if str(error) else type(error).__name__
 
 
-def one(name: str, directory: Path) -> dict:
+class _Skipped(Exception):
+    """Compression left out of a row (its first process ran out of memory while compressing)."""
+
+
+def one(name: str, directory: Path, compress: bool = True) -> dict:
+    """The row of one model; `compress=False` leaves compression out (the row says why: `measure`)."""
     started = time.perf_counter()
     row: dict = {"model": name}
     model = build(name)
@@ -108,6 +114,9 @@ def one(name: str, directory: Path) -> dict:
     stages["slim"], mark = round(time.perf_counter() - mark, 1), time.perf_counter()
     small = measured = None
     try:
+        if not compress:
+            row["compress"] = "not run (--no-compress)"
+            raise _Skipped
         small, result = kso.compress(model, train, test_data=test, recipe=[Prune(), Cluster(), Quantize()],
                                      max_accuracy_loss=None,
                                      fine_tuning=FineTuning(batch_size=16, prune_epochs=1, cluster_epochs=1),
@@ -122,6 +131,8 @@ def one(name: str, directory: Path) -> dict:
                 left[note] = left.get(note, 0) + 1
         row["compress_notes"] = left
         row["compress_warnings"] = list(report.warnings)
+    except _Skipped:
+        pass
     except Exception as error:  # noqa: BLE001
         row["compress"] = _reason(error)
     stages["compress"], mark = round(time.perf_counter() - mark, 1), time.perf_counter()
@@ -157,26 +168,54 @@ def one(name: str, directory: Path) -> dict:
 ROW = "MODEL-ROW "
 
 
-def measure(name: str) -> dict:
-    """Measures one model in a child process of its own, so that what it leaves in TensorFlow's memory
-    (traced functions, converters, SavedModels loaded) goes with it: in one process, 19 models grew it
-    to the machine's 24 GB and the kernel killed the run at the twentieth."""
-    started = time.perf_counter()
-    child = subprocess.run([sys.executable, __file__, "--child", name], capture_output=True, text=True)
+def _row(child) -> dict | None:
     for line in reversed(child.stdout.splitlines()):
         if line.startswith(ROW):
             return json.loads(line[len(ROW):])
+    return None
+
+
+def _gigabytes() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
+def measure(name: str, compress: bool = True) -> dict:
+    """Measures one model in a child process of its own, so that what it leaves in TensorFlow's memory
+    (traced functions, converters, SavedModels loaded) goes with it: in one process, 19 models grew it
+    to the machine's 24 GB and the kernel killed the run at the twentieth.
+
+    A child the kernel kills for lack of memory is measured again without compression (the stage
+    that holds the most copies of the model: TensorFlow keeps memory after each training, see
+    docs/benchmarks.md): its row has the bridge, slimming and both exports of the uncompressed
+    model, and says why compression is missing."""
+    started = time.perf_counter()
+    child = subprocess.run([sys.executable, __file__, "--child", name] + ([] if compress else ["--no-compress"]),
+                           capture_output=True, text=True)
+    row = _row(child)
+    if row is not None:
+        return row
+    first = round(time.perf_counter() - started, 1)
+    if child.returncode == -9 and compress:
+        again = subprocess.run([sys.executable, __file__, "--child", name, "--no-compress"], capture_output=True,
+                               text=True)
+        row = _row(again)
+        if row is not None:
+            row["compress"] = (f"out of memory: killed by the kernel on this {_gigabytes():.0f} GB machine "
+                               f"({first:.0f} s in); measured again without compress")
+            row["seconds"] = round(row["seconds"] + first, 1)
+            return row
+        child = again
     how = (f"killed by signal {-child.returncode}" + (" (out of memory)" if child.returncode == -9 else "")
            if child.returncode < 0 else f"exited with status {child.returncode}")
     return {"model": name, "params": 0, "seconds": round(time.perf_counter() - started, 1),
             "error": f"its process {how} before reporting", "traceback": child.stderr[-2000:]}
 
 
-def child(name: str) -> dict:
+def child(name: str, compress: bool = True) -> dict:
     """The row of one model, measured in this process (the child `measure` starts)."""
     with tempfile.TemporaryDirectory() as directory:
         try:
-            return one(name, Path(directory))
+            return one(name, Path(directory), compress)
         except Exception as error:  # noqa: BLE001 - building or training failed: reported, the run goes on
             return {"model": name, "params": 0, "seconds": 0.0, "error": _reason(error),
                     "traceback": traceback.format_exc()[-2000:]}
@@ -185,6 +224,9 @@ def child(name: str) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # one model, its row printed
+    parser.add_argument("--no-compress", action="store_true",
+                        help="leave compression out (the rows say so): for models whose compression does not fit "
+                             "this machine's memory; the bridge, slimming and both exports are still measured")
     parser.add_argument("--only", nargs="+", default=None, help="constructor names (default: all)")
     parser.add_argument("--output", default="bench/results/models.json")
     parser.add_argument("--resume", action="store_true",
@@ -192,7 +234,7 @@ def main(argv=None) -> int:
                              "can be spread over several sittings)")
     args = parser.parse_args(argv)
     if args.child is not None:
-        print(ROW + json.dumps(child(args.child)), flush=True)
+        print(ROW + json.dumps(child(args.child, compress=not args.no_compress)), flush=True)
         return 0
     names = args.only or CONSTRUCTORS
     unknown = sorted(set(names) - set(CONSTRUCTORS))
@@ -207,7 +249,7 @@ def main(argv=None) -> int:
         started -= sum(row["seconds"] for row in rows)  # the total counts the earlier sittings' models too
     done = {row["model"] for row in rows}
     for name in [n for n in names if n not in done]:
-        rows.append(measure(name))
+        rows.append(measure(name, compress=not args.no_compress))
         print(models_table(rows[-1:]).splitlines()[-1], flush=True)
         out.write_text(json.dumps({"settings": vars(args), "cpus": os.cpu_count(),
                                    "python": platform.python_version(), "keras": keras.__version__,
