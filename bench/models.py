@@ -79,8 +79,27 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0][:300]}" if str(error) else type(error).__name__
 
 
-class _Skipped(Exception):
-    """Compression left out of a row (its first process ran out of memory while compressing)."""
+def _compressed(model, train, test, row: dict):
+    """`(compressed model, its measured TFLite file)`, its numbers put in `row`; `(None, None)` with
+    the reason in `row["compress"]` where `compress` failed."""
+    try:
+        small, result = kso.compress(model, train, test_data=test, recipe=[Prune(), Cluster(), Quantize()],
+                                     max_accuracy_loss=None,
+                                     fine_tuning=FineTuning(batch_size=16, prune_epochs=1, cluster_epochs=1),
+                                     measure_latency=False)
+    except Exception as error:  # noqa: BLE001 - reported per model
+        row["compress"] = _reason(error)
+        return None, None
+    report = result.report
+    row["compress_size_ratio"] = round(report.size_ratio(), 2)
+    row["kernel_sparsity"] = round(report.final.kernel_sparsity, 3)
+    left: dict[str, int] = {}
+    for layer in report.layers:
+        for note in layer.notes:
+            left[note] = left.get(note, 0) + 1
+    row["compress_notes"] = left
+    row["compress_warnings"] = list(report.warnings)
+    return small, result.tflite
 
 
 def one(name: str, directory: Path, compress: bool = True) -> dict:
@@ -113,28 +132,10 @@ def one(name: str, directory: Path, compress: bool = True) -> dict:
         row["slim"] = _reason(error)
     stages["slim"], mark = round(time.perf_counter() - mark, 1), time.perf_counter()
     small = measured = None
-    try:
-        if not compress:
-            row["compress"] = "not run (--no-compress)"
-            raise _Skipped
-        small, result = kso.compress(model, train, test_data=test, recipe=[Prune(), Cluster(), Quantize()],
-                                     max_accuracy_loss=None,
-                                     fine_tuning=FineTuning(batch_size=16, prune_epochs=1, cluster_epochs=1),
-                                     measure_latency=False)
-        measured = result.tflite
-        report = result.report
-        row["compress_size_ratio"] = round(report.size_ratio(), 2)
-        row["kernel_sparsity"] = round(report.final.kernel_sparsity, 3)
-        left = {}
-        for layer in report.layers:
-            for note in layer.notes:
-                left[note] = left.get(note, 0) + 1
-        row["compress_notes"] = left
-        row["compress_warnings"] = list(report.warnings)
-    except _Skipped:
-        pass
-    except Exception as error:  # noqa: BLE001
-        row["compress"] = _reason(error)
+    if compress:
+        small, measured = _compressed(model, train, test, row)
+    else:
+        row["compress"] = "not run (--no-compress)"
     stages["compress"], mark = round(time.perf_counter() - mark, 1), time.perf_counter()
     exported = small if small is not None else model
     try:
