@@ -292,8 +292,11 @@ def test_every_preset_round_trips_through_the_reports_recipe(target, digits):
 
 
 def _batch_timings(models, x, rounds=40):
-    """Median seconds of one batch through each model, by `predict_on_batch` and by a `tf.function`
-    call; the models take turns in every round, so a slow spell of the machine hits them alike."""
+    """Fewest seconds of one batch through each model over the rounds, by `predict_on_batch` and by a
+    `tf.function` call. The models take turns in every round, and the fewest seconds is what the model
+    costs: other work on a shared machine only adds time (in CI, with the suite's other workers on
+    the same two cores, the median of the same structure's `predict_on_batch` once read 1.36x the
+    user's; alone it reads 1.05x)."""
     import time
 
     import tensorflow as tf
@@ -312,7 +315,7 @@ def _batch_timings(models, x, rounds=40):
                 start = time.perf_counter()
                 call(x)
                 seconds[name, way].append(time.perf_counter() - start)
-    return {key: float(np.median(values)) for key, values in seconds.items()}
+    return {key: float(np.min(values)) for key, values in seconds.items()}
 
 
 @pytest.mark.slow
