@@ -228,16 +228,12 @@ class _Translation:
         import keras
 
         K = self.tf_keras
-
-        def new_input(tensor):
-            return input_like(K, tensor)
-
         if isinstance(model, keras.Sequential):
             for layer in model.layers:
                 self(layer)
             layers = [self.made[id(layer)] for layer in model.layers]
-            return K.Sequential([new_input(model.inputs[0]), *layers], name=model.name)
-        inputs = keras.tree.map_structure(new_input, model.input)
+            return K.Sequential([input_like(K, model.inputs[0]), *layers], name=model.name)
+        inputs = keras.tree.map_structure(lambda tensor: input_like(K, tensor), model.input)
         outputs = model._run_through_graph(inputs, operation_fn=self)  # replays Keras 3's own order
         return K.Model(inputs=inputs, outputs=outputs, name=model.name)
 
