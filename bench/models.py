@@ -169,6 +169,12 @@ def one(name: str, directory: Path, compress: bool = True) -> dict:
 ROW = "MODEL-ROW "
 
 
+def _child(name: str, compress: bool) -> subprocess.CompletedProcess:
+    """`bench/models.py --child name` run to its end, its output captured."""
+    return subprocess.run([sys.executable, __file__, "--child", name] + ([] if compress else ["--no-compress"]),
+                          capture_output=True, text=True)
+
+
 def _row(child) -> dict | None:
     for line in reversed(child.stdout.splitlines()):
         if line.startswith(ROW):
@@ -190,15 +196,13 @@ def measure(name: str, compress: bool = True) -> dict:
     docs/benchmarks.md): its row has the bridge, slimming and both exports of the uncompressed
     model, and says why compression is missing."""
     started = time.perf_counter()
-    child = subprocess.run([sys.executable, __file__, "--child", name] + ([] if compress else ["--no-compress"]),
-                           capture_output=True, text=True)
+    child = _child(name, compress)
     row = _row(child)
     if row is not None:
         return row
     first = round(time.perf_counter() - started, 1)
     if child.returncode == -9 and compress:
-        again = subprocess.run([sys.executable, __file__, "--child", name, "--no-compress"], capture_output=True,
-                               text=True)
+        again = _child(name, compress=False)
         row = _row(again)
         if row is not None:
             row["compress"] = (f"out of memory: killed by the kernel on this {_gigabytes():.0f} GB machine "
