@@ -104,6 +104,15 @@ def latency_floor(results: Path) -> str:
     return markdown(["winner", "model", "params", *columns.values()], rows, "llrrrrr")
 
 
+@table("eager_fit")
+def eager_fit(results: Path) -> str:
+    """One pruning stage's fit, traced or eager, by its steps (bench/eager_fit.py)."""
+    rows = [[r["model"], f"{r['params']:,}", str(r["steps"]), f"{r['seconds']['traced']:.2f}",
+             f"{r['seconds']['eager']:.2f}", f"{r['eager_over_traced']:.2f}×"]
+            for r in load(results, "eager_fit.json")["rows"]]
+    return markdown(["model", "params", "steps", "traced (s)", "eager (s)", "eager / traced"], rows, "lrrrrr")
+
+
 @table("size_floor")
 def size_floor(results: Path) -> str:
     """The dense winner's widths: accuracy from scratch and the smallest int8 file (bench/size_floor.py)."""

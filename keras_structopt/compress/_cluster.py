@@ -75,7 +75,7 @@ def layer_clusters(layer, clusters: int, per_channel: bool = False) -> int:
 
 
 def cluster(model, train, stage: Cluster, *, epochs: int, batch_size: int, fine_tuning, treatments,
-            validation=None, verbose=0):
+            validation=None, verbose=0, run_eagerly=False):
     """Clusters every kernel to at most `stage.clusters` distinct values, keeping its zeros.
 
     With `stage.per_channel`, each output channel of a Conv2D kernel gets its own
@@ -138,7 +138,7 @@ def cluster(model, train, stage: Cluster, *, epochs: int, batch_size: int, fine_
 
     result = wrap_fine_tune_strip(
         model, wrap, api.strip_clustering, train, epochs=epochs, batch_size=batch_size,
-        fine_tuning=fine_tuning, validation=validation, verbose=verbose,
+        fine_tuning=fine_tuning, validation=validation, verbose=verbose, run_eagerly=run_eagerly,
     )
     for layer in frozen:
         layer.trainable = True

@@ -121,6 +121,15 @@ def check_labels_for_loss(model, loss, data) -> None:
             check_labels(pair[1], task=task, outputs=int(width), name=f"{argument}[1]", one_hot=one_hot)
 
 
+def count_examples(x) -> int:
+    """How many examples an input holds: an array, or a list or dict of arrays."""
+    if isinstance(x, dict):
+        x = next(iter(x.values()))
+    if isinstance(x, (list, tuple)):
+        x = x[0]
+    return len(x)
+
+
 def head(x, count: int):
     """The first `count` examples of one input array, or of each in a list or dict of them."""
     if isinstance(x, dict):

@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
 
 from keras_structopt import _checks
 from keras_structopt.bridge._layers import _accepted_keys, _dtype
+
+# A fine-tuning fit of at most this many steps runs eagerly unless FineTuning.run_eagerly says otherwise:
+# the traced graph overtakes eager steps between 16 and 32 steps, for a 3-layer dense network,
+# MobileNetV3Small and NASNetMobile alike (bench/eager_fit.py).
+EAGER_MAX_STEPS = 16
 
 # A spec's task -> (loss, metrics), for keras-structopt models that were never compiled.
 TASK_COMPILE = {
@@ -316,10 +322,19 @@ class FineTuning:
             prediction (knowledge distillation; for cross-entropy and regression
             losses). None: on for a preset or a guarded search, off for a recipe
             applied as it is.
+        run_eagerly: Run each fine-tuning `fit` eagerly (True) or as a traced graph
+            (False). None (the default) decides per fit: eagerly when the fit takes
+            at most `EAGER_MAX_STEPS` (16) steps in all. Tracing a large model's
+            training step costs as much as tens of its eager steps (`bench/eager_fit.py`
+            on 2 cores: 2 steps of NASNetMobile under pruning, 98 s traced, 18 s eager;
+            of a 3-layer dense network, 2.1 s and 0.24 s; past 16-32 steps the traced
+            graph is faster).
 
     Example:
         >>> FineTuning(prune_epochs=4).epochs("prune")
         4
+        >>> FineTuning().runs_eagerly(examples=64, epochs=1), FineTuning().runs_eagerly(examples=6400, epochs=1)
+        (True, False)
     """
 
     batch_size: int = 32
@@ -331,6 +346,7 @@ class FineTuning:
     loss: Any = None
     metrics: Any = None
     distill: bool | None = None
+    run_eagerly: bool | None = None
 
     def __post_init__(self):
         _checks.positive_int("batch_size", self.batch_size)
@@ -343,10 +359,20 @@ class FineTuning:
             raise _checks.error(
                 f"Expected distill to be True, False or None. Received: distill={self.distill!r}."
             )
+        if self.run_eagerly is not None and not isinstance(self.run_eagerly, bool):
+            raise _checks.error(
+                f"Expected run_eagerly to be True, False or None. Received: run_eagerly={self.run_eagerly!r}."
+            )
 
     def epochs(self, kind: str) -> int:
         """The fine-tuning epochs of a stage kind (`"slim"`, `"prune"`, `"cluster"`, `"qat"`)."""
         return int(getattr(self, f"{kind}_epochs"))
+
+    def runs_eagerly(self, examples: int, epochs: int) -> bool:
+        """Whether a fine-tuning `fit` of `epochs` over `examples` runs eagerly (see `run_eagerly`)."""
+        if self.run_eagerly is not None:
+            return self.run_eagerly
+        return math.ceil(examples / self.batch_size) * epochs <= EAGER_MAX_STEPS
 
     def replace(self, **changes: Any) -> FineTuning:
         return dataclasses.replace(self, **changes)

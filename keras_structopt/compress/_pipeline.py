@@ -22,7 +22,13 @@ from keras_structopt._types import Data, Model, TFLiteQuantization
 from keras_structopt.bridge import architecture_of, carry_back
 from keras_structopt.bridge._bridge import check_bridgeable, is_tf_keras, tf_keras_copy
 from keras_structopt.compress._cluster import cluster, max_unique_kernel_values
-from keras_structopt.compress._data import as_arrays, check_against_model, check_labels_for_loss, head
+from keras_structopt.compress._data import (
+    as_arrays,
+    check_against_model,
+    check_labels_for_loss,
+    count_examples,
+    head,
+)
 from keras_structopt.compress._fine_tune import CompileSettings, FineTuning
 from keras_structopt.compress._measure import count_model_macs, entropy_bits, keras_latency, tflite_latency
 from keras_structopt.compress._prune import check_plan, check_reached, plan, prune
@@ -315,9 +321,14 @@ class _Job:
 
     # -- the stages ---------------------------------------------------------------------
 
+    def runs_eagerly(self, epochs: int) -> bool:
+        return self.options.runs_eagerly(count_examples(self.fit_data[0]), epochs)
+
     def fit_kwargs(self, treatments, kind: str):
+        epochs = self.options.epochs(kind)
         return {"batch_size": self.options.batch_size, "fine_tuning": self.fit_settings, "treatments": treatments,
-                "validation": self.fit_validation, "verbose": self.verbose, "epochs": self.options.epochs(kind)}
+                "validation": self.fit_validation, "verbose": self.verbose, "epochs": epochs,
+                "run_eagerly": self.runs_eagerly(epochs)}
 
     def treatments_for(self, current, stage: Prune | None) -> dict[str, LayerTreatment]:
         return plan(current, stage if stage is not None else Prune(0.0))
@@ -338,7 +349,7 @@ class _Job:
             if message not in self.warnings:
                 self.warnings.append(message)
         elif self.options.slim_epochs:
-            self.fit_settings.compile(current)
+            self.fit_settings.compile(current, run_eagerly=self.runs_eagerly(self.options.slim_epochs))
             current.fit(self.fit_data[0], self.fit_data[1], batch_size=self.options.batch_size,
                         epochs=self.options.slim_epochs, validation_data=self.fit_validation, verbose=self.verbose)
         return current, slim_plan, narrower

@@ -11,6 +11,7 @@ from keras_structopt.bridge import architecture_of
 from keras_structopt.bridge._graph import iter_layers
 from keras_structopt.bridge._spec import rerender
 from keras_structopt.bridge._tfmot import tfmot
+from keras_structopt.compress._data import count_examples
 from keras_structopt.compress._stages import ConstantSparsity, PolynomialDecay, Prune
 from keras_structopt.compress._treatment import LayerTreatment, layer_weights, pruned_arrays, weight_key, zero_fraction
 
@@ -163,7 +164,7 @@ def pruning_schedule(schedule: PolynomialDecay | ConstantSparsity, sparsity: flo
 
 
 def prune(model, train, stage: Prune, *, epochs: int, batch_size: int, fine_tuning, treatments, validation=None,
-          verbose=0):
+          verbose=0, run_eagerly=False):
     """Prunes the planned weights of a tf_keras model to their targets, fine-tuning it.
 
     It consumes `model` (a disposable tf_keras copy: TFMOT's wrappers mutate the
@@ -173,7 +174,7 @@ def prune(model, train, stage: Prune, *, epochs: int, batch_size: int, fine_tuni
     import tf_keras
 
     sparsity_api = tfmot().sparsity.keras
-    steps = math.ceil(_length(train[0]) / batch_size) * epochs
+    steps = math.ceil(count_examples(train[0]) / batch_size) * epochs
 
     def wrap(path, layer):
         treatment = treatments.get(path)
@@ -193,7 +194,7 @@ def prune(model, train, stage: Prune, *, epochs: int, batch_size: int, fine_tuni
 
     result = wrap_fine_tune_strip(
         model, wrap, sparsity_api.strip_pruning, train, epochs=epochs, batch_size=batch_size,
-        fine_tuning=fine_tuning, validation=validation, verbose=verbose,
+        fine_tuning=fine_tuning, validation=validation, verbose=verbose, run_eagerly=run_eagerly,
         callbacks=[sparsity_api.UpdatePruningStep()],
     )
     for path, layer in iter_layers(result):
@@ -235,16 +236,8 @@ def check_plan(treatments, stage: Prune) -> None:
         )
 
 
-def _length(x) -> int:
-    if isinstance(x, dict):
-        x = next(iter(x.values()))
-    if isinstance(x, (list, tuple)):
-        x = x[0]
-    return len(x)
-
-
 def wrap_fine_tune_strip(
-    model, wrap, strip, train, *, epochs, batch_size, fine_tuning, validation, verbose, callbacks=()
+    model, wrap, strip, train, *, epochs, batch_size, fine_tuning, validation, verbose, callbacks=(), run_eagerly=False
 ):
     """The shape of every TFMOT stage: wrap the layers of a disposable model, fine-tune, strip.
 
@@ -252,6 +245,7 @@ def wrap_fine_tune_strip(
     wrap. `wrap(path, layer)` returns the layer to use (nested models are opened and
     wrapped layer by layer). Returns a clean tf_keras model: a rendering of the
     model's spec with the stripped weights when it has one, else the stripped model.
+    `run_eagerly` is `FineTuning.runs_eagerly`'s answer for this fit.
     """
     import tf_keras
 
@@ -264,7 +258,7 @@ def wrap_fine_tune_strip(
         return clone
 
     wrapped = tf_keras.models.clone_model(model, clone_function=cloner(""))
-    fine_tuning.compile(wrapped)
+    fine_tuning.compile(wrapped, run_eagerly=run_eagerly)
     if epochs:
         wrapped.fit(
             train[0],

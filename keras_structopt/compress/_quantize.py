@@ -77,7 +77,7 @@ def _batch_norm_weights(layer):
 
 
 def quantize_aware(model, train, *, epochs: int, batch_size: int, fine_tuning, preserve: str | None,
-                   validation=None, verbose=0):
+                   validation=None, verbose=0, run_eagerly=False):
     """Quantization-aware fine-tuning of a tf_keras model; returns the QAT model.
 
     `preserve` is `"cluster"` (keep shared values and zeros), `"prune"` (keep zeros)
@@ -107,7 +107,7 @@ def quantize_aware(model, train, *, epochs: int, batch_size: int, fine_tuning, p
             f"Received: {str(error).splitlines()[0][:300]} Use quantization=\"int8\" (post-training) or "
             "\"dynamic\" for this model."
         ) from None
-    fine_tuning.compile(quantized)
+    fine_tuning.compile(quantized, run_eagerly=run_eagerly)
     quantized.fit(train[0], train[1], batch_size=batch_size, epochs=epochs, validation_data=validation,
                   verbose=verbose)
     return quantized

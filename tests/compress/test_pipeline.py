@@ -178,6 +178,7 @@ def test_without_validation_data_the_preset_is_applied_and_the_report_says_so(tr
         (lambda: {"recipe": [0.8]}, r"Expected recipe to hold keras_structopt\.compress stages \(Slim, Prune, Cluster, Quantize\)\. Received: 0\.8\."),
         (lambda: {"validation_data": "v"}, r"Expected validation_data to be an \(x, y\) pair"),
         (lambda: {"fine_tuning": FineTuning(prune_epochs=0)}, r"Expected prune_epochs to be an int >= 1"),
+        (lambda: {"fine_tuning": FineTuning(run_eagerly="yes")}, r"Expected run_eagerly to be True, False or None\. Received: run_eagerly='yes'\."),
         (lambda: {"fine_tuning": {"prune_epochs": 1}}, r"Expected fine_tuning to be a keras_structopt\.compress\.FineTuning\. Received: fine_tuning=\{'prune_epochs': 1\}\."),
         (lambda: {"recipe": [Quantize(per_channel="yes")]}, r"Expected per_channel to be one of \[True, False, 'auto'\]\. Received: per_channel='yes'\."),
         (lambda: {"train_data": "digits"}, r"Expected train_data to be an \(x, y\) pair of arrays or a tf\.data\.Dataset of \(x, y\) pairs\. Received: train_data of type str\."),
@@ -197,6 +198,37 @@ def test_bad_arguments_fail_before_training(trained, digits, make, message):
         kso.compress(trained, train, **arguments)
     fit.assert_not_called()
     keras_fit.assert_not_called()
+
+
+def test_short_fine_tuning_runs_eagerly_long_fine_tuning_traced_and_both_train_alike(trained, digits):
+    """A fit of at most 16 steps runs eagerly (no graph to trace), a longer one traced; the same
+    recipe gives the same weights either way."""
+    from unittest import mock
+
+    import tf_keras
+
+    compiled = []
+    original = tf_keras.Model.compile
+
+    def spy(model, *args, **kwargs):
+        wrappers = {type(layer).__name__ for layer in model.layers} & {"PruneLowMagnitude", "ClusterWeights"}
+        if wrappers:  # a stage's fine-tuning (scoring compiles an identity model too)
+            compiled.append(bool(kwargs.get("run_eagerly")))
+        return original(model, *args, **kwargs)
+
+    x, y = digits.train
+    recipe = [Prune(0.5), Cluster(16)]
+    results = {}
+    with mock.patch.object(tf_keras.Model, "compile", spy):
+        for examples, run_eagerly in ((64, None), (64, False), (640, None)):
+            compiled.clear()
+            small, _ = kso.compress(trained, (x[:examples], y[:examples]), recipe=recipe, max_accuracy_loss=None,
+                                    fine_tuning=FineTuning(prune_epochs=1, cluster_epochs=1, run_eagerly=run_eagerly),
+                                    measure_latency=False)
+            results[examples, run_eagerly] = small.get_weights()
+            assert compiled == [examples == 64 and run_eagerly is None] * 2, (examples, run_eagerly)
+    for eager, traced in zip(results[64, None], results[64, False]):
+        np.testing.assert_allclose(eager, traced, atol=1e-4)
 
 
 def test_compress_takes_at_most_ten_parameters():
