@@ -96,7 +96,7 @@ def shallow(name: str):
     Compressing costs time in proportion to a network's operations, not its widths: a `compress`
     traces the model and converts it to TFLite once per stage. With the full-size models this test
     took 903 s of three workers on 2 cores (ConvNeXtTiny 185 s, NASNetMobile 235 s), with these
-    472 s (NASNet 122 s, ConvNeXt 71 s); the full-size models are compressed by `bench/models.py`.
+    477 s (NASNet 103 s, ConvNeXt 76 s); the full-size models are compressed by `bench/models.py`.
     Xception has no depth setting and is compressed whole."""
     from keras.src.applications import convnext, densenet, efficientnet_v2, mobilenet_v3, nasnet, resnet
 
