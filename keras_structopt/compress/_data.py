@@ -7,7 +7,7 @@ import numpy as np
 from keras_structopt import _checks
 from keras_structopt._labels import check_labels, task_of_loss
 from keras_structopt.bridge import architecture_of
-from keras_structopt.data._datasets import dataset_arrays, is_batched, is_dataset, model_input_rank
+from keras_structopt.data._datasets import dataset_arrays, is_batched, is_dataset, length, model_input_rank
 from keras_structopt.data._tabular import TabularSchema, is_table
 
 
@@ -122,12 +122,10 @@ def check_labels_for_loss(model, loss, data) -> None:
 
 
 def count_examples(x) -> int:
-    """How many examples an input holds: an array, or a list or dict of arrays."""
-    if isinstance(x, dict):
-        x = next(iter(x.values()))
-    if isinstance(x, (list, tuple)):
-        x = x[0]
-    return len(x)
+    """How many examples an input of `as_arrays` holds (an array, or a list or dict of arrays)."""
+    count = length(x)
+    assert count is not None, type(x)  # as_arrays made arrays of it
+    return count
 
 
 def head(x, count: int):

@@ -31,6 +31,18 @@ from keras_structopt.data._digits import Split
 DEFAULT_SPLITS = ("train[:80%]", "train[80%:]", "test")
 
 
+def length(x) -> int | None:
+    """How many examples an input holds: an array, or a list or dict of arrays; None if it has no length."""
+    if isinstance(x, dict):
+        x = next(iter(x.values()), None)
+    if isinstance(x, (list, tuple)) and x and hasattr(x[0], "shape"):
+        x = x[0]
+    try:
+        return len(x)
+    except TypeError:
+        return None
+
+
 def is_dataset(value: Any) -> bool:
     """Whether `value` is a `tf.data.Dataset` (without importing TensorFlow for other values).
 

@@ -14,20 +14,10 @@ import numpy as np
 
 from keras_structopt import _checks, _keras_tuner
 from keras_structopt._trial_files import CurveRecorder, write_json, write_note
+from keras_structopt.data._datasets import length
 from keras_structopt.search._curves import trial_directory
 from keras_structopt.search._failures import NonFiniteStopper
 from keras_structopt.search._stopping import stopped_note
-
-
-def length(x) -> int | None:
-    if isinstance(x, dict):
-        x = next(iter(x.values()), None)
-    if isinstance(x, (list, tuple)) and x and hasattr(x[0], "shape"):
-        x = x[0]
-    try:
-        return len(x)
-    except TypeError:
-        return None
 
 
 def take(x, index):
