@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -162,6 +163,10 @@ def one(name: str, directory: Path, compress: bool = True) -> dict:
         row["export_ok"] = False
     stages["export"] = round(time.perf_counter() - mark, 1)
     row["seconds"] = round(time.perf_counter() - started, 1)
+    # Peak memory: this process's, and the largest of its children's (compress's fine-tuned stages and
+    # conversions run in children for models of 20 M parameters or more: FineTuning.isolated).
+    row["peak_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    row["children_peak_gb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2)
     keras.backend.clear_session()
     return row
 

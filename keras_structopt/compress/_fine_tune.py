@@ -26,6 +26,15 @@ from keras_structopt.bridge._layers import _accepted_keys, _dtype
 # MobileNetV3Small and NASNetMobile alike (bench/eager_fit.py).
 EAGER_MAX_STEPS = 16
 
+# A large model: at least this many parameters (80 MB of float32 weights). Its fine-tuned stages and
+# conversions run in child processes unless FineTuning.isolated says otherwise: TensorFlow keeps about
+# four times the weights after every fit (docs/design.md, "Memory"), TFLite's converter needs tens of
+# times them, while a child costs seconds against a large model's minutes per stage. And it fine-tunes
+# as a traced graph however short the fit: an eager step's gradient tape holds every intermediate
+# tensor of the step, and TFMOT's clustering computes each kernel's distance to every centroid (16
+# times the kernel): ConvNeXtLarge's eager clustering step took 17 GB.
+LARGE_MODEL_PARAMS = 20_000_000
+
 # A spec's task -> (loss, metrics), for keras-structopt models that were never compiled.
 TASK_COMPILE = {
     "multiclass": ("sparse_categorical_crossentropy", ["accuracy"]),
@@ -324,17 +333,36 @@ class FineTuning:
             applied as it is.
         run_eagerly: Run each fine-tuning `fit` eagerly (True) or as a traced graph
             (False). None (the default) decides per fit: eagerly when the fit takes
-            at most `EAGER_MAX_STEPS` (16) steps in all. Tracing a large model's
+            at most `EAGER_MAX_STEPS` (16) steps in all and the model has fewer than
+            `LARGE_MODEL_PARAMS` (20 M) parameters (an eager step holds all its
+            intermediate tensors at once: ConvNeXtLarge's clustering step took 17 GB). Tracing a large model's
             training step costs as much as tens of its eager steps (`bench/eager_fit.py`
             on 2 cores: 2 steps of NASNetMobile under pruning, 98 s traced, 18 s eager;
             of a 3-layer dense network, 2.1 s and 0.24 s; past 16-32 steps the traced
             graph is faster).
+        isolated: Run each fine-tuned stage (slimming's fine-tuning, pruning,
+            clustering) and each TFLite conversion in a child process (True), or all
+            in this one (False). None (the default) isolates them for models of at
+            least `LARGE_MODEL_PARAMS` (20 M) parameters. TensorFlow keeps about four
+            times a model's float32 weights after every training, which only the
+            process's end gives back, and TFLite's converter needs tens of times them
+            while it runs (ConvNeXtTiny: this process peaked at 6.0 GB in `compress`
+            with TFMOT's recipe, 3.1 GB with the conversions isolated). A child costs a
+            TensorFlow import and the model written to a temporary folder (seconds per
+            stage). A model with layers of your own (`kso.bridge.register`) stays in
+            this process with None; True refuses it before any training.
+            Quantization-aware training always runs in this process.
 
     Example:
         >>> FineTuning(prune_epochs=4).epochs("prune")
         4
         >>> FineTuning().runs_eagerly(examples=64, epochs=1), FineTuning().runs_eagerly(examples=6400, epochs=1)
         (True, False)
+        >>> large = 196_245_706  # ConvNeXtLarge's parameters
+        >>> FineTuning().runs_eagerly(examples=64, epochs=1, params=large), FineTuning().isolates(large)
+        (False, True)
+        >>> FineTuning().isolates(2_000_000), FineTuning(isolated=True).isolates(2_000_000)
+        (False, True)
     """
 
     batch_size: int = 32
@@ -347,6 +375,7 @@ class FineTuning:
     metrics: Any = None
     distill: bool | None = None
     run_eagerly: bool | None = None
+    isolated: bool | None = None
 
     def __post_init__(self):
         _checks.positive_int("batch_size", self.batch_size)
@@ -363,16 +392,26 @@ class FineTuning:
             raise _checks.error(
                 f"Expected run_eagerly to be True, False or None. Received: run_eagerly={self.run_eagerly!r}."
             )
+        if self.isolated is not None and not isinstance(self.isolated, bool):
+            raise _checks.error(
+                f"Expected isolated to be True, False or None. Received: isolated={self.isolated!r}."
+            )
 
     def epochs(self, kind: str) -> int:
         """The fine-tuning epochs of a stage kind (`"slim"`, `"prune"`, `"cluster"`, `"qat"`)."""
         return int(getattr(self, f"{kind}_epochs"))
 
-    def runs_eagerly(self, examples: int, epochs: int) -> bool:
-        """Whether a fine-tuning `fit` of `epochs` over `examples` runs eagerly (see `run_eagerly`)."""
+    def runs_eagerly(self, examples: int, epochs: int, params: int = 0) -> bool:
+        """Whether a fine-tuning `fit` of `epochs` over `examples` runs eagerly (see `run_eagerly`);
+        a model of `params` parameters, `LARGE_MODEL_PARAMS` or more, never does by default."""
         if self.run_eagerly is not None:
             return self.run_eagerly
-        return math.ceil(examples / self.batch_size) * epochs <= EAGER_MAX_STEPS
+        return math.ceil(examples / self.batch_size) * epochs <= EAGER_MAX_STEPS and params < LARGE_MODEL_PARAMS
+
+    def isolates(self, params: int) -> bool:
+        """Whether the fine-tuned stages of a model of `params` parameters run in a child process
+        (see `isolated`; a model the child cannot rebuild is checked separately)."""
+        return self.isolated if self.isolated is not None else params >= LARGE_MODEL_PARAMS
 
     def replace(self, **changes: Any) -> FineTuning:
         return dataclasses.replace(self, **changes)

@@ -10,6 +10,7 @@ back to Keras 3 through the bridge.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import warnings
@@ -21,6 +22,7 @@ from keras_structopt._quiet import library_noise
 from keras_structopt._types import Data, Model, TFLiteQuantization
 from keras_structopt.bridge import architecture_of, carry_back
 from keras_structopt.bridge._bridge import check_bridgeable, is_tf_keras, tf_keras_copy
+from keras_structopt.compress._child import isolation_refused, run_in_child
 from keras_structopt.compress._cluster import cluster, max_unique_kernel_values
 from keras_structopt.compress._data import (
     as_arrays,
@@ -52,7 +54,7 @@ from keras_structopt.compress._treatment import LayerTreatment, pruned_arrays, z
 from keras_structopt.errors import ConfigurationError
 from keras_structopt.export._runtime import tflite_predict
 from keras_structopt.export._signature import serving_names
-from keras_structopt.export._tflite import MEASURED_CONVERSION, recurrent_layers, to_tflite_bytes
+from keras_structopt.export._tflite import MEASURED_CONVERSION, isolated_conversion, recurrent_layers, to_tflite_bytes
 
 LATENCY_BATCHES = (1, 256)
 DEFAULT_MAX_ACCURACY_LOSS = 0.01  # one point of accuracy
@@ -201,11 +203,14 @@ def compress(
     job = _Job(model, train, validation, test, settings, options, verbose=verbose, measure_latency=measure_latency,
                distill=bool(distill), quantize=quantize or Quantize("none"))
     job.warnings += notes
+    job.decide_isolation()
     if applied is not None:
         job.check(applied, strict=True)  # before any training
     else:
         job.check(fixed or Recipe(), strict=True)
-    with library_noise():  # TFMOT's wrappers make tf_keras warn on every fine-tuning step
+    # TFMOT's wrappers make tf_keras warn on every fine-tuning step; a large model's conversions run in
+    # child processes, as its fine-tuned stages do (the converter needs tens of times the weights).
+    with library_noise(), isolated_conversion() if job.isolating else contextlib.nullcontext():
         if applied is not None:
             return job.result(*job.run(applied))
         return job.result(*job.search(preset, fixed or Recipe(), cast(float, max_accuracy_loss)))
@@ -322,13 +327,30 @@ class _Job:
     # -- the stages ---------------------------------------------------------------------
 
     def runs_eagerly(self, epochs: int) -> bool:
-        return self.options.runs_eagerly(count_examples(self.fit_data[0]), epochs)
+        return self.options.runs_eagerly(count_examples(self.fit_data[0]), epochs, int(self.baseline.count_params()))
 
     def fit_kwargs(self, treatments, kind: str):
         epochs = self.options.epochs(kind)
         return {"batch_size": self.options.batch_size, "fine_tuning": self.fit_settings, "treatments": treatments,
                 "validation": self.fit_validation, "verbose": self.verbose, "epochs": epochs,
                 "run_eagerly": self.runs_eagerly(epochs)}
+
+    def decide_isolation(self) -> None:
+        """Whether the fine-tuned stages and the TFLite conversions run in child processes
+        (`FineTuning.isolated`); with isolated=True, raises before any training if a child
+        cannot rebuild the model."""
+        self.isolating = False
+        if not self.options.isolates(int(self.baseline.count_params())):
+            return
+        refused = isolation_refused(self.baseline, {"fine_tuning": self.fit_settings})
+        if refused is None:
+            self.isolating = True
+        elif self.options.isolated:
+            raise _checks.error(
+                "Expected a model a child process can rebuild for FineTuning(isolated=True) (tf_keras's and "
+                f"keras-structopt's own layers, settings that pickle). Received: a model for which {refused}. "
+                "Pass isolated=None (such a model then fine-tunes in this process) or False."
+            )
 
     def treatments_for(self, current, stage: Prune | None) -> dict[str, LayerTreatment]:
         return plan(current, stage if stage is not None else Prune(0.0))
@@ -349,16 +371,26 @@ class _Job:
             if message not in self.warnings:
                 self.warnings.append(message)
         elif self.options.slim_epochs:
-            self.fit_settings.compile(current, run_eagerly=self.runs_eagerly(self.options.slim_epochs))
-            current.fit(self.fit_data[0], self.fit_data[1], batch_size=self.options.batch_size,
-                        epochs=self.options.slim_epochs, validation_data=self.fit_validation, verbose=self.verbose)
+            kwargs = self.fit_kwargs(None, "slim")
+            kwargs.pop("treatments")
+            if self.isolating:
+                return run_in_child("fit", current, self.fit_data, **kwargs), slim_plan, narrower
+            self.fit_settings.compile(current, run_eagerly=kwargs["run_eagerly"])
+            current.fit(self.fit_data[0], self.fit_data[1], batch_size=kwargs["batch_size"],
+                        epochs=kwargs["epochs"], validation_data=self.fit_validation, verbose=self.verbose)
         return current, slim_plan, narrower
 
     def pruned(self, current, stage: Prune, treatments):
-        return prune(tf_keras_copy(current), self.fit_data, stage, **self.fit_kwargs(treatments, "prune"))
+        kwargs = self.fit_kwargs(treatments, "prune")
+        if self.isolating:
+            return run_in_child("prune", current, self.fit_data, stage, **kwargs)
+        return prune(tf_keras_copy(current), self.fit_data, stage, **kwargs)
 
     def clustered(self, current, stage: Cluster, treatments):
-        return cluster(tf_keras_copy(current), self.fit_data, stage, **self.fit_kwargs(treatments, "cluster"))
+        kwargs = self.fit_kwargs(treatments, "cluster")
+        if self.isolating:
+            return run_in_child("cluster", current, self.fit_data, stage, **kwargs)
+        return cluster(tf_keras_copy(current), self.fit_data, stage, **kwargs)
 
     def quantized(self, current, stage: Quantize, treatments):
         """`(model to convert, TFLite conversion)` for a quantization stage."""
@@ -430,10 +462,17 @@ class _Job:
         for name, model, settings in steps:
             quantized = name == "quantized"
             layers = per_channel_layers if name in ("clustered", "quantized") else ()
+            # The files measured already are not needed again (a float32 file is as large as the weights,
+            # the models they hold as large again): only the last step's file goes on to the result.
+            self.forget_files(keep=model)
             stages.append(self.measure(name, model, conversion if quantized else "none", treatments, settings,
                                        per_channel_layers=layers, stats_model=before if quantized else None))
             before = model
         return stages
+
+    def forget_files(self, keep) -> None:
+        """Drops every converted file but those of model `keep` (and the models they held)."""
+        self._files = {key: value for key, value in self._files.items() if value[0] is keep}
 
     # -- one recipe as it is ------------------------------------------------------------------
 

@@ -412,12 +412,22 @@ def to_tflite_bytes(
     return strip_tflite(data) if strip else data
 
 
+_SAVED_MODEL_TYPE = 1  # TFLite's ConversionMetadata ModelType.TF_SAVED_MODEL
+
+
 def configure_converter(converter, options: dict, examples) -> None:
     """Sets a `tf.lite.TFLiteConverter` up for `options` (quantization, per-channel scales, int8
     inputs and outputs) and the representative `examples` (a generator function) for int8."""
     import tensorflow as tf
 
     quantization = options["quantization"]
+    metadata = getattr(converter, "_metadata", None)
+    if metadata is not None and getattr(metadata, "environment", None) is not None:
+        # The file records where the converter started from: concrete functions (a tf_keras model, here)
+        # or a SavedModel (a Keras 3 model, or any model converted in a child process). One value for all,
+        # so that a file is byte for byte the same however it was converted (`compress` measures a
+        # large model's files in a child, `export_tflite` converts the model it returned here).
+        metadata.environment.modelType = _SAVED_MODEL_TYPE
     if quantization != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization in ("dynamic", "int8") and not options["per_channel"]:

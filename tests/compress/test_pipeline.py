@@ -93,7 +93,10 @@ def test_a_functional_model_with_operations_crosses_again_as_it_did_and_exports_
     x, y = rng.normal(size=(64, 8)).astype("float32"), rng.integers(0, 3, size=64)
     small, result = kso.compress(model, (x, y), recipe=[Quantize()], max_accuracy_loss=None, measure_latency=False)
     first = [layer.name for layer in result.tf_keras_model.layers]
-    assert first == ["signal", "first", "add", "second", "multiply", "add_1", "head"]  # the Keras 3 names
+    # The Keras 3 names, whatever Keras's own session-wide counter had reached (add, add_1 in a fresh
+    # process; add_18, add_19 where other tests built operations before).
+    assert first == [operation.name for operation in model.operations]
+    assert [name.split("_")[0] for name in first] == ["signal", "first", "add", "second", "multiply", "add", "head"]
     assert [layer.name for layer in kso.to_tf_keras(small).layers] == first
     assert kso.export_tflite(small, tmp_path / "small.tflite").read_bytes() == result.tflite
 
@@ -229,6 +232,120 @@ def test_short_fine_tuning_runs_eagerly_long_fine_tuning_traced_and_both_train_a
             assert compiled == [examples == 64 and run_eagerly is None] * 2, (examples, run_eagerly)
     for eager, traced in zip(results[64, None], results[64, False]):
         np.testing.assert_allclose(eager, traced, atol=1e-4)
+
+
+def test_isolated_stages_fine_tune_in_child_processes_as_they_would_here(digits, tmp_path):
+    """FineTuning(isolated=True) runs pruning and clustering, and every TFLite conversion, each in a
+    child process (TensorFlow keeps memory after every fit); the weights come back as the same stages
+    compute them in this process, and the treatments say what the child reached. (A learning rate
+    too small to move the weights: the two processes shuffle the batches differently.)"""
+    from unittest import mock
+
+    import keras
+
+    from keras_structopt.compress import _child
+
+    x, y = digits.train
+    keras.utils.set_random_seed(0)
+    trained = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64, activation="relu"),
+                                keras.layers.Dense(32, activation="relu"), keras.layers.Dense(10, activation="softmax")])
+    trained.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    trained.fit(x, y, epochs=3, verbose=0)
+    recipe = [Prune(0.5), Cluster(16)]
+    children = []
+    original = _child.subprocess.run
+
+    def spy(command, *args, **kwargs):
+        children.append(command[2])
+        return original(command, *args, **kwargs)
+
+    results = {}
+    with mock.patch.object(_child.subprocess, "run", spy):
+        for isolated in (True, None):
+            children.clear()
+            small, result = kso.compress(trained, (x[:64], y[:64]), test_data=digits.test, recipe=recipe,
+                                         max_accuracy_loss=None, measure_latency=False,
+                                         fine_tuning=FineTuning(prune_epochs=1, cluster_epochs=1, learning_rate=1e-8,
+                                                                isolated=isolated))
+            results[isolated] = small, result.report
+            if isolated:  # converted in a child, its file is still the one exported here, byte for byte
+                assert kso.export_tflite(small, tmp_path / "small.tflite").read_bytes() == result.tflite
+            # A model this small (7 k parameters) fine-tunes here unless asked otherwise.
+            assert children.count("keras_structopt.compress._child") == (2 if isolated else 0), isolated
+            # The baseline's, the pruned and the clustered model's files.
+            assert children.count("keras_structopt.export._convert_child") == (3 if isolated else 0), isolated
+    (isolated_model, isolated_report), (here_model, here_report) = results[True], results[None]
+    assert [w.shape for w in isolated_model.get_weights()] == [w.shape for w in here_model.get_weights()]
+    for there, here in zip(isolated_model.get_weights(), here_model.get_weights()):
+        np.testing.assert_allclose(there, here, atol=1e-4)
+    assert isolated_report.final.kernel_sparsity == pytest.approx(here_report.final.kernel_sparsity, abs=1e-6)
+    assert [t.sparsity for t in isolated_report.layers] == pytest.approx([t.sparsity for t in here_report.layers])
+    assert [t.clusters for t in isolated_report.layers] == [t.clusters for t in here_report.layers]
+    assert [t.sparsity for t in isolated_report.layers if t.pruned] == pytest.approx([0.5] * 3, abs=0.02)
+    assert isolated_report.final.max_unique_kernel_values <= 16
+
+
+def test_isolated_refuses_a_model_a_child_cannot_rebuild_before_training(digits):
+    from unittest import mock
+
+    import keras
+    import tf_keras
+
+    from keras_structopt.bridge._registry import unregister
+
+    class Gain(keras.layers.Layer):  # a user's layer: registered in this process only
+        def build(self, input_shape):
+            self.gain = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="gain")
+
+        def call(self, x):
+            return x * self.gain
+
+    class LegacyGain(tf_keras.layers.Layer):
+        def build(self, input_shape):
+            self.gain = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="gain")
+
+        def call(self, x):
+            return x * self.gain
+
+    kso.bridge.register(Gain, to_tf_keras=LegacyGain)
+    try:
+        model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(8), Gain(),
+                                  keras.layers.Dense(10, activation="softmax")])
+        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        with mock.patch.object(tf_keras.Model, "fit") as fit, pytest.raises(
+                kso.ConfigurationError, match=r"Expected a model a child process can rebuild for "
+                r"FineTuning\(isolated=True\).*Received: a model for which its layers LegacyGain are not tf_keras's"):
+            kso.compress(model, digits.train, recipe=[Prune(0.5)], max_accuracy_loss=None,
+                         fine_tuning=FineTuning(isolated=True))
+        fit.assert_not_called()
+    finally:
+        unregister(Gain)
+    with pytest.raises(kso.ConfigurationError, match=r"Expected isolated to be True, False or None\. "
+                                                     r"Received: isolated='yes'"):
+        FineTuning(isolated="yes")
+
+
+def test_a_fit_in_a_child_trains_the_model_and_a_failed_child_names_its_error(trained, digits):
+    """Slimming's fine-tuning (a plain fit) in a child: the weights it trained come back into a
+    copy of the model; a child that fails names the stage and its error."""
+    from keras_structopt.bridge._bridge import tf_keras_copy
+    from keras_structopt.compress._child import run_in_child
+    from keras_structopt.compress._fine_tune import CompileSettings
+
+    model = tf_keras_copy(trained)
+    settings = CompileSettings.resolve(trained, FineTuning())
+    x, y = digits.train
+    fitted = run_in_child("fit", model, (x[:256], y[:256]), fine_tuning=settings, batch_size=32, epochs=1,
+                          validation=None, verbose=0, run_eagerly=False)
+    assert fitted is not model and [layer.name for layer in fitted.layers] == [layer.name for layer in model.layers]
+    moved = [float(np.abs(a - b).max()) for a, b in zip(fitted.get_weights(), model.get_weights())]
+    assert min(moved) > 1e-6  # every weight trained
+    for each in (model, fitted):
+        settings.compile(each)
+    assert fitted.evaluate(x[:256], y[:256], verbose=0)[0] < model.evaluate(x[:256], y[:256], verbose=0)[0]
+    with pytest.raises(RuntimeError, match=r"The prune stage, run in a child process \(FineTuning\(isolated=\.\.\.\)\), "
+                                           r"failed: TypeError: prune\(\) missing 3 required keyword-only arguments"):
+        run_in_child("prune", model, (x[:4], y[:4]), None, treatments={})
 
 
 def test_compress_takes_at_most_ten_parameters():
