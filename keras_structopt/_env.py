@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def is_worker() -> bool:
@@ -16,3 +17,19 @@ def is_worker() -> bool:
         False
     """
     return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "chief")
+
+
+def child_environment() -> dict[str, str]:
+    """The environment of a child Python process that runs one of this package's modules: this
+    process's, with the package found where this process found it and TensorFlow's C++ logging off.
+
+    Example:
+        >>> import os
+        >>> env = child_environment()
+        >>> env["TF_CPP_MIN_LOG_LEVEL"], os.path.isdir(os.path.join(env["PYTHONPATH"].split(os.pathsep)[0],
+        ...                                                          "keras_structopt"))
+        ('3', True)
+    """
+    package_root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path)

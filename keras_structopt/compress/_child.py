@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import signal
@@ -31,6 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from keras_structopt._env import child_environment
 from keras_structopt.bridge._graph import iter_layers
 
 KINDS = ("fit", "prune", "cluster")
@@ -89,11 +89,9 @@ def run_in_child(kind: str, model, train, stage: Any = None, **kwargs):
         with open(folder / "stage.pkl", "wb") as file:
             pickle.dump(payload, file, protocol=5)
         del payload
-        package_root = str(Path(__file__).resolve().parents[2])
-        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
         child = subprocess.run([sys.executable, "-m", "keras_structopt.compress._child", str(folder)],
                                stdout=None if kwargs.get("verbose") else subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path))
+                               text=True, env=child_environment())
         if child.returncode != 0 or not (folder / "result.pkl").is_file():
             if (folder / "error.txt").is_file():
                 reason = (folder / "error.txt").read_text()

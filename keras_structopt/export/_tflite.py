@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._env import child_environment
 from keras_structopt._quiet import library_noise
 from keras_structopt._types import Inputs, Model, PathLike, TFLiteQuantization
 from keras_structopt.bridge._graph import iter_layers
@@ -514,11 +515,8 @@ def _convert_in_child(directory: str, options: dict, examples) -> bytes:
         np.savez(str(folder / "examples.npz"), **arrays)  # type: ignore[arg-type]
         options = dict(options, example_names=[str(k) for k in keys] if named else None)
     (folder / "options.json").write_text(json.dumps(options))
-    package_root = str(Path(__file__).resolve().parents[2])  # found however this process found the package
-    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
     child = subprocess.run([sys.executable, "-m", "keras_structopt.export._convert_child", str(folder)],
-                           capture_output=True, text=True,
-                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path))
+                           capture_output=True, text=True, env=child_environment())
     if child.returncode == 0 and (folder / "model.tflite").is_file():
         return (folder / "model.tflite").read_bytes()
     reason = (folder / "error.txt").read_text() if (folder / "error.txt").is_file() else ""
