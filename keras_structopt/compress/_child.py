@@ -59,9 +59,8 @@ def isolation_refused(model, kwargs: dict) -> str | None:
     foreign = sorted({type(layer).__name__ for _, layer in iter_layers(model) if not _portable(type(layer))})
     if foreign:
         return f"its layers {', '.join(foreign)} are not tf_keras's or keras-structopt's own"
-    settings = {key: value for key, value in kwargs.items() if key not in ("validation",)}
     try:
-        pickle.dumps(settings)
+        pickle.dumps(kwargs)
     except Exception as error:  # noqa: BLE001 - any reason a setting does not pickle
         return f"its fine-tuning settings do not pickle ({type(error).__name__}: {error})"
     return None
