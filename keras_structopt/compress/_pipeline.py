@@ -269,6 +269,27 @@ def _climb(ladder, attempt, start):
     return result if kept else best
 
 
+@dataclasses.dataclass
+class _Reached:
+    """A state the guarded search reached with kept settings: the model, its treatments
+    (None: not yet planned), the steps to it, the settings chosen and the slimming's plan."""
+
+    model: Any
+    treatments: dict[str, LayerTreatment] | None
+    steps: list[tuple[str, Any, str]]
+    chosen: dict[str, Any]
+    plan: Any
+    keras_model: Any
+
+    def then(self, model, treatments, kind: str, stage, step: str) -> _Reached:
+        """This state followed by one more kept stage."""
+        return _Reached(model, treatments, [*self.steps, (step, model, stage.describe())],
+                        {**self.chosen, kind: stage}, self.plan, self.keras_model)
+
+    def label(self) -> str:
+        return ", ".join(settings for _, _, settings in self.steps) or "the baseline"
+
+
 def _per_channel_layers(treatments) -> tuple[str, ...]:
     marked = "clustered per output channel"
     return tuple(t.layer for t in treatments.values() if any(n.startswith(marked) for n in t.notes))
@@ -527,6 +548,9 @@ class _Job:
         chosen: dict[str, Any] = {kind: _OFF.get(kind) for kind in KINDS}
         steps: list[tuple[str, Any, str]] = []
         current = self.baseline
+        # Every state a kept try reached (weak to strong, the baseline first): if quantization
+        # keeps nothing on the strongest, it is tried on these (conversions only, no training).
+        reached: list[_Reached] = [_Reached(current, None, [], dict(chosen), None, None)]
 
         # 1. Slimming (Keras 3 models only): the strongest ratio within the tolerance.
         stage, settings = options("slim")
@@ -536,6 +560,9 @@ class _Job:
         def try_slim(candidate_stage):
             candidate, slim_plan, narrower = self.slimmed(candidate_stage)
             kept = judge("slim", candidate_stage.ratio, candidate, fixed_stage=candidate_stage is stage)
+            if kept or candidate_stage is stage:
+                reached.append(_Reached(candidate, None, [("slimmed", candidate, candidate_stage.describe())],
+                                        {**chosen, "slim": candidate_stage}, slim_plan, narrower))
             return kept, (candidate, slim_plan, narrower, candidate_stage)
 
         if stage is not None:
@@ -547,6 +574,8 @@ class _Job:
         if best is not None:
             current, self.slim_plan, self.keras_model, chosen["slim"] = best
             steps.append(("slimmed", current, chosen["slim"].describe()))
+        reached = [state for state in reached if state.model is current or state.plan is None]
+        unpruned = reached[-1]
 
         # 2. Pruning: the fixed stage, the target's m:n pattern, or the strongest sparsity within the tolerance.
         stage, settings = options("prune")
@@ -558,6 +587,8 @@ class _Job:
             candidate = self.pruned(current, candidate_stage, treatments)
             label = (candidate_stage.describe().split()[0] if candidate_stage.m_by_n else candidate_stage.sparsity)
             kept = judge("prune", label, candidate, fixed_stage=candidate_stage is stage)
+            if kept or candidate_stage is stage:
+                reached.append(unpruned.then(candidate, treatments, "prune", candidate_stage, "pruned"))
             return kept or candidate_stage is stage, (candidate, treatments, candidate_stage)
 
         if stage is not None:
@@ -577,11 +608,14 @@ class _Job:
 
         # 3. Clustering: the fixed stage, or the fewest values within the tolerance.
         stage, settings = options("cluster")
+        base = next(state for state in reversed(reached) if state.model is current)
 
         def try_cluster(candidate_stage):
             trial_treatments = {k: dataclasses.replace(t, notes=list(t.notes)) for k, t in treatments.items()}
             candidate = self.clustered(current, candidate_stage, trial_treatments)
             kept = judge("cluster", candidate_stage.clusters, candidate, fixed_stage=candidate_stage is stage)
+            if kept or candidate_stage is stage:
+                reached.append(base.then(candidate, trial_treatments, "cluster", candidate_stage, "clustered"))
             return kept or candidate_stage is stage, (candidate, trial_treatments, candidate_stage)
 
         if stage is not None:
@@ -613,6 +647,41 @@ class _Job:
             tries[-1]["gzip_bytes"] = size
             if (kept or candidate_stage is stage) and (best is None or size < best[0]):
                 best = (size, candidate, candidate_conversion, candidate_stage)
+        if best is None and stage is None and candidates:
+            # Quantization lost more than what the stages before it left of the tolerance. A
+            # weaker state they reached (a weaker rung, an earlier stage, the baseline) may
+            # leave enough: the strongest that keeps a quantization whose file is smaller than
+            # the strongest state's float32 one is taken instead, with its quantization.
+            float_size = len(gzip.compress(self.tflite(current, "none"), compresslevel=9))
+            for state in reversed(reached):
+                if state.model is current:
+                    continue
+                found = None
+                for candidate_stage in candidates:
+                    if candidate_stage.mode == "qat":  # the fallback converts, it does not fine-tune
+                        continue
+                    try:
+                        candidate, candidate_conversion = self.quantized(state.model, candidate_stage, state.treatments)
+                        size = len(gzip.compress(self.tflite(candidate, candidate_conversion), compresslevel=9))
+                    except ConfigurationError:
+                        continue
+                    if size >= float_size or (found is not None and size >= found[0]):
+                        continue
+                    if judge("quantize", f"{candidate_stage.mode} after {state.label()}", candidate,
+                             candidate_conversion):
+                        tries[-1]["gzip_bytes"] = size
+                        found = (size, candidate, candidate_conversion, candidate_stage)
+                if found is not None:
+                    best = found
+                    current, steps, chosen = state.model, list(state.steps), dict(state.chosen)
+                    treatments = state.treatments if state.treatments is not None else self.treatments_for(
+                        current, None)
+                    self.slim_plan = state.plan
+                    self.keras_model = state.keras_model if state.plan is not None else self.model
+                    self.warnings.append(
+                        f"quantization lost more than max_accuracy_loss={limit:g} after the strongest stages "
+                        f"found; it was kept after weaker ones whose file is smaller: {state.label()}")
+                    break
         if best is not None:
             _, final, conversion, chosen["quantize"] = best
             if chosen["quantize"].applies:  # a float32 file is no stage of its own

@@ -80,9 +80,12 @@ def test_residual_cnn_meets_the_compression_target(tmp_path):
     # The guarded search of the cpu preset (shorter fine-tuning), within 1.5 points of validation accuracy. On 359
     # validation images one image is 0.28 points, and with the default guard of one point the greedy search's outcome
     # turned on single images: slimming 0.25 or clustering to 32 values lost 4 images (1.11 points) and was refused,
-    # for 4.8x or 7.8x depending on the thread count (Keras 3.15, TF 2.21); at 1.5 points, 7.8x and 10.0x.
+    # for 4.8x or 7.8x depending on the thread count (Keras 3.15, TF 2.21); at 1.5 points, 7.8x and 10.0x. Clustering
+    # fine-tunes for its default three epochs: after two, a fresh optimizer's first steps had not settled and
+    # clustering lost 2 points whatever the count (32, 64 or 200 values alike) in one worker's run (3.8x); after three
+    # or four it lost none (12.3x in that run).
     small, result = kso.compress(model, train, validation_data=validation, test_data=test, max_accuracy_loss=0.015,
-                                 fine_tuning=FineTuning(slim_epochs=2, prune_epochs=4, cluster_epochs=2))
+                                 fine_tuning=FineTuning(slim_epochs=2, prune_epochs=4, cluster_epochs=3))
     report = result.report
     assert all(entry["loss"] <= 0.015 + 1e-9 for entry in report.search if entry["kept"] and entry["loss"] is not None)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))

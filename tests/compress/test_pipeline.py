@@ -2,6 +2,7 @@ import gzip
 import subprocess
 import sys
 import textwrap
+from unittest import mock
 
 import keras_tuner
 import numpy as np
@@ -158,6 +159,46 @@ def test_without_validation_data_the_preset_is_applied_and_the_report_says_so(tr
     assert [s.name for s in report.stages] == ["baseline", "slimmed", "pruned", "quantized"]
     assert report.recipe.prune.m_by_n == (2, 4) and report.recipe.quantize.mode == "float16"
     assert any("no validation_data" in w for w in report.warnings)
+
+
+def test_quantization_too_lossy_on_the_strongest_state_is_kept_on_a_weaker_one(trained, digits):
+    """A greedy search can spend the whole tolerance before quantization (the largest saving
+    for the least accuracy, usually): quantization is then tried on the weaker states the
+    search reached, strongest first, and kept on the first it fits. Here a converted file
+    is scored as hopeless once more than 60 % of its kernels are zeros."""
+    from keras_structopt.compress import _pipeline
+    from keras_structopt.compress._prune import kernels
+
+    score = _pipeline._Job.score
+
+    def harsh(job, model, data, conversion=None):
+        scores = score(job, model, data, conversion)
+        values = np.concatenate([kernel.ravel() for _, kernel in kernels(model)])
+        sparsity = np.mean(values == 0)
+        if conversion not in (None, "none") and sparsity > 0.6:
+            scores = {key: (0.0 if key == "accuracy" else value) for key, value in scores.items()}
+        return scores
+
+    with mock.patch.object(_pipeline._Job, "score", harsh), pytest.warns(RuntimeWarning, match="after weaker ones"):
+        _, result = kso.compress(trained, digits.train, validation_data=digits.validation, test_data=digits.test,
+                                 recipe=[Slim(None), Cluster(None)], max_accuracy_loss=0.05,
+                                 fine_tuning=FineTuning(prune_epochs=1), measure_latency=False)
+    report = result.report
+    tries = [(entry["stage"], entry["setting"], entry["kept"]) for entry in report.search]
+    assert ("prune", 0.5, True) in tries and ("prune", 0.75, True) in tries  # both within 5 points in Keras
+    assert ("quantize", "dynamic", False) in tries  # on the strongest sparsity: scored 0
+    fallback = [entry for entry in report.search if str(entry["setting"]).startswith("dynamic after")]
+    # Tried after every weaker sparsity kept, strongest first, until it fits (after 0.5: 60 % or less zeros).
+    kept = sorted(setting for stage, setting, was_kept in tries if stage == "prune" and was_kept)
+    assert [entry["setting"] for entry in fallback] == [f"dynamic after sparsity {v:g} (polynomial)"
+                                                       for v in reversed(kept[:-1])]
+    assert [entry["kept"] for entry in fallback] == [False] * (len(kept) - 2) + [True]
+    assert report.recipe.prune.sparsity == 0.5 and report.recipe.quantize.mode == "dynamic"
+    assert [s.name for s in report.stages] == ["baseline", "pruned", "quantized"]
+    assert report.final.kernel_sparsity == pytest.approx(0.5, abs=0.01)
+    assert report.final.tflite_gzip_bytes < report.baseline.tflite_gzip_bytes / 3  # int8 with half the weights zero
+    assert any(warning.endswith("after weaker ones whose file is smaller: sparsity 0.5 (polynomial)")
+               for warning in report.warnings)
 
 
 @pytest.mark.parametrize(
