@@ -5,6 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# A large model: at least this many parameters (80 MB of float32 weights). `compress` fine-tunes its
+# stages and converts its files in child processes, and `export_tflite` converts it in one (see
+# FineTuning.isolated): TensorFlow keeps about four times the weights after every training, and
+# TFLite's converter needs tens of times them while it runs, memory only a process's end gives back;
+# a child costs seconds against a large model's minutes.
+LARGE_MODEL_PARAMS = 20_000_000
+
 
 def is_worker() -> bool:
     """Whether this process is a Keras Tuner worker of a distributed search (not its chief).

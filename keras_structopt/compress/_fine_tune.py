@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from keras_structopt import _checks
+from keras_structopt._env import LARGE_MODEL_PARAMS
 from keras_structopt.bridge._layers import _accepted_keys, _dtype
 
 # A fine-tuning fit of at most this many steps runs eagerly unless FineTuning.run_eagerly says otherwise:
@@ -26,14 +27,11 @@ from keras_structopt.bridge._layers import _accepted_keys, _dtype
 # MobileNetV3Small and NASNetMobile alike (bench/eager_fit.py).
 EAGER_MAX_STEPS = 16
 
-# A large model: at least this many parameters (80 MB of float32 weights). Its fine-tuned stages and
-# conversions run in child processes unless FineTuning.isolated says otherwise: TensorFlow keeps about
-# four times the weights after every fit (docs/design.md, "Memory"), TFLite's converter needs tens of
-# times them, while a child costs seconds against a large model's minutes per stage. And it fine-tunes
-# as a traced graph however short the fit: an eager step's gradient tape holds every intermediate
-# tensor of the step, and TFMOT's clustering computes each kernel's distance to every centroid (16
-# times the kernel): ConvNeXtLarge's eager clustering step took 17 GB.
-LARGE_MODEL_PARAMS = 20_000_000
+# A large model (`LARGE_MODEL_PARAMS`, from `_env`): its fine-tuned stages and conversions run in child
+# processes unless FineTuning.isolated says otherwise (docs/design.md, "Memory"). And it fine-tunes as a
+# traced graph however short the fit: an eager step's gradient tape holds every intermediate tensor of
+# the step, and TFMOT's clustering computes each kernel's distance to every centroid (16 times the
+# kernel): ConvNeXtLarge's eager clustering step took 17 GB.
 
 # A spec's task -> (loss, metrics), for keras-structopt models that were never compiled.
 TASK_COMPILE = {

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from keras_structopt import _checks
-from keras_structopt._env import child_environment
+from keras_structopt._env import LARGE_MODEL_PARAMS, child_environment
 from keras_structopt._quiet import library_noise
 from keras_structopt._types import Inputs, Model, PathLike, TFLiteQuantization
 from keras_structopt.bridge._graph import iter_layers
@@ -319,6 +319,10 @@ def to_tflite_bytes(
     converter use a `WHILE` loop instead of an unrolled graph many times larger
     (and a dynamic batch does not convert); `tflite_predict` feeds them one example
     at a time. The file's `serving_default` signature has the SavedModel's names.
+    A model of 20 M parameters or more (`LARGE_MODEL_PARAMS`) is converted in a child
+    process, as inside `isolated_conversion()`: the converter needs tens of times the
+    weights while it runs, and only a process's end gives that memory back. The file
+    is the same byte for byte.
 
     Args:
         model: The model (one input or several).
@@ -389,7 +393,9 @@ def to_tflite_bytes(
             write_saved_model(model, saved)
         else:
             module = _serving_module(model, _input_specs(model, 1 if recurrent else None))
-        if quantization in _ISOLATED.get():  # untrusted input: a converter crash must not end this process
+        # Untrusted input (a converter crash must not end this process), or a large model (the converter's
+        # memory goes back with the child's end).
+        if quantization in _ISOLATED.get() or int(model.count_params()) >= LARGE_MODEL_PARAMS:
             if module is not None:
                 tf.saved_model.save(module, saved, signatures={"serving_default": module.serve.get_concrete_function()})
             data = _convert_in_child(directory, options, examples)
@@ -468,7 +474,8 @@ def isolated_conversion(quantizations: Sequence[str] | str = QUANTIZATIONS) -> I
     (and int8's calibration examples as `.npz`) into a temporary directory and convert it
     in a fresh Python process; a crash there is raised here as a `ConfigurationError` that
     names the signal, and this process goes on. It costs one process start (a TensorFlow
-    import, seconds) per conversion.
+    import, seconds) per conversion. A model of 20 M parameters or more is converted
+    this way in any case (`LARGE_MODEL_PARAMS`: for the converter's memory).
 
     Args:
         quantizations: The conversions to isolate, by quantization (default: all four);
@@ -528,14 +535,20 @@ def _convert_in_child(directory: str, options: dict, examples) -> bytes:
         last = [line for line in child.stderr.splitlines() if line.strip()][-3:]
         raise _checks.error(
             "Expected a model and representative_data that TFLite's converter converts. Received: its conversion, "
-            f"run in a child process for untrusted input, exited with status {child.returncode} "
+            f"run in a child process, exited with status {child.returncode} "
             f"({' | '.join(last)[-500:] or 'no output'}); this process and its files are untouched."
+        )
+    name = signal.Signals(-child.returncode).name
+    if name == "SIGKILL":
+        raise _checks.error(
+            "Expected a model TFLite's converter can convert in this machine's memory. Received: its conversion, "
+            "run in a child process, was killed by SIGKILL (most likely the kernel's out-of-memory killer: the "
+            "converter needs tens of times the model's weights; this process and its files are untouched)."
         )
     raise _checks.error(
         "Expected a model and representative_data that TFLite's converter converts. Received: its conversion, run "
-        f"in a child process for untrusted input, was killed by {signal.Signals(-child.returncode).name} (a crash "
-        "in TensorFlow Lite's C++ code; this process and its files are untouched). Try another quantization "
-        "(\"dynamic\" calibrates nothing)."
+        f"in a child process, was killed by {name} (a crash in TensorFlow Lite's C++ code; this process and its "
+        "files are untouched). Try another quantization (\"dynamic\" calibrates nothing)."
     )
 
 
