@@ -40,3 +40,27 @@ def child_environment() -> dict[str, str]:
     package_root = str(Path(__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path)
+
+
+def offer_to_out_of_memory_killer() -> None:
+    """Marks this process as the first the kernel's out-of-memory killer ends (Linux).
+
+    A child process that fine-tunes or converts for its parent calls it first: if the two
+    together outgrow the machine's memory, the kernel kills the child, whose failure the
+    parent reports, and not the parent, which holds the user's session. Raising one's own
+    score needs no privilege; elsewhere it does nothing.
+
+    Example:
+        >>> import subprocess, sys
+        >>> code = ("from keras_structopt._env import offer_to_out_of_memory_killer as offer; offer(); "
+        ...         "import os; print(open('/proc/self/oom_score_adj').read().strip() "
+        ...         "if os.path.exists('/proc/self/oom_score_adj') else 1000)")
+        >>> subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+        ...                env=child_environment()).stdout.strip()
+        '1000'
+    """
+    try:
+        with open("/proc/self/oom_score_adj", "w") as file:
+            file.write("1000")
+    except OSError:
+        pass

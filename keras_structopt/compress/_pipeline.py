@@ -550,7 +550,15 @@ class _Job:
         current = self.baseline
         # Every state a kept try reached (weak to strong, the baseline first): if quantization
         # keeps nothing on the strongest, it is tried on these (conversions only, no training).
+        # A large model (its stages in child processes) keeps only each stage's chosen state, which
+        # the path holds anyway: each weaker rung kept would hold one more copy of its weights.
         reached: list[_Reached] = [_Reached(current, None, [], dict(chosen), None, None)]
+
+        def held(states: list[_Reached]) -> list[_Reached]:
+            if not self.isolating:
+                return states
+            models = [self.baseline] + [model for _, model, _ in steps]
+            return [state for state in states if any(state.model is model for model in models)]
 
         # 1. Slimming (Keras 3 models only): the strongest ratio within the tolerance.
         stage, settings = options("slim")
@@ -605,6 +613,7 @@ class _Job:
             current, treatments, chosen["prune"] = best
             self.warnings += check_reached(current, treatments)
             steps.append(("pruned", current, chosen["prune"].describe()))
+        reached = held(reached)
 
         # 3. Clustering: the fixed stage, or the fewest values within the tolerance.
         stage, settings = options("cluster")
@@ -627,6 +636,7 @@ class _Job:
         if best is not None:
             current, treatments, chosen["cluster"] = best
             steps.append(("clustered", current, chosen["cluster"].describe()))
+        reached = held(reached)
 
         # 4. Quantization: of the conversions within the tolerance (judged on their TFLite files), the
         # smallest file; on a tiny model a fully int8 file can be larger than a dynamic-range one.

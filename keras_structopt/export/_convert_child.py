@@ -62,4 +62,7 @@ def main(folder: str) -> int:
 
 
 if __name__ == "__main__":
+    from keras_structopt._env import offer_to_out_of_memory_killer
+
+    offer_to_out_of_memory_killer()  # if memory runs out, this child goes, not its parent
     sys.exit(main(sys.argv[1]))
