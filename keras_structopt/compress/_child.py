@@ -66,6 +66,12 @@ def isolation_refused(model, kwargs: dict) -> str | None:
     return None
 
 
+class StageOutOfMemory(RuntimeError):
+    """A stage's child process was killed by SIGKILL: most likely the kernel's out-of-memory
+    killer, the stage needing more memory than the machine had left. `compress` skips such a
+    stage (the report says why) rather than fail."""
+
+
 def _weights_by_path(model) -> dict[str, list]:
     return {path: layer.get_weights() for path, layer in iter_layers(model)}
 
@@ -100,7 +106,10 @@ def run_in_child(kind: str, model, train, stage: Any = None, **kwargs):
             else:
                 last = [line for line in child.stderr.splitlines() if line.strip()][-3:]
                 reason = f"exit status {child.returncode} ({' | '.join(last)[-500:] or 'no output'})"
-            raise RuntimeError(f"The {kind} stage, run in a child process (FineTuning(isolated=...)), failed: {reason}")
+            message = f"The {kind} stage, run in a child process (FineTuning(isolated=...)), failed: {reason}"
+            if child.returncode == -signal.SIGKILL and not (folder / "error.txt").is_file():
+                raise StageOutOfMemory(message)
+            raise RuntimeError(message)
         with open(folder / "result.pkl", "rb") as file:
             result = pickle.load(file)
     copy = tf_keras_copy(model, for_tflite=True)  # as every stage's model is

@@ -349,7 +349,9 @@ class FineTuning:
             TensorFlow import and the model written to a temporary folder (seconds per
             stage). A model with layers of your own (`kso.bridge.register`) stays in
             this process with None; True refuses it before any training.
-            Quantization-aware training always runs in this process.
+            Quantization-aware training always runs in this process. A stage whose
+            child the kernel kills for lack of memory (SIGKILL) is skipped, and the
+            report's warnings say so; any other failure of a child is raised.
 
     Example:
         >>> FineTuning(prune_epochs=4).epochs("prune")

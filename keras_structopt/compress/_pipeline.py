@@ -22,7 +22,7 @@ from keras_structopt._quiet import library_noise
 from keras_structopt._types import Data, Model, TFLiteQuantization
 from keras_structopt.bridge import architecture_of, carry_back
 from keras_structopt.bridge._bridge import check_bridgeable, is_tf_keras, tf_keras_copy
-from keras_structopt.compress._child import isolation_refused, run_in_child
+from keras_structopt.compress._child import StageOutOfMemory, isolation_refused, run_in_child
 from keras_structopt.compress._cluster import cluster, max_unique_kernel_values
 from keras_structopt.compress._data import (
     as_arrays,
@@ -497,30 +497,54 @@ class _Job:
 
     # -- one recipe as it is ------------------------------------------------------------------
 
+    def skipped(self, kind: str, error: StageOutOfMemory) -> None:
+        """Records a stage whose child process ran out of memory: skipped, the model as it was."""
+        self.warnings.append(f"the {kind} stage was skipped: {error} on this machine; the stages after it "
+                             "went on from the model before it")
+
     def run(self, recipe: Recipe):
         current = self.baseline
         treatments = self.treatments_for(current, recipe.prune)
         steps: list[tuple[str, Any, str]] = []
+        applied = {kind: recipe.complete().get(kind) for kind in KINDS}
+        pruned = False
         if recipe.slim is not None and recipe.slim.applies:
-            current, self.slim_plan, self.keras_model = self.slimmed(recipe.slim)
-            treatments = self.treatments_for(current, recipe.prune)
-            steps.append(("slimmed", current, recipe.slim.describe()))
+            try:
+                current, self.slim_plan, self.keras_model = self.slimmed(recipe.slim)
+                treatments = self.treatments_for(current, recipe.prune)
+                steps.append(("slimmed", current, recipe.slim.describe()))
+            except StageOutOfMemory as error:
+                self.skipped("slim", error)
+                applied["slim"] = _OFF.get("slim")
         if recipe.prune is not None and recipe.prune.applies:
-            current = self.pruned(current, recipe.prune, treatments)
-            self.warnings += check_reached(current, treatments)
-            steps.append(("pruned", current, recipe.prune.describe()))
+            try:
+                current = self.pruned(current, recipe.prune, treatments)
+                self.warnings += check_reached(current, treatments)
+                steps.append(("pruned", current, recipe.prune.describe()))
+                pruned = True
+            except StageOutOfMemory as error:
+                self.skipped("prune", error)
+                applied["prune"] = _OFF.get("prune")
+                treatments = self.treatments_for(current, None)
         if recipe.cluster is not None and recipe.cluster.applies:
-            current = self.clustered(current, recipe.cluster, treatments)
-            if recipe.prune is not None and recipe.prune.applies:
-                self.warnings += [w.replace("pruning reached", "after clustering, pruning kept")
-                                  for w in check_reached(current, treatments)]
-            steps.append(("clustered", current, recipe.cluster.describe()))
+            trial = {k: dataclasses.replace(t, notes=list(t.notes)) for k, t in treatments.items()}
+            try:
+                current = self.clustered(current, recipe.cluster, trial)
+                treatments = trial
+                if pruned:
+                    self.warnings += [w.replace("pruning reached", "after clustering, pruning kept")
+                                      for w in check_reached(current, treatments)]
+                steps.append(("clustered", current, recipe.cluster.describe()))
+            except StageOutOfMemory as error:
+                self.skipped("cluster", error)
+                applied["cluster"] = _OFF.get("cluster")
         conversion, final = "none", current
         if recipe.quantize is not None and recipe.quantize.applies:
             final, conversion = self.quantized(current, recipe.quantize, treatments)
             steps.append(("quantized", final, recipe.quantize.describe()))
         stages = self.measure_path(steps, treatments, conversion)
-        return current, final, conversion, self.report(stages, treatments, recipe.complete())
+        return current, final, conversion, self.report(stages, treatments,
+                                                       Recipe([v for v in applied.values() if v is not None]))
 
     # -- the search for the smallest model within a tolerance ------------------------------
 
@@ -565,8 +589,17 @@ class _Job:
         if is_tf_keras(self.model):
             stage, settings = None, []
 
+        def out_of_memory(kind, setting, error):
+            tries.append({"stage": kind, "setting": setting, "validation": None, "loss": None, "params": None,
+                          "kept": False, "fixed": False, "note": str(error)})
+            self.skipped(f"{kind} ({setting})", error)
+            return False, None
+
         def try_slim(candidate_stage):
-            candidate, slim_plan, narrower = self.slimmed(candidate_stage)
+            try:
+                candidate, slim_plan, narrower = self.slimmed(candidate_stage)
+            except StageOutOfMemory as error:
+                return out_of_memory("slim", candidate_stage.ratio, error)
             kept = judge("slim", candidate_stage.ratio, candidate, fixed_stage=candidate_stage is stage)
             if kept or candidate_stage is stage:
                 reached.append(_Reached(candidate, None, [("slimmed", candidate, candidate_stage.describe())],
@@ -592,8 +625,11 @@ class _Job:
             treatments = self.treatments_for(current, candidate_stage)
             if not any(t.pruned for t in treatments.values()):
                 return False, None
-            candidate = self.pruned(current, candidate_stage, treatments)
             label = (candidate_stage.describe().split()[0] if candidate_stage.m_by_n else candidate_stage.sparsity)
+            try:
+                candidate = self.pruned(current, candidate_stage, treatments)
+            except StageOutOfMemory as error:
+                return out_of_memory("prune", label, error)
             kept = judge("prune", label, candidate, fixed_stage=candidate_stage is stage)
             if kept or candidate_stage is stage:
                 reached.append(unpruned.then(candidate, treatments, "prune", candidate_stage, "pruned"))
@@ -621,7 +657,10 @@ class _Job:
 
         def try_cluster(candidate_stage):
             trial_treatments = {k: dataclasses.replace(t, notes=list(t.notes)) for k, t in treatments.items()}
-            candidate = self.clustered(current, candidate_stage, trial_treatments)
+            try:
+                candidate = self.clustered(current, candidate_stage, trial_treatments)
+            except StageOutOfMemory as error:
+                return out_of_memory("cluster", candidate_stage.clusters, error)
             kept = judge("cluster", candidate_stage.clusters, candidate, fixed_stage=candidate_stage is stage)
             if kept or candidate_stage is stage:
                 reached.append(base.then(candidate, trial_treatments, "cluster", candidate_stage, "clustered"))

@@ -389,6 +389,47 @@ def test_a_fit_in_a_child_trains_the_model_and_a_failed_child_names_its_error(tr
         run_in_child("prune", model, (x[:4], y[:4]), None, treatments={})
 
 
+def test_a_child_killed_by_sigkill_is_out_of_memory_and_compress_skips_that_stage(trained, digits, tmp_path):
+    """A stage's child killed by SIGKILL (the kernel's out-of-memory killer's signal) raises
+    StageOutOfMemory; `compress` then skips that stage, says why, and goes on from the model
+    before it: with a fixed recipe, and in the guarded search (the try is recorded, not kept)."""
+    from keras_structopt.bridge._bridge import tf_keras_copy
+    from keras_structopt.compress import _child, _pipeline
+
+    killer = tmp_path / "python"
+    killer.write_text("#!/bin/sh\nkill -9 $$\n")
+    killer.chmod(0o755)
+    with mock.patch.object(_child.sys, "executable", str(killer)), pytest.raises(
+            _child.StageOutOfMemory, match=r"The cluster stage, run in a child process \(FineTuning\(isolated=\.\.\.\)\), "
+                                           r"failed: killed by SIGKILL \(most likely the kernel's out-of-memory killer\)"):
+        _child.run_in_child("cluster", tf_keras_copy(trained), (digits.train[0][:4], digits.train[1][:4]), Cluster(8))
+
+    def killed(job, current, stage, treatments):
+        raise _child.StageOutOfMemory("The cluster stage, run in a child process (FineTuning(isolated=...)), failed: "
+                                      "killed by SIGKILL (most likely the kernel's out-of-memory killer)")
+
+    train = (digits.train[0][:512], digits.train[1][:512])
+    common = dict(test_data=digits.test, fine_tuning=FineTuning(prune_epochs=1), measure_latency=False)
+    with mock.patch.object(_pipeline._Job, "clustered", killed), pytest.warns(RuntimeWarning, match="skipped"):
+        _, fixed = kso.compress(trained, train, recipe=[Prune(0.5), Cluster(8), Quantize("dynamic")],
+                                max_accuracy_loss=None, **common)
+        _, searched = kso.compress(trained, train, validation_data=digits.validation, recipe=[Slim(None), Prune(0.5)],
+                                   max_accuracy_loss=0.05, **common)
+    report = fixed.report
+    assert [stage.name for stage in report.stages] == ["baseline", "pruned", "quantized"]
+    assert report.recipe.cluster.clusters is None and report.recipe.prune.sparsity == 0.5
+    assert report.final.kernel_sparsity == pytest.approx(0.5, abs=0.01) and report.final.quantization == "dynamic"
+    assert not any(layer.clustered for layer in report.layers)
+    assert any(w.startswith("the cluster stage was skipped: The cluster stage, run in a child process")
+               for w in report.warnings)
+    report = searched.report
+    cluster_tries = [entry for entry in report.search if entry["stage"] == "cluster"]
+    assert [entry["setting"] for entry in cluster_tries] == [32] and not cluster_tries[0]["kept"]
+    assert "killed by SIGKILL" in cluster_tries[0]["note"]
+    assert [stage.name for stage in report.stages] == ["baseline", "pruned", "quantized"]
+    assert report.recipe.cluster.clusters is None
+
+
 def test_compress_takes_at_most_ten_parameters():
     import inspect
 
