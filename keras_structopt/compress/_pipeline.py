@@ -506,7 +506,8 @@ class _Job:
         current = self.baseline
         treatments = self.treatments_for(current, recipe.prune)
         steps: list[tuple[str, Any, str]] = []
-        applied = {kind: recipe.complete().get(kind) for kind in KINDS}
+        complete = recipe.complete()
+        applied = {kind: complete.get(kind) for kind in KINDS}  # a stage skipped for memory: its off form
         pruned = False
         if recipe.slim is not None and recipe.slim.applies:
             try:
