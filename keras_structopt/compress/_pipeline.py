@@ -290,6 +290,16 @@ class _Reached:
         return ", ".join(settings for _, _, settings in self.steps) or "the baseline"
 
 
+def _copied(treatments: dict[str, LayerTreatment]) -> dict[str, LayerTreatment]:
+    """Treatments a trial stage may change (its notes included) without changing these."""
+    return {key: dataclasses.replace(t, notes=list(t.notes)) for key, t in treatments.items()}
+
+
+def _gzip_size(data: bytes) -> int:
+    """A file's size gzip'd at the strongest level: what the report's sizes are."""
+    return len(gzip.compress(data, compresslevel=9))
+
+
 def _per_channel_layers(treatments) -> tuple[str, ...]:
     marked = "clustered per output channel"
     return tuple(t.layer for t in treatments.values() if any(n.startswith(marked) for n in t.notes))
@@ -453,7 +463,7 @@ class _Job:
         data = self.tflite(model, conversion)
         predictions = tflite_predict(data, self.test[0])
         params = int(stats.count_params())
-        gzipped = len(gzip.compress(data, compresslevel=9))
+        gzipped = _gzip_size(data)
         latency = {}
         if self.measure_latency:
             for batch in LATENCY_BATCHES:
@@ -528,7 +538,7 @@ class _Job:
                 applied["prune"] = _OFF.get("prune")
                 treatments = self.treatments_for(current, None)
         if recipe.cluster is not None and recipe.cluster.applies:
-            trial = {k: dataclasses.replace(t, notes=list(t.notes)) for k, t in treatments.items()}
+            trial = _copied(treatments)
             try:
                 current = self.clustered(current, recipe.cluster, trial)
                 treatments = trial
@@ -657,7 +667,7 @@ class _Job:
         base = next(state for state in reversed(reached) if state.model is current)
 
         def try_cluster(candidate_stage):
-            trial_treatments = {k: dataclasses.replace(t, notes=list(t.notes)) for k, t in treatments.items()}
+            trial_treatments = _copied(treatments)
             try:
                 candidate = self.clustered(current, candidate_stage, trial_treatments)
             except StageOutOfMemory as error:
@@ -686,7 +696,7 @@ class _Job:
         for candidate_stage in candidates:
             try:
                 candidate, candidate_conversion = self.quantized(current, candidate_stage, treatments)
-                size = len(gzip.compress(self.tflite(candidate, candidate_conversion), compresslevel=9))
+                size = _gzip_size(self.tflite(candidate, candidate_conversion))
                 kept = judge("quantize", candidate_stage.mode, candidate, candidate_conversion,
                              fixed_stage=candidate_stage is stage)
             except ConfigurationError as error:  # layers the conversion cannot take
@@ -702,7 +712,7 @@ class _Job:
             # weaker state they reached (a weaker rung, an earlier stage, the baseline) may
             # leave enough: the strongest that keeps a quantization whose file is smaller than
             # the strongest state's float32 one is taken instead, with its quantization.
-            float_size = len(gzip.compress(self.tflite(current, "none"), compresslevel=9))
+            float_size = _gzip_size(self.tflite(current, "none"))
             for state in reversed(reached):
                 if state.model is current:
                     continue
@@ -712,7 +722,7 @@ class _Job:
                         continue
                     try:
                         candidate, candidate_conversion = self.quantized(state.model, candidate_stage, state.treatments)
-                        size = len(gzip.compress(self.tflite(candidate, candidate_conversion), compresslevel=9))
+                        size = _gzip_size(self.tflite(candidate, candidate_conversion))
                     except ConfigurationError:
                         continue
                     if size >= float_size or (found is not None and size >= found[0]):
