@@ -692,21 +692,31 @@ class _Job:
         # smallest file; on a tiny model a fully int8 file can be larger than a dynamic-range one.
         stage, settings = options("quantize")
         candidates = [stage] if stage is not None and stage.applies else ([] if stage is not None else settings)
+
+        def try_quantize(model, model_treatments, candidate_stage, setting, bound=None):
+            """(gzip'd size, model, conversion, stage) if `model` quantized by `candidate_stage` keeps the
+            tolerance (or is the fixed stage); None if not, if its layers cannot be converted (the try is
+            listed with the converter's reason), or if its file is not smaller than `bound` (not judged)."""
+            fixed_stage = candidate_stage is stage
+            try:
+                candidate, candidate_conversion = self.quantized(model, candidate_stage, model_treatments)
+                size = _gzip_size(self.tflite(candidate, candidate_conversion))
+                if bound is not None and size >= bound:
+                    return None
+                kept = judge("quantize", setting, candidate, candidate_conversion, fixed_stage=fixed_stage)
+            except ConfigurationError as error:  # layers the conversion cannot take
+                tries.append({"stage": "quantize", "setting": setting, "validation": None, "loss": None,
+                              "params": None, "kept": False, "fixed": fixed_stage,
+                              "note": str(error).split(". Received")[0]})
+                return None
+            tries[-1]["gzip_bytes"] = size
+            return (size, candidate, candidate_conversion, candidate_stage) if kept or fixed_stage else None
+
         conversion, final, best = "none", current, None
         for candidate_stage in candidates:
-            try:
-                candidate, candidate_conversion = self.quantized(current, candidate_stage, treatments)
-                size = _gzip_size(self.tflite(candidate, candidate_conversion))
-                kept = judge("quantize", candidate_stage.mode, candidate, candidate_conversion,
-                             fixed_stage=candidate_stage is stage)
-            except ConfigurationError as error:  # layers the conversion cannot take
-                tries.append({"stage": "quantize", "setting": candidate_stage.mode, "validation": None, "loss": None,
-                              "params": None, "kept": False, "fixed": candidate_stage is stage,
-                              "note": str(error).split(". Received")[0]})
-                continue
-            tries[-1]["gzip_bytes"] = size
-            if (kept or candidate_stage is stage) and (best is None or size < best[0]):
-                best = (size, candidate, candidate_conversion, candidate_stage)
+            found = try_quantize(current, treatments, candidate_stage, candidate_stage.mode)
+            if found is not None and (best is None or found[0] < best[0]):
+                best = found
         if best is None and stage is None and candidates:
             # Quantization lost more than what the stages before it left of the tolerance. A
             # weaker state they reached (a weaker rung, an earlier stage, the baseline) may
@@ -720,17 +730,9 @@ class _Job:
                 for candidate_stage in candidates:
                     if candidate_stage.mode == "qat":  # the fallback converts, it does not fine-tune
                         continue
-                    try:
-                        candidate, candidate_conversion = self.quantized(state.model, candidate_stage, state.treatments)
-                        size = _gzip_size(self.tflite(candidate, candidate_conversion))
-                    except ConfigurationError:
-                        continue
-                    if size >= float_size or (found is not None and size >= found[0]):
-                        continue
-                    if judge("quantize", f"{candidate_stage.mode} after {state.label()}", candidate,
-                             candidate_conversion):
-                        tries[-1]["gzip_bytes"] = size
-                        found = (size, candidate, candidate_conversion, candidate_stage)
+                    found = try_quantize(state.model, state.treatments, candidate_stage,
+                                         f"{candidate_stage.mode} after {state.label()}",
+                                         bound=float_size if found is None else found[0]) or found
                 if found is not None:
                     best = found
                     current, steps, chosen = state.model, list(state.steps), dict(state.chosen)
