@@ -13,7 +13,8 @@ Arms, each scored once on the test split that no choice ever saw:
   convolutions of 25 channels, strides 2, 5.2k parameters) written in Keras, and a plain
   4-layer BatchNorm Conv1D; on the digits, a two-stage BatchNorm convnet;
 * `one-shot`: `OneShotSearch` over the family's default space (MNIST-1D: `Conv1DHyperModel`,
-  `max_params=10_000`; digits: `ConvHyperModel`), supernet and fine-tuning included;
+  `max_params=10_000`; digits: `ConvHyperModel`), supernet and fine-tuning included; the
+  supernet trains `--supernet-epochs` epochs (by default half of `--epochs`);
 * `random` and `hyperband` (MNIST-1D): Keras Tuner's `RandomSearch` and `Hyperband` over the
   same space and budget, given the one-shot search's wall time (`max_time`);
 * `random 20` (digits): a 20-trial `RandomSearch` over the conv space;
@@ -33,6 +34,7 @@ same run. Each search's wall time is divided by it: the search's cost in trainin
     python bench/search_cost.py                         # everything (about an hour on 2 cores)
     python bench/search_cost.py --parts mnist1d --epochs 40
     python bench/search_cost.py --epochs 3 --trials 3   # a smoke run
+    python bench/search_cost.py --parts digits --supernet-epochs 8   # a shorter supernet
 
 Prints the table and writes `bench/results/search_cost.json`.
 """
@@ -162,10 +164,11 @@ def search_row(data: str, arm: str, tuner, seconds: float, train, validation, te
 
 
 def one_shot(data: str, hypermodel, train, validation, test, epochs: int, trials: int, directory: Path,
-             **kwargs) -> tuple[dict, float]:
-    # The supernet trains for half the protocol's epochs; the best three are fine-tuned for up to all of them.
+             supernet_epochs: int | None = None, **kwargs) -> tuple[dict, float]:
+    # The supernet trains for `--supernet-epochs` (by default half the protocol's epochs); the best three
+    # are fine-tuned for up to all of them.
     tuner = kso.search.OneShotSearch(hypermodel, objective="val_accuracy", max_trials=trials, seed=0,
-                                     supernet_epochs=max(1, epochs // 2), directory=directory,
+                                     supernet_epochs=supernet_epochs or max(1, epochs // 2), directory=directory,
                                      project_name=f"{data}-one-shot", **kwargs)
     started = time.perf_counter()
     tuner.search(*train, validation_data=validation, epochs=epochs, verbose=0)
@@ -200,7 +203,7 @@ def run_mnist1d(args, directory: Path) -> list[dict]:
         return kso.Conv1DHyperModel(input_shape=(40,), outputs=10, seed=0)
 
     row, seconds = one_shot("mnist1d", space(), train, validation, test, args.epochs, args.trials, directory,
-                            max_params=10_000)
+                            args.supernet_epochs, max_params=10_000)
     rows.append(row)
     print_rows(rows[-1:])
     for arm, base, kwargs in (("random", keras_tuner.RandomSearch, {"max_trials": 1000}),
@@ -222,7 +225,8 @@ def run_digits(args, directory: Path) -> list[dict]:
     rows.append(trained_search("digits", "random 20", keras_tuner.RandomSearch, space(), train, validation, test,
                                args.epochs, directory, max_time=None, max_trials=args.random_trials))
     print_rows(rows[-1:])
-    row, _ = one_shot("digits", space(), train, validation, test, args.epochs, args.trials, directory)
+    row, _ = one_shot("digits", space(), train, validation, test, args.epochs, args.trials, directory,
+                      args.supernet_epochs)
     random_row = rows[-1]
     row["seconds_vs_random"] = round(row["seconds"] / random_row["seconds"], 3)
     row["points_vs_random"] = round(100 * (row["test_accuracy"] - random_row["test_accuracy"]), 2)
@@ -317,6 +321,8 @@ def main(argv=None) -> int:
     parser.add_argument("--screen-trials", type=int, default=12, help="trials of each prescreen arm")
     parser.add_argument("--epochs", type=int, default=60, help="most epochs of one training (and of the supernet)")
     parser.add_argument("--trials", type=int, default=30, help="one-shot trials (sub-networks scored)")
+    parser.add_argument("--supernet-epochs", type=int, default=None,
+                        help="the one-shot supernet's epochs (default: half of --epochs)")
     parser.add_argument("--random-trials", type=int, default=20, help="trials of the digits random search")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "search_cost.json"))
     args = parser.parse_args(argv)
@@ -329,7 +335,8 @@ def main(argv=None) -> int:
     rows: list[dict] = []
 
     def write(finished: bool) -> None:  # after every part: a long run cut short keeps what it measured
-        result = {"epochs": args.epochs, "trials": args.trials, "patience": PATIENCE, "parts": parts,
+        result = {"epochs": args.epochs, "trials": args.trials, "supernet_epochs": args.supernet_epochs,
+                  "patience": PATIENCE, "parts": parts,
                   "finished": finished, "rows": rows}
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
