@@ -167,8 +167,10 @@ def one_shot(data: str, hypermodel, train, validation, test, epochs: int, trials
              supernet_epochs: int | None = None, **kwargs) -> tuple[dict, float]:
     # The supernet trains for `--supernet-epochs` (by default half the protocol's epochs); the best three
     # are fine-tuned for up to all of them.
+    if supernet_epochs is None:
+        supernet_epochs = max(1, epochs // 2)
     tuner = kso.search.OneShotSearch(hypermodel, objective="val_accuracy", max_trials=trials, seed=0,
-                                     supernet_epochs=supernet_epochs or max(1, epochs // 2), directory=directory,
+                                     supernet_epochs=supernet_epochs, directory=directory,
                                      project_name=f"{data}-one-shot", **kwargs)
     started = time.perf_counter()
     tuner.search(*train, validation_data=validation, epochs=epochs, verbose=0)
