@@ -45,6 +45,14 @@ from keras_structopt._quiet import SUPERNET_NOISE, library_noise
 
 _BLOCK = re.compile(r"^block_(\d+)_(.*)$")
 EPSILON = 1e-3  # BatchNormalization's epsilon, as Keras has it
+# Options a traced training step does not bake in. The dropout rate is an input of the step (rate 0
+# passes its input on exactly), so networks that differ only in it share one graph; a traced graph
+# renders its dropout layers at this stand-in rate's place. Batch normalisation trains on the
+# batch's statistics, so its momentum never enters a step.
+_ELASTIC_OPTIONS = {"dropout": 0.5, "batch_norm_momentum": 0.99}
+# Activations that map zero to zero (a masked tensor's zeroed channels stay zero through them).
+_ZERO_AT_ZERO = frozenset({"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "silu", "hard_swish",
+                           "hard_silu", "mish", "tanh", "softsign", "linear"})
 
 
 def _glorot(shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
@@ -144,8 +152,9 @@ class SharedBuilder:
 
     def __init__(self, shared: SharedWeights, spec, inputs, mode: str = "train",
                  statistics: dict | None = None, record: bool = False, masks: dict | None = None,
-                 caps: dict | None = None):
+                 caps: dict | None = None, rate=None):
         self.shared, self.spec, self.inputs, self.mode = shared, spec, inputs, mode
+        self.rate = rate  # a traced step's dropout rate (a tensor), in place of the rendering's
         self.caps = caps or {}
         self.statistics = {} if statistics is None else statistics
         self.record = record
@@ -254,7 +263,8 @@ class SharedBuilder:
         key, out = self.key(name), self._computed(name, units)
         pieces = self._kernel_pieces(name, key, x, out, 0, 1)
         y = tf.add_n([tf.matmul(part, piece) for part, piece in zip(x.parts(), pieces)])
-        return self._finish(name, key, y, [tf.concat(pieces, axis=0)], use_bias, out, units, activation,
+        return self._finish(name, key, y, [tf.concat(pieces, axis=0)] if self.record else [], use_bias, out, units,
+                            activation,
                             0.0 if bias is None else float(bias))
 
     def conv(self, x, filters, kernel_size, name, strides=1, activation=None, use_bias=True, dilation=1):
@@ -264,7 +274,8 @@ class SharedBuilder:
         pieces = self._kernel_pieces(name, key, x, out, rank, kernel_size)
         y = tf.add_n([tf.nn.convolution(part, piece, strides=strides, padding="SAME", dilations=dilation)
                       for part, piece in zip(x.parts(), pieces)])
-        return self._finish(name, key, y, [tf.concat(pieces, axis=-2)], use_bias, out, filters, activation)
+        kernel = [tf.concat(pieces, axis=-2)] if self.record else []  # (the traced steps need no joined kernel)
+        return self._finish(name, key, y, kernel, use_bias, out, filters, activation)
 
     def separable(self, x, filters, kernel_size, name, activation=None, use_bias=True, dilation=1):
         import tensorflow as tf
@@ -292,7 +303,7 @@ class SharedBuilder:
             depthwise.append(d)
             pointwise.append(p)
         y = tf.add_n(outputs)
-        weights = [tf.concat(depthwise, axis=-2), tf.concat(pointwise, axis=-2)]
+        weights = [tf.concat(depthwise, axis=-2), tf.concat(pointwise, axis=-2)] if self.record else []
         return self._finish(name, key, y, weights, use_bias, out, filters, activation)
 
     def embedding(self, x, name, vocabulary_size, units):
@@ -433,12 +444,19 @@ class SharedBuilder:
         import keras
 
         y = keras.activations.get(function)(x.value)
-        return _T(y if x.mask is None else y * x.mask, x.segments, x.mask, x.real)
+        # A masked tensor's channels past its mask are zero: an activation that keeps zero at zero keeps
+        # them so (and the parameters' gradients are the same), the others are masked again.
+        again = x.mask is not None and not (function is None or function in _ZERO_AT_ZERO)
+        return _T(y * x.mask if again else y, x.segments, x.mask, x.real)
 
     def dropout(self, x, name, rate):
         import tensorflow as tf
 
-        if self.mode != "train" or not rate:
+        if self.rate is not None:
+            rate = self.rate
+        elif not rate:
+            return x
+        if self.mode != "train":
             return x
         return _T(tf.nn.dropout(x.value, rate=rate), x.segments, x.mask, x.real)
 
@@ -926,7 +944,7 @@ class Supernet:
 
     def _cover(self, key: str, spec) -> bool:
         """Widens shape `key`'s computed widths to cover `spec`'s; True if they grew."""
-        _, names, widths, _ = self._shape(spec)
+        _, names, widths, _, _ = self._shape(spec)
         caps = self._caps.setdefault(key, {})
         grew = False
         for name, width in zip(names, widths.numpy().tolist()):
@@ -935,14 +953,18 @@ class Supernet:
                 grew = True
         return grew
 
-    def _shape(self, spec) -> tuple[str, list[str], Any, Any]:
+    def _shape(self, spec) -> tuple[str, list[str], Any, Any, Any]:
         """The spec's shape key, its traced graph's masked layers' and gated blocks' names, their widths
-        and gates (1: the block is the spec's own, 0: skipped), and the spec the graph renders (cached by spec).
+        and gates (1: the block is the spec's own, 0: skipped), the spec the graph renders and the spec's
+        dropout rate (an input of the graph; cached by spec).
 
         Depth is elastic inside one graph: where the family lets a block be skipped (it calls
         `gate`), the graph renders every stage as deep as the space's deepest, the spec's last
         block of the stage repeated, and the blocks past the spec's own pass their input on. So
-        one graph per skeleton (stages, block kinds and options) trains every depth of it.
+        one graph per skeleton (stages, block kinds and options) trains every depth of it. The
+        options a step does not bake in (`_ELASTIC_OPTIONS`: the dropout rate, an input of the
+        step, and batch normalisation's momentum, unused in training) do not split the graphs: on
+        the digits' conv space, 15 graphs became 8.
         """
         import tensorflow as tf
 
@@ -953,7 +975,9 @@ class Supernet:
             key, widths = shape_of(deep)
             names = sorted(widths) + sorted(gates)
             values = {**widths, **gates}
-            known = self._shapes[text] = (key, names, tf.constant([values[n] for n in names], tf.int32), deep)
+            rate = tf.constant(float(dict(spec.options).get("dropout") or 0.0), tf.float32)
+            known = self._shapes[text] = (key, names, tf.constant([values[n] for n in names], tf.int32), deep,
+                                          rate)
         return known
 
     def _deep(self, spec) -> tuple[Any, dict[str, int]]:
@@ -971,6 +995,10 @@ class Supernet:
             for position in range(max(len(group), self._depths.get(stage, 0))):
                 own[f"block_{len(blocks)}"] = int(position < len(group))
                 blocks.append(group[min(position, len(group) - 1)])
+        options = dict(spec.options)
+        elastic = {name: value for name, value in _ELASTIC_OPTIONS.items() if name in options}
+        if any(options[name] != value for name, value in elastic.items()):
+            spec = dataclasses.replace(spec, options=tuple(sorted({**options, **elastic}.items())))
         deep = dataclasses.replace(spec, blocks=tuple(blocks)) if len(blocks) > len(spec.blocks) else spec
         probe = _ShapeProbe()
         family(deep.family).build(deep, probe)
@@ -981,10 +1009,10 @@ class Supernet:
     # -- sub-networks ---------------------------------------------------------------------------
 
     def forward(self, spec, x, mode: str = "train", statistics: dict | None = None, record: bool = False,
-                masks: dict | None = None, caps: dict | None = None):
+                masks: dict | None = None, caps: dict | None = None, rate=None):
         from keras_structopt.space import family
 
-        builder = SharedBuilder(self.shared, spec, x, mode, statistics, record, masks, caps)
+        builder = SharedBuilder(self.shared, spec, x, mode, statistics, record, masks, caps, rate)
         return family(spec.family).build(spec, builder), builder
 
     def sandwich(self, rng: random.Random) -> list:
@@ -1006,16 +1034,16 @@ class Supernet:
 
         if self.shared.version != self._version:  # a variable grew: the traced steps hold the old one
             self._forget_traces()
-        shape, names, widths, deep = self._shape(spec)
+        shape, names, widths, deep, rate = self._shape(spec)
         if self._cover(shape, spec):  # wider than this shape's graph computes: trace it again
             self._steps.pop((shape, True), None)
             self._steps.pop((shape, False), None)
         known = self._steps.get((shape, distill))
         if known is not None:
-            return known, widths
+            return known, widths, rate
         caps = dict(self._caps[shape])
         masks = {name: widths[i] for i, name in enumerate(names)}
-        _, builder = self.forward(deep, probe, masks=masks, caps=caps)  # makes (or grows) its variables
+        _, builder = self.forward(deep, probe, masks=masks, caps=caps, rate=rate)  # makes (or grows) its variables
         if self.shared.version != self._version:
             self._forget_traces()
         keys = sorted(builder.used)
@@ -1024,10 +1052,10 @@ class Supernet:
         loss_function = self.distill_loss if distill else self.loss
 
         @tf.function(autograph=False, reduce_retracing=True)
-        def step(x, target, vector):
+        def step(x, target, vector, dropout):
             with tf.GradientTape() as tape:
                 outputs, _ = self.forward(deep, x, masks={name: vector[i] for i, name in enumerate(names)},
-                                          caps=caps)
+                                          caps=caps, rate=dropout)
                 loss = loss_function(target, outputs)
             for total, gradient in zip(sums, tape.gradient(loss, variables)):
                 if gradient is not None:
@@ -1035,7 +1063,7 @@ class Supernet:
             return loss, outputs
 
         self._steps[(shape, distill)] = step
-        return step, widths
+        return step, widths, rate
 
     def _forget_traces(self) -> None:
         self._steps.clear()
@@ -1082,8 +1110,8 @@ class Supernet:
         teacher, first = None, 0.0
         for i, spec in enumerate(self.sandwich(rng)):
             distill = teacher is not None and self.distill
-            step, widths = self._step(spec, distill, x[:2])
-            loss, outputs = step(x, teacher if distill else y, widths)
+            step, widths, rate = self._step(spec, distill, x[:2])
+            loss, outputs = step(x, teacher if distill else y, widths, rate)
             if i == 0:
                 teacher, first = tf.stop_gradient(outputs), float(loss)
         self._apply_sums(tf.constant(learning_rate, tf.float32))

@@ -1,5 +1,6 @@
 """One-shot search: one weight-sharing supernet, every trial read off it, the best few fine-tuned."""
 
+import dataclasses
 import json
 import random
 
@@ -69,11 +70,11 @@ def test_a_sub_network_read_off_the_supernet_is_the_familys_own_model(case, imag
                                          connection="residual", options=options) for cell in ("lstm", "gru")]
     for spec in specs:
         kinds.add((spec.blocks[0].kind, spec.connection))
-        _, names, widths, deep = supernet._shape(spec)
+        _, names, widths, deep, rate = supernet._shape(spec)
         padded += len(deep.blocks) > len(spec.blocks)
         masks = {name: widths[i] for i, name in enumerate(names)}
         sliced = supernet.forward(spec, x, "train")[0].numpy()
-        masked = supernet.forward(deep, x, "train", masks=masks)[0].numpy()
+        masked = supernet.forward(deep, x, "train", masks=masks, rate=rate)[0].numpy()
         # masked training computes the same network (a shallower stage through the deepest's graph, its
         # extra blocks skipped)
         np.testing.assert_allclose(masked, sliced, rtol=1e-4, atol=1e-5)
@@ -93,6 +94,33 @@ def test_networks_of_one_shape_share_a_traced_graph():
     c = kso.space.Architecture("dense", (4,), [kso.Block("dense", 16)], outputs=3)
     assert shape_of(a)[0] == shape_of(b)[0] != shape_of(c)[0]
     assert shape_of(b)[1] == {"block_0_dense": 16, "block_1_dense": 3}
+
+
+def test_networks_that_differ_only_in_dropout_or_momentum_train_through_one_graph(flat):
+    hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=2, units=(8, 16), seed=0)
+    supernet = Supernet(hypermodel, seed=0, pool=1)
+    base = kso.space.Architecture("dense", (64,), [kso.Block("dense", 12), kso.Block("dense", 8)], outputs=10)
+    options = dict(base.options)
+    specs = [dataclasses.replace(base, options=tuple(sorted({**options, **change}.items())))
+             for change in ({"dropout": 0.0}, {"dropout": 0.3}, {"dropout": 0.3, "batch_norm_momentum": 0.5})]
+    shapes = [supernet._shape(spec) for spec in specs]
+    assert len({shape[0] for shape in shapes}) == 1  # one key: one traced graph
+    assert [float(shape[4]) for shape in shapes] == pytest.approx([0.0, 0.3, 0.3])  # the rate is its input
+    x = flat.train[0][:32].astype("float32")
+    _, names, widths, deep, rate = shapes[0]
+    masks = {name: widths[i] for i, name in enumerate(names)}
+    # rate 0 through the graph that holds dropout layers is the network without them, exactly
+    assert dict(deep.options)["dropout"] > 0 and dict(specs[0].options)["dropout"] == 0
+    plain = dataclasses.replace(deep, options=specs[0].options)
+    without = supernet.forward(plain, x, "train", masks=masks)[0].numpy()
+    np.testing.assert_array_equal(supernet.forward(deep, x, "train", masks=masks, rate=rate)[0].numpy(), without)
+    # (and that is the sliced network, up to float rounding: masked training computes wider)
+    np.testing.assert_allclose(without, supernet.forward(specs[0], x, "train")[0].numpy(), rtol=1e-5, atol=1e-6)
+    # and a rate drops units: the same graph, another network
+    dropped = supernet.forward(deep, x, "train", masks=masks, rate=shapes[1][4])[0].numpy()
+    assert not np.allclose(dropped, without)
+    steps = {id(supernet._step(spec, False, x[:2])[0]) for spec in specs}
+    assert len(steps) == 1
 
 
 def test_a_one_shot_search_trains_the_supernet_once_and_fine_tunes_the_best(tmp_path, flat):
