@@ -263,8 +263,8 @@ class SharedBuilder:
         key, out = self.key(name), self._computed(name, units)
         pieces = self._kernel_pieces(name, key, x, out, 0, 1)
         y = tf.add_n([tf.matmul(part, piece) for part, piece in zip(x.parts(), pieces)])
-        return self._finish(name, key, y, [tf.concat(pieces, axis=0)] if self.record else [], use_bias, out, units,
-                            activation,
+        kernel = [tf.concat(pieces, axis=0)] if self.record else []  # (the traced steps need no joined kernel)
+        return self._finish(name, key, y, kernel, use_bias, out, units, activation,
                             0.0 if bias is None else float(bias))
 
     def conv(self, x, filters, kernel_size, name, strides=1, activation=None, use_bias=True, dilation=1):
@@ -452,11 +452,11 @@ class SharedBuilder:
     def dropout(self, x, name, rate):
         import tensorflow as tf
 
-        if self.rate is not None:
+        if self.mode != "train":
+            return x
+        if self.rate is not None:  # a traced step's rate (0: its input passes on exactly)
             rate = self.rate
         elif not rate:
-            return x
-        if self.mode != "train":
             return x
         return _T(tf.nn.dropout(x.value, rate=rate), x.segments, x.mask, x.real)
 
