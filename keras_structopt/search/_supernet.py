@@ -108,15 +108,22 @@ class SharedWeights:
 
 class _T:
     """A tensor, its channel segments (`(source key, width)` of each part a concatenation joined), the
-    mask of its active channels (masked training: None when all are), and its width in the network."""
+    mask of its active channels (masked training: None when all are), its width in the network, and
+    each segment's live width (sliced training: a scalar tensor where the traced graph's network
+    chooses it, else the segment's width)."""
 
-    __slots__ = ("value", "segments", "mask", "real")
+    __slots__ = ("value", "segments", "mask", "real", "live")
 
-    def __init__(self, value, segments, mask=None, real=None):
+    def __init__(self, value, segments, mask=None, real=None, live=None):
         self.value = value
         self.segments = tuple(segments)
         self.mask = mask
         self.real = sum(w for _, w in self.segments) if real is None else int(real)
+        self.live = tuple(w for _, w in self.segments) if live is None else tuple(live)
+
+    def like(self, value) -> _T:
+        """`value` with this tensor's channels (an operation that keeps them: normalising, pooling)."""
+        return _T(value, self.segments, self.mask, self.real, self.live)
 
     @property
     def shape(self):
@@ -127,12 +134,29 @@ class _T:
 
         if len(self.segments) == 1:
             return [self.value]
-        return tf.split(self.value, [w for _, w in self.segments], axis=-1)
+        if all(_static(w) for w in self.live):
+            return tf.split(self.value, list(self.live), axis=-1)
+        return tf.split(self.value, tf.stack([tf.cast(w, tf.int32) for w in self.live]), axis=-1,
+                        num=len(self.live))
 
     def full_mask(self):
         import tensorflow as tf
 
         return tf.ones((sum(w for _, w in self.segments),)) if self.mask is None else self.mask
+
+
+def _static(width) -> bool:
+    """Whether a width is a number (not a tensor a traced graph reads when it runs)."""
+    return isinstance(width, (int, np.integer))
+
+
+def _total(widths):
+    """The sum of widths, each an int or a scalar tensor (an int where all are)."""
+    import tensorflow as tf
+
+    if all(_static(w) for w in widths):
+        return sum(widths)
+    return tf.add_n([tf.cast(w, tf.int32) for w in widths]) if len(widths) > 1 else tf.cast(widths[0], tf.int32)
 
 
 class SharedBuilder:
@@ -147,13 +171,17 @@ class SharedBuilder:
     networks give it (`caps[name]`) and zeroes the channels past its width (`masks[name]`, a
     scalar tensor): the outputs are the sliced network's, padded with zeros, and every
     sub-network of one shape (the same layers, any widths up to the caps) runs through one
-    traced graph.
+    traced graph. With `dynamic` (the families without recurrent layers), the same graph
+    slices each layer's weights to the width `masks[name]` holds when it runs: its channel
+    counts are known only then, and a narrow network costs its own arithmetic, not its
+    shape's widest.
     """
 
     def __init__(self, shared: SharedWeights, spec, inputs, mode: str = "train",
                  statistics: dict | None = None, record: bool = False, masks: dict | None = None,
-                 caps: dict | None = None, rate=None):
+                 caps: dict | None = None, rate=None, dynamic: bool = False):
         self.shared, self.spec, self.inputs, self.mode = shared, spec, inputs, mode
+        self.dynamic = bool(dynamic) and masks is not None
         self.rate = rate  # a traced step's dropout rate (a tensor), in place of the rendering's
         self.caps = caps or {}
         self.statistics = {} if statistics is None else statistics
@@ -207,11 +235,18 @@ class SharedBuilder:
             return width
         return max(width, self.caps.get(name, self.shared.width))
 
+    def _live(self, name: str, computed: int):
+        """The width a layer's weights are sliced to: where the graph is dynamic, its network's (a scalar
+        tensor, known when the graph runs); else the width it computes at."""
+        if self.dynamic and name in self.masks:  # type: ignore[operator]
+            return self.masks[name]  # type: ignore[index]
+        return computed
+
     def _mask(self, name: str, y):
         """`y` with the channels past the layer's width zeroed (masked training), and the mask."""
         import tensorflow as tf
 
-        if self.masks is None or name not in self.masks:
+        if self.masks is None or name not in self.masks or self.dynamic:
             return y, None
         mask = tf.cast(tf.range(int(y.shape[-1])) < self.masks[name], y.dtype)
         return y * mask, mask
@@ -227,73 +262,77 @@ class SharedBuilder:
         value = tf.convert_to_tensor(self.inputs, dtype=tf.float32)
         return _T(value, [("input", int(value.shape[-1]) if len(shape) else 1)])
 
-    def _kernel_pieces(self, name, key, x, out, rank: int, kernel_size: int):
-        """A kernel piece per input segment, `(k,) * rank + (width, out)`, cropped about its centre to `kernel_size`."""
+    def _kernel_pieces(self, name, key, x, out, rank: int, kernel_size: int, live):
+        """A kernel piece per input segment, `(k,) * rank + (width, live)` (each segment's live width),
+        cropped about its centre to `kernel_size`."""
         pieces = []
         fan_in, fan_out = x.real * kernel_size**rank, out * kernel_size**rank
-        for source, width in x.segments:
+        for (source, width), rows in zip(x.segments, x.live):
             full = self._get(f"{key}|{self.source(source, name)}", (kernel_size,) * rank + (width, out),
                              lambda shape: _glorot(shape, fan_in, fan_out, self.shared.rng), centered=rank,
                              exact=(rank,) if source == "input" else ())
             start = (int(full.shape[0]) - kernel_size) // 2
             window = (slice(start, start + kernel_size),) * rank
-            pieces.append(full[window + (slice(0, width), slice(0, out))])
+            pieces.append(full[window + (slice(0, rows), slice(0, live))])
         return pieces
 
-    def _bias(self, key, out, initial=0.0):
+    def _bias(self, key, out, initial=0.0, live=None):
         full = self._get(f"{key}|bias", (out,), lambda shape: np.full(shape, initial, "float32"))
-        return full[:out]
+        return full[:out if live is None else live]
 
-    def _finish(self, name, key, y, weights, use_bias, out, width, activation, bias_initial=0.0):
+    def _finish(self, name, key, y, weights, use_bias, out, width, activation, bias_initial=0.0, live=None):
         import keras
 
         if use_bias:
-            b = self._bias(key, out, bias_initial)
+            b = self._bias(key, out, bias_initial, live)
             y = y + b
             weights.append(b)
         self._keep(name, weights)
         y, mask = self._mask(name, y)
         if activation is not None:
             y = keras.activations.get(activation)(y)
-        return _T(y, [(key, out)], mask, width)
+        return _T(y, [(key, out)], mask, width, None if live is None else [live])
 
     def dense(self, x, units, name, activation=None, use_bias=True, bias=None):
         import tensorflow as tf
 
         key, out = self.key(name), self._computed(name, units)
-        pieces = self._kernel_pieces(name, key, x, out, 0, 1)
+        live = self._live(name, out)
+        pieces = self._kernel_pieces(name, key, x, out, 0, 1, live)
         y = tf.add_n([tf.matmul(part, piece) for part, piece in zip(x.parts(), pieces)])
         kernel = [tf.concat(pieces, axis=0)] if self.record else []  # (the traced steps need no joined kernel)
         return self._finish(name, key, y, kernel, use_bias, out, units, activation,
-                            0.0 if bias is None else float(bias))
+                            0.0 if bias is None else float(bias), live)
 
     def conv(self, x, filters, kernel_size, name, strides=1, activation=None, use_bias=True, dilation=1):
         import tensorflow as tf
 
         key, rank, out = self.key(name), len(x.shape) - 2, self._computed(name, filters)
-        pieces = self._kernel_pieces(name, key, x, out, rank, kernel_size)
+        live = self._live(name, out)
+        pieces = self._kernel_pieces(name, key, x, out, rank, kernel_size, live)
         y = tf.add_n([tf.nn.convolution(part, piece, strides=strides, padding="SAME", dilations=dilation)
                       for part, piece in zip(x.parts(), pieces)])
         kernel = [tf.concat(pieces, axis=-2)] if self.record else []  # (the traced steps need no joined kernel)
-        return self._finish(name, key, y, kernel, use_bias, out, filters, activation)
+        return self._finish(name, key, y, kernel, use_bias, out, filters, activation, live=live)
 
     def separable(self, x, filters, kernel_size, name, activation=None, use_bias=True, dilation=1):
         import tensorflow as tf
 
         key, rank, out = self.key(name), len(x.shape) - 2, self._computed(name, filters)
+        live = self._live(name, out)
         depthwise, pointwise, outputs = [], [], []
-        for part, (source, width) in zip(x.parts(), x.segments):
+        for part, (source, width), rows in zip(x.parts(), x.segments, x.live):
             label = self.source(source, name)
             full = self._get(f"{key}|depthwise|{label}", (kernel_size,) * rank + (width, 1),
                              lambda shape: _glorot(shape, kernel_size**rank, kernel_size**rank, self.shared.rng),
                              centered=rank, exact=(rank, rank + 1) if source == "input" else (rank + 1,))
             start = (int(full.shape[0]) - kernel_size) // 2
             window = (slice(start, start + kernel_size),) * rank
-            d = full[window + (slice(0, width), slice(0, 1))]
+            d = full[window + (slice(0, rows), slice(0, 1))]
             p_full = self._get(f"{key}|pointwise|{label}", (1,) * rank + (width, out),
                                lambda shape: _glorot(shape, x.real, filters, self.shared.rng),
                                exact=tuple(range(rank + (source == "input"))))
-            p = p_full[(slice(0, 1),) * rank + (slice(0, width), slice(0, out))]
+            p = p_full[(slice(0, 1),) * rank + (slice(0, rows), slice(0, live))]
             value = part if rank == 2 else part[:, None]  # a sequence runs as an image one row high
             kernel = d if rank == 2 else d[None]
             h = tf.nn.depthwise_conv2d(value, kernel, strides=[1, 1, 1, 1], padding="SAME",
@@ -304,7 +343,7 @@ class SharedBuilder:
             pointwise.append(p)
         y = tf.add_n(outputs)
         weights = [tf.concat(depthwise, axis=-2), tf.concat(pointwise, axis=-2)] if self.record else []
-        return self._finish(name, key, y, weights, use_bias, out, filters, activation)
+        return self._finish(name, key, y, weights, use_bias, out, filters, activation, live=live)
 
     def embedding(self, x, name, vocabulary_size, units):
         import tensorflow as tf
@@ -412,11 +451,11 @@ class SharedBuilder:
         key = self.key(name)
         outputs, gammas, betas, means, variances = [], [], [], [], []
         axes = list(range(len(x.shape) - 1))
-        for part, (source, width) in zip(x.parts(), x.segments):
+        for part, (source, width), rows in zip(x.parts(), x.segments, x.live):
             exact = (0,) if source == "input" else ()
             label = self.source(source, name)
-            gamma = self._get(f"{key}|gamma|{label}", (width,), lambda s: np.ones(s, "float32"), exact=exact)[:width]
-            beta = self._get(f"{key}|beta|{label}", (width,), lambda s: np.zeros(s, "float32"), exact=exact)[:width]
+            gamma = self._get(f"{key}|gamma|{label}", (width,), lambda s: np.ones(s, "float32"), exact=exact)[:rows]
+            beta = self._get(f"{key}|beta|{label}", (width,), lambda s: np.zeros(s, "float32"), exact=exact)[:rows]
             stat = f"{name}|{source}"
             if self.mode == "infer":
                 mean, variance = self.statistics[stat]
@@ -438,7 +477,7 @@ class SharedBuilder:
         y = outputs[0] if len(outputs) == 1 else tf.concat(outputs, -1)
         if x.mask is not None:  # a zeroed channel normalises to its beta: zero it again
             y = y * x.mask
-        return _T(y, x.segments, x.mask, x.real)
+        return x.like(y)
 
     def activation(self, x, name, function):
         import keras
@@ -447,7 +486,7 @@ class SharedBuilder:
         # A masked tensor's channels past its mask are zero: an activation that keeps zero at zero keeps
         # them so (and the parameters' gradients are the same), the others are masked again.
         again = x.mask is not None and not (function is None or function in _ZERO_AT_ZERO)
-        return _T(y * x.mask if again else y, x.segments, x.mask, x.real)
+        return x.like(y * x.mask if again else y)
 
     def dropout(self, x, name, rate):
         import tensorflow as tf
@@ -458,7 +497,7 @@ class SharedBuilder:
             rate = self.rate
         elif not rate:
             return x
-        return _T(tf.nn.dropout(x.value, rate=rate), x.segments, x.mask, x.real)
+        return x.like(tf.nn.dropout(x.value, rate=rate))
 
     @staticmethod
     def _joined_mask(xs):
@@ -481,7 +520,7 @@ class SharedBuilder:
         if before.shape != after.shape:
             raise ValueError(f"block {name!r} cannot be skipped: its input {before.shape} and output "
                              f"{after.shape} differ")
-        return _T(tf.where(self.masks[name] > 0, after.value, before.value), after.segments, after.mask, after.real)
+        return after.like(tf.where(self.masks[name] > 0, after.value, before.value))
 
     def _merged(self, xs, name) -> list:
         """The segments of an elementwise merge: one, named after it; or, where its inputs are joined
@@ -531,37 +570,47 @@ class SharedBuilder:
             padded.append(_T(tf.concat(values, -1), segments, tf.concat(masks, 0), x.real))
         return padded
 
+    def _merge(self, xs, name, value):
+        """An elementwise merge's output. Masked, its inputs are padded to one width first (`_padded`);
+        dynamic, they have one width when the graph runs (the family merges only such), and the
+        merge takes the live width of an input whose width the graph chooses."""
+        if not self.dynamic:
+            return _T(value, self._merged(xs, name), self._joined_mask(xs), xs[0].real)
+        chosen = next((x for x in xs if not all(_static(w) for w in x.live)), xs[0])
+        width = max(sum(w for _, w in x.segments) for x in xs)
+        return _T(value, [(self.key(name), width)], None, xs[0].real, [_total(chosen.live)])
+
     def add(self, xs, name):
         import tensorflow as tf
 
-        xs = self._padded(xs)
-        return _T(tf.add_n([x.value for x in xs]), self._merged(xs, name), self._joined_mask(xs), xs[0].real)
+        xs = xs if self.dynamic else self._padded(xs)
+        return self._merge(xs, name, tf.add_n([x.value for x in xs]))
 
     def multiply(self, xs, name):
-        xs = self._padded(xs)
+        xs = xs if self.dynamic else self._padded(xs)
         value = xs[0].value
         for x in xs[1:]:
             value = value * x.value
-        return _T(value, self._merged(xs, name), self._joined_mask(xs), xs[0].real)
+        return self._merge(xs, name, value)
 
     def concat(self, xs, name):
         import tensorflow as tf
 
         mask = None if all(x.mask is None for x in xs) else tf.concat([x.full_mask() for x in xs], 0)
         return _T(tf.concat([x.value for x in xs], axis=-1), [s for x in xs for s in x.segments], mask,
-                  sum(x.real for x in xs))
+                  sum(x.real for x in xs), [w for x in xs for w in x.live])
 
     def pool(self, x, name, kind, pool_size, strides):
         import tensorflow as tf
 
         pool = tf.nn.max_pool if kind == "max" else tf.nn.avg_pool
-        return _T(pool(x.value, ksize=pool_size, strides=strides, padding="SAME"), x.segments, x.mask, x.real)
+        return x.like(pool(x.value, ksize=pool_size, strides=strides, padding="SAME"))
 
     def global_pool(self, x, name, kind):
         import tensorflow as tf
 
         reduce = tf.reduce_max if kind == "max" else tf.reduce_mean
-        return _T(reduce(x.value, axis=list(range(1, len(x.shape) - 1))), x.segments, x.mask, x.real)
+        return x.like(reduce(x.value, axis=list(range(1, len(x.shape) - 1))))
 
     def flatten(self, x, name):
         import tensorflow as tf
@@ -569,7 +618,8 @@ class SharedBuilder:
         positions = int(np.prod(x.shape[1:-1])) if len(x.shape) > 2 else 1
         segments = [(f"{source}@{p}", width) for p in range(positions) for source, width in x.segments]
         mask = None if x.mask is None else tf.tile(x.mask, [positions])
-        return _T(tf.reshape(x.value, (-1, int(np.prod(x.shape[1:])))), segments, mask, positions * x.real)
+        return _T(tf.reshape(x.value, [-1, positions * _total(x.live)]), segments, mask, positions * x.real,
+                  [w for _ in range(positions) for w in x.live])
 
     def reshape(self, x, shape, name):
         import tensorflow as tf
@@ -581,7 +631,7 @@ class SharedBuilder:
 
         mean = tf.constant(np.asarray(mean, "float32"))
         variance = tf.constant(np.asarray(variance, "float32"))
-        return _T((x.value - mean) / tf.maximum(tf.sqrt(variance), 1e-7), x.segments, x.mask, x.real)
+        return x.like((x.value - mean) / tf.maximum(tf.sqrt(variance), 1e-7))
 
     def model(self, inputs, outputs, name):
         return outputs.value
@@ -675,10 +725,12 @@ class _ShapeProbe:
 
     def __init__(self):
         self.gated: set[str] = set()
+        self.called: set[str] = set()
 
     def __getattr__(self, name):
         if name not in self._FOLLOWED:
             raise AttributeError(name)
+        self.called.add(name)
         return lambda *args, **kwargs: 0 if name == "width" else None
 
     def gate(self, before, after, name):
@@ -850,6 +902,7 @@ class Supernet:
         self._steps: dict = {}
         self._shapes: dict = {}
         self._caps: dict[str, dict[str, int]] = {}
+        self._dynamic: dict[str, bool] = {}
         self._sums: dict = {}
         self._apply: Callable | None = None
         self.variants: dict[str, list] = {}
@@ -1009,11 +1062,29 @@ class Supernet:
     # -- sub-networks ---------------------------------------------------------------------------
 
     def forward(self, spec, x, mode: str = "train", statistics: dict | None = None, record: bool = False,
-                masks: dict | None = None, caps: dict | None = None, rate=None):
+                masks: dict | None = None, caps: dict | None = None, rate=None, dynamic: bool | None = None):
+        """`spec`'s outputs on `x` (and the builder that rendered it). With `masks`, the graph of
+        `spec`'s shape runs the network the masks describe: dynamic (None: where `spec` has no
+        recurrent layer), each layer sliced to its width as the graph runs; else masked."""
         from keras_structopt.space import family
 
-        builder = SharedBuilder(self.shared, spec, x, mode, statistics, record, masks, caps, rate)
+        if dynamic is None:
+            dynamic = masks is not None and self._slices(spec)
+        builder = SharedBuilder(self.shared, spec, x, mode, statistics, record, masks, caps, rate, dynamic)
         return family(spec.family).build(spec, builder), builder
+
+    def _slices(self, spec) -> bool:
+        """Whether a traced graph of `spec`'s shape slices its layers as it runs (no recurrent layer: a
+        recurrent cell's gates are laid out by its width, so it computes masked)."""
+        from keras_structopt.space import family
+
+        text = spec.to_json()
+        known = self._dynamic.get(text)
+        if known is None:
+            probe = _ShapeProbe()
+            family(spec.family).build(spec, probe)
+            known = self._dynamic[text] = "rnn" not in probe.called
+        return known
 
     def sandwich(self, rng: random.Random) -> list:
         """The step's sub-networks, of one kind drawn as often as the space holds it: its largest (the

@@ -114,7 +114,7 @@ def test_networks_that_differ_only_in_dropout_or_momentum_train_through_one_grap
     plain = dataclasses.replace(deep, options=specs[0].options)
     without = supernet.forward(plain, x, "train", masks=masks)[0].numpy()
     np.testing.assert_array_equal(supernet.forward(deep, x, "train", masks=masks, rate=rate)[0].numpy(), without)
-    # (and that is the sliced network, up to float rounding: masked training computes wider)
+    # (and that is the sliced network, up to float rounding: the traced graph slices as it runs)
     np.testing.assert_allclose(without, supernet.forward(specs[0], x, "train")[0].numpy(), rtol=1e-5, atol=1e-6)
     # and a rate drops units: the same graph, another network
     dropped = supernet.forward(deep, x, "train", masks=masks, rate=shapes[1][4])[0].numpy()
@@ -164,6 +164,28 @@ def test_a_one_shot_search_trains_the_supernet_once_and_fine_tunes_the_best(tmp_
     again.search(*flat.train, validation_data=flat.validation, epochs=6, verbose=0)
     assert (project / "supernet.npz").stat().st_mtime_ns == stamp
     assert json.loads((project / "one_shot.json").read_text())["trials"] == record["trials"]
+
+
+def test_the_supernet_is_checkpointed_every_half_minute_and_after_its_last_epoch(tmp_path, flat, monkeypatch):
+    from keras_structopt.search import _one_shot
+
+    saves = []
+    original = Supernet.save
+    monkeypatch.setattr(Supernet, "save", lambda self, path: (saves.append(self.epochs_done), original(self, path)))
+    hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=(1, 2), units=(8, 16), seed=0)
+
+    def search(epochs):
+        tuner = kso.search.OneShotSearch(hypermodel, objective="val_accuracy", max_trials=1, fine_tune=1, pool=2,
+                                         supernet_epochs=epochs, directory=tmp_path, project_name="p", seed=0)
+        tuner.search(*flat.train, validation_data=flat.validation, epochs=1, verbose=0)
+        return tuner
+
+    search(3)  # three short epochs: written once, after the last
+    assert saves == [3]
+    monkeypatch.setattr(_one_shot, "CHECKPOINT_SECONDS", 0.0)  # every epoch where they take longer
+    saves.clear()
+    resumed = search(5)  # the same project: it goes on from epoch 3
+    assert saves == [4, 5] and resumed.supernet.epochs_done == 5
 
 
 def test_any_structural_oracle_proposes_the_sub_networks(tmp_path, flat):
