@@ -31,6 +31,7 @@ training batches (Cai et al., "Once-for-All", 2020).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -852,6 +853,29 @@ class _Adam:
                         for key in state if key.startswith("m|")}
 
 
+@contextlib.contextmanager
+def _without_graph_rewrites():
+    """TensorFlow's graph optimizer (Grappler) off while the supernet's steps are first run, on again
+    after, as it was.
+
+    Grappler rewrites each traced function when it first runs. The supernet's steps are many
+    large graphs run a few hundred times each: on the digits' conv space, its first epoch (11
+    steps traced and first run) took 38.6-39.9 s without the rewrites and 47.5-50.0 s with them,
+    and the epochs after took as long either way (two runs each, five epochs). The option is
+    read when a function is first run, so the Keras models trained after (fine-tuning) are
+    optimised as usual.
+    """
+    import tensorflow as tf
+
+    before = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options(
+            {"disable_meta_optimizer": bool(before.get("disable_meta_optimizer", False))})
+
+
 def _losses(task: str):
     """The task's loss on the labels, and the distillation loss on a teacher's outputs."""
     import keras
@@ -1196,7 +1220,8 @@ class Supernet:
         batch_size = max(1, min(batch_size, len(x)))
         steps_per_epoch = max(1, len(x) // batch_size)
         total = max(1, epochs * steps_per_epoch)
-        with library_noise(messages=SUPERNET_NOISE):  # a step traced per shape is the design, not a mistake
+        with library_noise(messages=SUPERNET_NOISE), _without_graph_rewrites():
+            # (a step traced per shape is the design, not a mistake)
             self._train_epochs(x, y, epochs, batch_size, steps_per_epoch, total, on_epoch_end)
         return self.history
 
