@@ -146,6 +146,20 @@ class _T:
         return tf.ones((sum(w for _, w in self.segments),)) if self.mask is None else self.mask
 
 
+def _convolve(x, kernel, rank: int, strides: int, dilation: int, taps: int):
+    """A 'same'-padded convolution. Dilated, it is written as the space-to-batch convolution that
+    `tf.nn.convolution` makes of it, given the kernel's `taps`: its own dilated path reads the
+    kernel's shape when traced, which a dynamic step's kernel slices do not have (and a dilated
+    `conv2d` has no gradient on CPU)."""
+    import tensorflow as tf
+
+    if dilation == 1:
+        return tf.nn.convolution(x, kernel, strides=strides, padding="SAME")
+    return tf.nn.with_space_to_batch(
+        x, dilation_rate=[dilation] * rank, padding="SAME", filter_shape=[taps] * rank,
+        op=lambda inputs, num_spatial_dims, padding: tf.nn.convolution(inputs, kernel, padding=padding))
+
+
 def _static(width) -> bool:
     """Whether a width is a number (not a tensor a traced graph reads when it runs)."""
     return isinstance(width, (int, np.integer))
@@ -311,7 +325,7 @@ class SharedBuilder:
         key, rank, out = self.key(name), len(x.shape) - 2, self._computed(name, filters)
         live = self._live(name, out)
         pieces = self._kernel_pieces(name, key, x, out, rank, kernel_size, live)
-        y = tf.add_n([tf.nn.convolution(part, piece, strides=strides, padding="SAME", dilations=dilation)
+        y = tf.add_n([_convolve(part, piece, rank, strides, dilation, kernel_size)
                       for part, piece in zip(x.parts(), pieces)])
         kernel = [tf.concat(pieces, axis=-2)] if self.record else []  # (the traced steps need no joined kernel)
         return self._finish(name, key, y, kernel, use_bias, out, filters, activation, live=live)
@@ -861,7 +875,8 @@ def _without_graph_rewrites():
     Grappler rewrites each traced function when it first runs. The supernet's steps are many
     large graphs run a few hundred times each: on the digits' conv space, its first epoch (11
     steps traced and first run) took 38.6-39.9 s without the rewrites and 47.5-50.0 s with them,
-    and the epochs after took as long either way (two runs each, five epochs). The option is
+    and epochs 3-5 took 4.1 s on average without and 4.0 s with them (two runs each, the same
+    machine and hour): about 9 s saved and 3 s lost over 30 epochs. The option is
     read when a function is first run, so the Keras models trained after (fine-tuning) are
     optimised as usual.
     """

@@ -78,6 +78,11 @@ def test_a_sub_network_read_off_the_supernet_is_the_familys_own_model(case, imag
         # masked training computes the same network (a shallower stage through the deepest's graph, its
         # extra blocks skipped)
         np.testing.assert_allclose(masked, sliced, rtol=1e-4, atol=1e-5)
+        # ... and so does the traced training step (forward and gradients), whose widths are known only
+        # when it runs (dynamic slicing)
+        step, step_widths, step_rate = supernet._step(spec, False, x[:2])
+        _, traced = step(tf.constant(x, tf.float32), tf.constant(np.arange(len(x)) % 10), step_widths, step_rate)
+        np.testing.assert_allclose(traced.numpy(), sliced, rtol=1e-4, atol=1e-5)
         model = kso.render(spec, keras)
         supernet.load_into(model, spec, x)
         expected = supernet.forward(spec, x, "infer", supernet.calibrate(spec, x))[0].numpy()
@@ -354,3 +359,31 @@ def test_the_supernet_traces_a_step_per_shape_without_a_retracing_warning(caplog
     assert len(supernet._steps) >= 6  # enough traced functions that tf.function would warn
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]
     assert supernet.epochs_done == 2
+
+
+def test_equal_scores_are_told_apart_by_the_validation_loss():
+    # Saturated accuracy ties: the epoch kept, the race's winner and the best trial are the ones with
+    # the lower validation loss (a tie that improves nothing does not restart the patience).
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    keep = KeepBest("val_accuracy", "max", patience=2)
+    keep.set_model(model)
+    for epoch, (accuracy, loss) in enumerate([(0.9, 0.5), (1.0, 0.3), (1.0, 0.2), (1.0, 0.25), (0.9, 0.1)]):
+        model.layers[0].kernel.assign(np.full((2, 1), float(epoch), "float32"))
+        keep.on_epoch_end(epoch, {"val_accuracy": accuracy, "val_loss": loss})
+    assert (keep.best, keep.best_loss, keep.best_epoch) == (1.0, 0.2, 2)
+    assert keep.stopped  # two epochs after the last strict improvement (epoch 1)
+    keep.restore()
+    assert float(model.layers[0].kernel.numpy()[0, 0]) == 2.0
+
+
+def test_fine_tuned_trials_with_equal_scores_rank_by_validation_loss(tmp_path, flat):
+    hypermodel = kso.DenseHyperModel(input_shape=(64,), outputs=10, num_layers=1, units=(8, 16), seed=0)
+    search = kso.search.OneShotSearch(hypermodel, objective="val_accuracy", max_trials=3, fine_tune=3, pool=1,
+                                      supernet_epochs=1, directory=tmp_path, project_name="ties", seed=0)
+    search.search(*flat.train, validation_data=flat.validation, epochs=1, verbose=0)
+    from keras_structopt.search._one_shot import rescore
+
+    trials = sorted(search.oracle.trials.values(), key=lambda t: t.trial_id)
+    for trial, loss in zip(trials, [0.4, 0.2, 0.3]):
+        rescore(search.oracle, trial, {"val_accuracy": 0.95, "val_loss": loss})
+    assert [t.trial_id for t in search.ranked_trials(3)] == [trials[1].trial_id, trials[2].trial_id, trials[0].trial_id]
