@@ -155,6 +155,8 @@ def _convolve(x, kernel, rank: int, strides: int, dilation: int, taps: int):
 
     if dilation == 1:
         return tf.nn.convolution(x, kernel, strides=strides, padding="SAME")
+    if strides != 1:  # as tf.nn.convolution refuses them (the space-to-batch form would drop the strides)
+        raise ValueError(f"strides > 1 with dilation > 1 are not supported: strides={strides}, dilation={dilation}")
     return tf.nn.with_space_to_batch(
         x, dilation_rate=[dilation] * rank, padding="SAME", filter_shape=[taps] * rank,
         op=lambda inputs, num_spatial_dims, padding: tf.nn.convolution(inputs, kernel, padding=padding))
