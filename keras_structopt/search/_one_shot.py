@@ -51,12 +51,14 @@ from keras_structopt import _checks, _keras_tuner
 from keras_structopt._lock import ProjectLock
 from keras_structopt._trial_files import read_json, read_note, write_json, write_note
 from keras_structopt.search._budget import check_max_time
+from keras_structopt.search._curves import trial_directory
 from keras_structopt.search._supernet import Supernet, supports
 from keras_structopt.search._tuner import StructuralTuner, frozen_while_searching
 
 SUPERNET_FILE = "supernet.npz"
 ONE_SHOT_FILE = "one_shot.json"
 SUPERNET_PREFIX = "supernet_"
+READ_OFF_FILE = "read_off.npz"  # a trial's weights as read off the supernet (recalibrated)
 FINE_TUNE_FROM = ("scratch", "supernet")
 FINE_TUNE_SCHEDULES = ("cosine", "constant")
 CHECKPOINT_SECONDS = 30.0  # the supernet's checkpoints: at most one per this many seconds, and its last epoch
@@ -226,6 +228,7 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
             )
         self.supernet: Supernet | None = None
         self._data: dict[str, Any] = {}
+        self._scoring_model = None
 
     # -- search -----------------------------------------------------------------------------
 
@@ -326,15 +329,46 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
             raise _checks.error("Expected search() to train the supernet before the trials. Received: a trial "
                                 "run outside search().")
         hp = trial.hyperparameters
-        model = self.build_model(hp)
         spec = self.hypermodel.architecture(hp)
-        self.supernet.load_into(model, spec, self._data["x"][: self.calibration_examples],
-                                batch_size=min(256, self.calibration_examples))
-        metrics = {f"val_{name}": value for name, value in evaluate(model, *self._data["validation"]).items()}
+        calibration = self._data["x"][: self.calibration_examples]
+        batch_size = min(256, self.calibration_examples)
+        x, y = self._data["validation"]
+        if self.dtype_policy is None:  # scored as the supernet computes it: no Keras model built
+            weights, predicted = self.supernet.read_off(spec, calibration, x, batch_size=batch_size)
+            scored = evaluate(self._scorer(hp), x, y, predicted=predicted)
+            metrics = {f"val_{name}": value for name, value in scored.items()}
+            _write_weights(self._read_off_path(trial.trial_id), weights)
+        else:  # the model as the policy computes it
+            model = self.build_model(hp)
+            self.supernet.load_into(model, spec, calibration, batch_size=batch_size)
+            metrics = {f"val_{name}": value for name, value in evaluate(model, x, y).items()}
+            model.save_weights(self.checkpoint_path(trial.trial_id))
         metrics[SUPERNET_PREFIX + self.oracle.objective.name] = metrics[self.oracle.objective.name]
-        model.save_weights(self.checkpoint_path(trial.trial_id))
         write_note(self.project_dir, trial.trial_id, {"one_shot": {"supernet": metrics[self.oracle.objective.name]}})
         return self._with_cost(trial, metrics)
+
+    def _scorer(self, hp):
+        """A model compiled as the trials' are, whose loss and metrics score the outputs read off the
+        supernet (built once: every network of the space is compiled alike)."""
+        if self._scoring_model is None:
+            self._scoring_model = self.build_model(hp)
+        return self._scoring_model
+
+    def _read_off_path(self, trial_id: str) -> Path:
+        return trial_directory(self, trial_id) / READ_OFF_FILE
+
+    def _load_model(self, trial):
+        # A trial scored off the supernet keeps the weights it was scored with (read_off.npz); a
+        # fine-tuned one, its checkpoint.
+        path = self._read_off_path(trial.trial_id)
+        if Path(self.checkpoint_path(trial.trial_id)).exists() or not path.exists():
+            return super()._load_model(trial)
+        model = self.build_model(trial.hyperparameters)
+        weights = _read_weights(path)
+        for layer in model.layers:
+            if layer.name in weights:
+                layer.set_weights(weights[layer.name])
+        return model
 
     # -- fine-tuning ----------------------------------------------------------------------------
 
@@ -651,8 +685,29 @@ def _training_defaults(hypermodel) -> keras_tuner.HyperParameters:
     return fixed
 
 
-def evaluate(model, x, y, batch_size: int = 2048) -> dict[str, float]:
-    """The compiled loss and metrics of `model` on `(x, y)`, computed eagerly (no traced evaluation).
+def _write_weights(path: Path, weights: dict[str, list]) -> None:
+    """Each layer's weights (`{layer name: [arrays]}`) to an .npz file, atomically."""
+    import os
+
+    arrays = {f"{name}|{i}": np.asarray(value) for name, values in weights.items() for i, value in enumerate(values)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(temporary, "wb") as file:
+        np.savez(file, **arrays)  # type: ignore[arg-type]
+    os.replace(temporary, path)
+
+
+def _read_weights(path: Path) -> dict[str, list]:
+    weights: dict[str, list] = {}
+    with np.load(path, allow_pickle=False) as data:
+        for key in sorted(data.files, key=lambda k: (k.rpartition("|")[0], int(k.rpartition("|")[2]))):
+            weights.setdefault(key.rpartition("|")[0], []).append(data[key])
+    return weights
+
+
+def evaluate(model, x, y, batch_size: int = 2048, predicted=None) -> dict[str, float]:
+    """The compiled loss and metrics of `model` on `(x, y)`, computed eagerly (no traced evaluation);
+    with `predicted` (the outputs on `x`, computed elsewhere), those outputs are scored.
 
     Example:
         >>> import numpy as np, keras_tuner, keras_structopt as kso
@@ -666,10 +721,11 @@ def evaluate(model, x, y, batch_size: int = 2048) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        predicted = model(xb, training=False)
-        loss = float(model.compute_loss(x=xb, y=yb, y_pred=predicted, training=False))
+        out = model(xb, training=False) if predicted is None else keras.ops.convert_to_tensor(
+            predicted[start:start + batch_size])
+        loss = float(model.compute_loss(x=xb, y=yb, y_pred=out, training=False))
         total, count = total + loss * len(xb), count + len(xb)
-        metrics = {name: float(value) for name, value in model.compute_metrics(xb, yb, predicted).items()}
+        metrics = {name: float(value) for name, value in model.compute_metrics(xb, yb, out).items()}
     metrics["loss"] = total / max(count, 1)
     return {name: value for name, value in metrics.items() if math.isfinite(value) or name == "loss"}
 

@@ -162,6 +162,24 @@ def _convolve(x, kernel, rank: int, strides: int, dilation: int, taps: int):
         op=lambda inputs, num_spatial_dims, padding: tf.nn.convolution(inputs, kernel, padding=padding))
 
 
+def _fused_batch_norm(x, gamma, beta):
+    """Batch normalisation of `x` by its batch's statistics (training), as one fused operation: its
+    gradient is one operation too, where the written-out form's broadcasts cost a reduction each."""
+    import tensorflow as tf
+
+    shape = tf.shape(x)
+    image = x if len(x.shape) == 4 else tf.reshape(x, tf.stack([shape[0], 1, -1, shape[-1]]))
+    y, _, _ = tf.compat.v1.nn.fused_batch_norm(image, gamma, beta, epsilon=EPSILON, is_training=True)
+    return y if len(x.shape) == 4 else tf.reshape(y, shape)
+
+
+def _joined(pieces: list, axis: int):
+    """Kernel pieces (one per input segment) joined along the input-channel axis: one piece as it is."""
+    import tensorflow as tf
+
+    return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=axis)
+
+
 def _static(width) -> bool:
     """Whether a width is a number (not a tensor a traced graph reads when it runs)."""
     return isinstance(width, (int, np.integer))
@@ -315,30 +333,25 @@ class SharedBuilder:
 
         key, out = self.key(name), self._computed(name, units)
         live = self._live(name, out)
-        pieces = self._kernel_pieces(name, key, x, out, 0, 1, live)
-        y = tf.add_n([tf.matmul(part, piece) for part, piece in zip(x.parts(), pieces)])
-        kernel = [tf.concat(pieces, axis=0)] if self.record else []  # (the traced steps need no joined kernel)
-        return self._finish(name, key, y, kernel, use_bias, out, units, activation,
+        kernel = _joined(self._kernel_pieces(name, key, x, out, 0, 1, live), axis=0)
+        y = tf.matmul(x.value, kernel)  # one product with the segments' pieces joined (one op, not one each)
+        return self._finish(name, key, y, [kernel], use_bias, out, units, activation,
                             0.0 if bias is None else float(bias), live)
 
     def conv(self, x, filters, kernel_size, name, strides=1, activation=None, use_bias=True, dilation=1):
-        import tensorflow as tf
-
         key, rank, out = self.key(name), len(x.shape) - 2, self._computed(name, filters)
         live = self._live(name, out)
-        pieces = self._kernel_pieces(name, key, x, out, rank, kernel_size, live)
-        y = tf.add_n([_convolve(part, piece, rank, strides, dilation, kernel_size)
-                      for part, piece in zip(x.parts(), pieces)])
-        kernel = [tf.concat(pieces, axis=-2)] if self.record else []  # (the traced steps need no joined kernel)
-        return self._finish(name, key, y, kernel, use_bias, out, filters, activation, live=live)
+        kernel = _joined(self._kernel_pieces(name, key, x, out, rank, kernel_size, live), axis=-2)
+        y = _convolve(x.value, kernel, rank, strides, dilation, kernel_size)
+        return self._finish(name, key, y, [kernel], use_bias, out, filters, activation, live=live)
 
     def separable(self, x, filters, kernel_size, name, activation=None, use_bias=True, dilation=1):
         import tensorflow as tf
 
         key, rank, out = self.key(name), len(x.shape) - 2, self._computed(name, filters)
         live = self._live(name, out)
-        depthwise, pointwise, outputs = [], [], []
-        for part, (source, width), rows in zip(x.parts(), x.segments, x.live):
+        depthwise, pointwise = [], []
+        for (source, width), rows in zip(x.segments, x.live):
             label = self.source(source, name)
             full = self._get(f"{key}|depthwise|{label}", (kernel_size,) * rank + (width, 1),
                              lambda shape: _glorot(shape, kernel_size**rank, kernel_size**rank, self.shared.rng),
@@ -349,17 +362,15 @@ class SharedBuilder:
             p_full = self._get(f"{key}|pointwise|{label}", (1,) * rank + (width, out),
                                lambda shape: _glorot(shape, x.real, filters, self.shared.rng),
                                exact=tuple(range(rank + (source == "input"))))
-            p = p_full[(slice(0, 1),) * rank + (slice(0, rows), slice(0, live))]
-            value = part if rank == 2 else part[:, None]  # a sequence runs as an image one row high
-            kernel = d if rank == 2 else d[None]
-            h = tf.nn.depthwise_conv2d(value, kernel, strides=[1, 1, 1, 1], padding="SAME",
-                                       dilations=[dilation, dilation] if rank == 2 else [1, dilation])
-            h = h if rank == 2 else h[:, 0]
-            outputs.append(tf.nn.convolution(h, p, padding="SAME"))
             depthwise.append(d)
-            pointwise.append(p)
-        y = tf.add_n(outputs)
-        weights = [tf.concat(depthwise, axis=-2), tf.concat(pointwise, axis=-2)] if self.record else []
+            pointwise.append(p_full[(slice(0, 1),) * rank + (slice(0, rows), slice(0, live))])
+        # One depthwise and one pointwise convolution, the segments' pieces joined by input channel.
+        d, p = _joined(depthwise, axis=-2), _joined(pointwise, axis=-2)
+        value = x.value if rank == 2 else x.value[:, None]  # a sequence runs as an image one row high
+        h = tf.nn.depthwise_conv2d(value, d if rank == 2 else d[None], strides=[1, 1, 1, 1], padding="SAME",
+                                   dilations=[dilation, dilation] if rank == 2 else [1, dilation])
+        y = tf.nn.convolution(h if rank == 2 else h[:, 0], p, padding="SAME")
+        weights = [d, p]
         return self._finish(name, key, y, weights, use_bias, out, filters, activation, live=live)
 
     def embedding(self, x, name, vocabulary_size, units):
@@ -466,13 +477,20 @@ class SharedBuilder:
         import tensorflow as tf
 
         key = self.key(name)
-        outputs, gammas, betas, means, variances = [], [], [], [], []
-        axes = list(range(len(x.shape) - 1))
-        for part, (source, width), rows in zip(x.parts(), x.segments, x.live):
+        gammas, betas = [], []
+        for (source, width), rows in zip(x.segments, x.live):
             exact = (0,) if source == "input" else ()
             label = self.source(source, name)
-            gamma = self._get(f"{key}|gamma|{label}", (width,), lambda s: np.ones(s, "float32"), exact=exact)[:rows]
-            beta = self._get(f"{key}|beta|{label}", (width,), lambda s: np.zeros(s, "float32"), exact=exact)[:rows]
+            gammas.append(self._get(f"{key}|gamma|{label}", (width,), lambda s: np.ones(s, "float32"),
+                                    exact=exact)[:rows])
+            betas.append(self._get(f"{key}|beta|{label}", (width,), lambda s: np.zeros(s, "float32"),
+                                   exact=exact)[:rows])
+        if self.mode == "train":  # one fused normalisation of all the segments (each channel's own statistics)
+            y = _fused_batch_norm(x.value, _joined(gammas, 0), _joined(betas, 0))
+            return x.like(y if x.mask is None else y * x.mask)  # a zeroed channel normalises to its beta
+        outputs, means, variances = [], [], []
+        axes = list(range(len(x.shape) - 1))
+        for part, (source, _), gamma, beta in zip(x.parts(), x.segments, gammas, betas):
             stat = f"{name}|{source}"
             if self.mode == "infer":
                 mean, variance = self.statistics[stat]
@@ -484,8 +502,6 @@ class SharedBuilder:
                     self.statistics[stat] = (count + n, total + mean.numpy() * n,
                                              squares + (variance.numpy() + mean.numpy() ** 2) * n)
             outputs.append((part - mean) * tf.math.rsqrt(variance + EPSILON) * gamma + beta)
-            gammas.append(gamma)
-            betas.append(beta)
             means.append(mean)
             variances.append(variance)
         if self.record:
@@ -1279,6 +1295,20 @@ class Supernet:
         statistics = self.calibrate(spec, calibration_x, batch_size, batches)
         _, builder = self.forward(spec, np.asarray(calibration_x[:2], "float32"), "infer", statistics, record=True)
         return builder.weights
+
+    def read_off(self, spec, calibration_x, x, batch_size: int = 64, batches: int = 8,
+                 chunk: int = 2048) -> tuple[dict[str, list], np.ndarray]:
+        """`spec`'s Keras layers' weights, sliced off the supernet with their statistics recalibrated, and
+        its outputs on `x` with them (in chunks of `chunk` examples), no Keras model built."""
+        statistics = self.calibrate(spec, calibration_x, batch_size, batches)
+        weights: dict[str, list] | None = None
+        outputs = []
+        for start in range(0, max(len(x), 1), chunk):
+            value, builder = self.forward(spec, np.asarray(x[start:start + chunk], "float32"), "infer", statistics,
+                                          record=weights is None)
+            weights = builder.weights if weights is None else weights
+            outputs.append(np.asarray(value))
+        return weights or {}, np.concatenate(outputs)
 
     def load_into(self, model, spec, calibration_x, batch_size: int = 64, batches: int = 8) -> None:
         """Sets a rendered model's weights (the family's ordinary Keras model of `spec`) from the supernet."""

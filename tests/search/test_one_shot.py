@@ -87,6 +87,8 @@ def test_a_sub_network_read_off_the_supernet_is_the_familys_own_model(case, imag
         supernet.load_into(model, spec, x)
         expected = supernet.forward(spec, x, "infer", supernet.calibrate(spec, x))[0].numpy()
         np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
+        # in training mode (batch statistics: one fused normalisation in the supernet) as Keras trains it
+        np.testing.assert_allclose(np.asarray(model(x, training=True)), sliced, rtol=1e-4, atol=1e-5)
         assert kso.architecture_of(model) == spec
     assert len(kinds) >= 2
     # depth is elastic in the conv families' graphs
@@ -155,6 +157,16 @@ def test_a_one_shot_search_trains_the_supernet_once_and_fine_tunes_the_best(tmp_
     assert best.metrics.get_best_value("val_accuracy") == pytest.approx(score, abs=1e-6)
     assert best.metrics.exists("supernet_val_accuracy")
     assert score >= 0.85  # a 3,000-parameter MLP, six epochs of fine-tuning
+    # A trial that was not fine-tuned was scored off the supernet without a Keras model: its weights, as
+    # scored, are its read_off.npz, and the model loaded from them scores what the trial says.
+    untuned = next(t for t in search._by_supernet() if t.trial_id not in {row["trial"] for row in tuned})
+    folder = project / f"trial_{untuned.trial_id}"
+    assert (folder / "read_off.npz").is_file() and not (folder / "checkpoint.weights.h5").exists()
+    loaded = search.load_model(untuned)
+    assert kso.architecture_of(loaded) == hypermodel.architecture(untuned.hyperparameters)
+    read = evaluate(loaded, *flat.validation)
+    assert untuned.metrics.get_best_value("val_accuracy") == pytest.approx(read["accuracy"], abs=1e-6)
+    assert untuned.metrics.get_best_value("val_loss") == pytest.approx(read["loss"], rel=1e-4)
     # The fine-tuning is a race: both train one epoch (a tenth of six, at least one), the better one goes
     # on to the cosine schedule's end (every epoch: no early stopping; the schedule's test checks its rates).
     notes = {row["trial"]: read_note(project, row["trial"])["one_shot"] for row in tuned}
