@@ -14,7 +14,10 @@
    `StructuralOracle`, Bayesian, evolution or Optuna, with budgets, cost-aware scores and
    the Pareto front) proposes hyperparameters; the sub-network they describe takes its
    weights from the supernet, its batch normalisation statistics are recalibrated on a few
-   training batches, and it is scored on the validation data, without training.
+   training batches, and it is scored on the validation data, without training (the
+   supernet's own forward pass computes its outputs, which the search's compiled loss and
+   metrics score: no Keras model is built for a trial; its weights go to `read_off.npz` in the
+   trial's folder, from which `load_model` builds it).
 3. **Trains the best few** (`fine_tune`, default 3), from fresh weights or from their
    supernet weights (`fine_tune_from`), as a race: each trains the first tenth of its
    schedule (`race_epochs`), the best of them trains to its end. Their
