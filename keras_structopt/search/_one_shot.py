@@ -52,10 +52,10 @@ from keras_tuner.engine.hyperparameters import Float
 
 from keras_structopt import _checks, _keras_tuner
 from keras_structopt._lock import ProjectLock
-from keras_structopt._trial_files import read_json, read_note, write_json, write_note
+from keras_structopt._trial_files import read_json, read_note, write_atomically, write_json, write_note
 from keras_structopt.search._budget import check_max_time
 from keras_structopt.search._curves import trial_directory
-from keras_structopt.search._supernet import Supernet, supports
+from keras_structopt.search._supernet import Supernet, set_layer_weights, supports
 from keras_structopt.search._tuner import StructuralTuner, frozen_while_searching
 
 SUPERNET_FILE = "supernet.npz"
@@ -367,10 +367,7 @@ class OneShotSearch(StructuralTuner, keras_tuner.RandomSearch):
         if Path(self.checkpoint_path(trial.trial_id)).exists() or not path.exists():
             return super()._load_model(trial)
         model = self.build_model(trial.hyperparameters)
-        weights = _read_weights(path)
-        for layer in model.layers:
-            if layer.name in weights:
-                layer.set_weights(weights[layer.name])
+        set_layer_weights(model, _read_weights(path))
         return model
 
     # -- fine-tuning ----------------------------------------------------------------------------
@@ -690,14 +687,12 @@ def _training_defaults(hypermodel) -> keras_tuner.HyperParameters:
 
 def _write_weights(path: Path, weights: dict[str, list]) -> None:
     """Each layer's weights (`{layer name: [arrays]}`) to an .npz file, atomically."""
-    import os
+    import io
 
     arrays = {f"{name}|{i}": np.asarray(value) for name, values in weights.items() for i, value in enumerate(values)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "wb") as file:
-        np.savez(file, **arrays)  # type: ignore[arg-type]
-    os.replace(temporary, path)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    write_atomically(path, buffer.getvalue())
 
 
 def _read_weights(path: Path) -> dict[str, list]:

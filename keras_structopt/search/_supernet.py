@@ -173,6 +173,21 @@ def _fused_batch_norm(x, gamma, beta):
     return y if len(x.shape) == 4 else tf.reshape(y, shape)
 
 
+def set_layer_weights(model, weights: dict[str, list]) -> None:
+    """Sets each layer of `model` named in `weights` (`{layer name: [arrays]}`, Keras's order) to them.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="out")])
+        >>> set_layer_weights(model, {"out": [np.ones((2, 1)), np.zeros(1)]})
+        >>> model.get_layer("out").get_weights()[0].ravel().tolist()
+        [1.0, 1.0]
+    """
+    for layer in model.layers:
+        if layer.name in weights:
+            layer.set_weights(weights[layer.name])
+
+
 def _joined(pieces: list, axis: int):
     """Kernel pieces (one per input segment) joined along the input-channel axis: one piece as it is."""
     import tensorflow as tf
@@ -1312,10 +1327,7 @@ class Supernet:
 
     def load_into(self, model, spec, calibration_x, batch_size: int = 64, batches: int = 8) -> None:
         """Sets a rendered model's weights (the family's ordinary Keras model of `spec`) from the supernet."""
-        weights = self.weights_of(spec, calibration_x, batch_size, batches)
-        for layer in model.layers:
-            if layer.name in weights:
-                layer.set_weights(weights[layer.name])
+        set_layer_weights(model, self.weights_of(spec, calibration_x, batch_size, batches))
 
     # -- checkpoints ------------------------------------------------------------------------------
 
