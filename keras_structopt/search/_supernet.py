@@ -1307,9 +1307,7 @@ class Supernet:
 
     def weights_of(self, spec, calibration_x, batch_size: int = 64, batches: int = 8) -> dict[str, list]:
         """Each Keras layer's weights for `spec`, sliced off the supernet, its statistics recalibrated."""
-        statistics = self.calibrate(spec, calibration_x, batch_size, batches)
-        _, builder = self.forward(spec, np.asarray(calibration_x[:2], "float32"), "infer", statistics, record=True)
-        return builder.weights
+        return self.read_off(spec, calibration_x, calibration_x[:2], batch_size, batches)[0]
 
     def read_off(self, spec, calibration_x, x, batch_size: int = 64, batches: int = 8,
                  chunk: int = 2048) -> tuple[dict[str, list], np.ndarray]:
